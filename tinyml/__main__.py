@@ -1,0 +1,5 @@
+import sys
+
+from tinyml.cli import main
+
+sys.exit(main())
