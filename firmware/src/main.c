@@ -1,0 +1,208 @@
+/* The benchmark server: boots, then answers the host's frames forever (see protocol.h).
+ *
+ * It owns the model's input and output buffers; the compiled model (model.h, from `tinyml compile`) owns its
+ * arena. Nothing is allocated at run time.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "model.h"
+#include "protocol.h"
+#include "runtime.h"
+#include "text.h"
+#include "timer.h"
+#include "tinyml_board.h"
+#include "tinyml_config.h"
+#include "uart.h"
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define MAX_RUNS ((PROTO_MAX_PAYLOAD - 2u) / 8u)
+#define PROFILE_PER_FRAME ((PROTO_MAX_PAYLOAD - 6u) / 8u)
+
+static int8_t input[MODEL_INPUT_BYTES] __attribute__((aligned(16)));
+static int8_t output[MODEL_OUTPUT_BYTES] __attribute__((aligned(16)));
+static proto_frame_t frame;
+static uint8_t reply[PROTO_MAX_PAYLOAD];
+
+static uint32_t get_u32(const uint8_t *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+static uint16_t get_u16(const uint8_t *p) {
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static void put_u16(uint8_t *p, uint16_t v) {
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static void put_u64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* ---- per-layer profile: model_invoke() calls tinyml_profile_mark() when built with -DTINYML_PROFILE ---- */
+#ifdef TINYML_PROFILE
+static uint64_t marks[MODEL_NUM_LAYERS + 1];
+static uint64_t layer_counts[MODEL_NUM_LAYERS];
+static volatile int profiling;
+
+void tinyml_profile_mark(int layer) {
+    if (profiling) marks[layer + 1] = timer_now();
+}
+
+/* One invoke with marks; the cost of a mark itself (measured back to back) is taken out of every layer. */
+static int profile_run(void) {
+    profiling = 1;
+    tinyml_profile_mark(-1);
+    tinyml_profile_mark(0);
+    uint64_t overhead = timer_count(marks[0], marks[1]);
+    int status = model_invoke(input, output);
+    profiling = 0;
+    for (unsigned i = 0; i < MODEL_NUM_LAYERS; i++) {
+        uint64_t c = timer_count(marks[i], marks[i + 1]);
+        layer_counts[i] = c > overhead ? c - overhead : 0u;
+    }
+    return status;
+}
+#endif
+
+static void cmd_hello(void) {
+    uint8_t p[9] = {'T', 'I', 'N', 'Y', 'M', 'L', PROTO_VERSION, 0, 0};
+    put_u16(p + 7, PROTO_MAX_PAYLOAD);
+    proto_reply(&frame, p, sizeof p);
+}
+
+static void cmd_info(void) {
+    text_t t = {(char *)reply, 0, sizeof reply};
+    text_kv(&t, "board", TINYML_BOARD_NAME);
+    text_kv(&t, "cpu", TINYML_CPU);
+    text_kv_u64(&t, "clock_hz", TINYML_CLOCK_HZ);
+    text_kv(&t, "unit", TIMER_UNIT);
+    text_kv(&t, "model", TINYML_MODEL_NAME);
+    text_kv(&t, "model_sha256", TINYML_MODEL_SHA256);
+    text_kv_u64(&t, "input_bytes", MODEL_INPUT_BYTES);
+    text_kv_u64(&t, "output_bytes", MODEL_OUTPUT_BYTES);
+    text_kv(&t, "input_scale", STR(MODEL_INPUT_SCALE));
+    text_kv(&t, "input_zero_point", STR(MODEL_INPUT_ZERO_POINT));
+    text_kv(&t, "output_scale", STR(MODEL_OUTPUT_SCALE));
+    text_kv(&t, "output_zero_point", STR(MODEL_OUTPUT_ZERO_POINT));
+    text_kv_u64(&t, "arena_bytes", MODEL_ARENA_BYTES);
+    text_kv_u64(&t, "num_layers", MODEL_NUM_LAYERS);
+#ifdef TINYML_PROFILE
+    text_kv(&t, "profile", "1");
+#else
+    text_kv(&t, "profile", "0");
+#endif
+    text_kv_u64(&t, "stack_bytes", stack_size_bytes());
+    text_kv_u64(&t, "stack_peak_bytes", stack_peak_bytes());
+    text_kv(&t, "cflags", TINYML_CFLAGS);
+    text_kv(&t, "compiler", "gcc " __VERSION__);
+    text_kv_u64(&t, "protocol", PROTO_VERSION);
+    proto_reply(&frame, reply, (uint16_t)t.len);
+}
+
+static void cmd_set_input(void) {
+    if (frame.len < 4u) {
+        proto_error(frame.seq, ERR_BAD_ARG, frame.cmd, "SET_INPUT needs offset u32 + data");
+        return;
+    }
+    uint32_t offset = get_u32(frame.payload);
+    uint32_t n = frame.len - 4u;
+    if (offset > MODEL_INPUT_BYTES || n > MODEL_INPUT_BYTES - offset) {
+        proto_error(frame.seq, ERR_BAD_ARG, frame.cmd, "input chunk beyond MODEL_INPUT_BYTES");
+        return;
+    }
+    memcpy(input + offset, frame.payload + 4, n);
+    proto_reply(&frame, 0, 0);
+}
+
+static void cmd_invoke(void) {
+    uint16_t runs = frame.len >= 2u ? get_u16(frame.payload) : 0u;
+    if (runs == 0u || runs > MAX_RUNS) {
+        proto_error(frame.seq, ERR_BAD_ARG, frame.cmd, "INVOKE runs out of range (1 to (max payload - 2) / 8)");
+        return;
+    }
+    put_u16(reply, runs);
+    for (uint16_t i = 0; i < runs; i++) {
+        uint64_t t0 = timer_now();
+        int status = model_invoke(input, output);
+        uint64_t t1 = timer_now();
+        if (status != 0) {
+            proto_error(frame.seq, ERR_MODEL, frame.cmd, "model_invoke returned an error");
+            return;
+        }
+        put_u64(reply + 2 + 8u * i, timer_count(t0, t1));
+    }
+    proto_reply(&frame, reply, (uint16_t)(2u + 8u * runs));
+}
+
+static void cmd_get_output(void) {
+    if (frame.len != 6u) {
+        proto_error(frame.seq, ERR_BAD_ARG, frame.cmd, "GET_OUTPUT needs offset u32 + length u16");
+        return;
+    }
+    uint32_t offset = get_u32(frame.payload);
+    uint32_t n = get_u16(frame.payload + 4);
+    if (offset > MODEL_OUTPUT_BYTES || n > MODEL_OUTPUT_BYTES - offset || n > PROTO_MAX_PAYLOAD) {
+        proto_error(frame.seq, ERR_BAD_ARG, frame.cmd, "output range beyond MODEL_OUTPUT_BYTES");
+        return;
+    }
+    proto_reply(&frame, output + offset, (uint16_t)n);
+}
+
+static void cmd_profile(void) {
+#ifdef TINYML_PROFILE
+    uint16_t first = frame.len >= 2u ? get_u16(frame.payload) : 0u;
+    if (first == 0u && profile_run() != 0) {
+        proto_error(frame.seq, ERR_MODEL, frame.cmd, "model_invoke returned an error");
+        return;
+    }
+    if (first > MODEL_NUM_LAYERS) {
+        proto_error(frame.seq, ERR_BAD_ARG, frame.cmd, "first layer beyond MODEL_NUM_LAYERS");
+        return;
+    }
+    uint16_t n = (uint16_t)(MODEL_NUM_LAYERS - first);
+    if (n > PROFILE_PER_FRAME) n = PROFILE_PER_FRAME;
+    put_u16(reply, MODEL_NUM_LAYERS);
+    put_u16(reply + 2, first);
+    put_u16(reply + 4, n);
+    for (uint16_t i = 0; i < n; i++) put_u64(reply + 6 + 8u * i, layer_counts[first + i]);
+    proto_reply(&frame, reply, (uint16_t)(6u + 8u * n));
+#else
+    proto_error(frame.seq, ERR_UNSUPPORTED, frame.cmd, "built without per-layer profiling (export with --profile)");
+#endif
+}
+
+static void cmd_exit(void) {
+#if TINYML_SEMIHOSTING
+    proto_reply(&frame, 0, 0);
+    runtime_exit(0);
+#else
+    proto_error(frame.seq, ERR_UNSUPPORTED, frame.cmd, "EXIT only exists on emulated boards");
+#endif
+}
+
+static void cmd_crash(void) {
+    __asm volatile("udf #0");
+}
+
+int main(void) {
+    uart_init();
+    timer_init();
+    for (;;) {
+        proto_receive(&frame);
+        switch (frame.cmd) {
+        case CMD_HELLO: cmd_hello(); break;
+        case CMD_INFO: cmd_info(); break;
+        case CMD_SET_INPUT: cmd_set_input(); break;
+        case CMD_INVOKE: cmd_invoke(); break;
+        case CMD_GET_OUTPUT: cmd_get_output(); break;
+        case CMD_PROFILE: cmd_profile(); break;
+        case CMD_EXIT: cmd_exit(); break;
+        case CMD_CRASH: cmd_crash(); break;
+        default: proto_error(frame.seq, ERR_UNKNOWN_CMD, frame.cmd, "unknown command"); break;
+        }
+    }
+}

@@ -1,0 +1,148 @@
+"""Tiny single-op (and a few multi-op) Keras models with awkward shapes, converted to full-int8 .tflite.
+
+Shared by the compiler tests: every case is converted once per test session (TF's converter, ~1 s each).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    input_shape: tuple[int, ...]  # without batch
+    build: Callable  # (keras, tf, x) -> y
+    lo: float = -1.0  # representative data range: shifts the input zero point
+    hi: float = 1.0
+    expect_ops: tuple[str, ...] = ()  # ops the converted model must contain
+
+
+def _conv(k, s, pad, ch, act=None, d=1):
+    return lambda keras, tf, x: keras.layers.Conv2D(ch, k, strides=s, padding=pad, dilation_rate=d,
+                                                    activation=act)(x)
+
+
+def _dw(k, s, pad, dm=1, act=None, d=1):
+    return lambda keras, tf, x: keras.layers.DepthwiseConv2D(k, strides=s, padding=pad, depth_multiplier=dm,
+                                                             dilation_rate=d, activation=act)(x)
+
+
+def _mobilenet(keras, tf, x):
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu6")(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", activation="relu6")(x)
+    x = keras.layers.Conv2D(12, 1, activation="relu6")(x)
+    x = keras.layers.DepthwiseConv2D(3, strides=2, padding="same", activation="relu6")(x)
+    x = keras.layers.Conv2D(16, 1, activation="relu6")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.layers.Dense(3, activation="softmax")(x)
+
+
+def _residual(keras, tf, x):
+    a = keras.layers.Conv2D(6, 3, padding="same", activation="relu")(x)
+    b = keras.layers.Conv2D(6, 1)(x)
+    y = keras.layers.Add()([a, b])
+    return keras.layers.Conv2D(4, 3, padding="same", activation="relu")(y)
+
+
+def _add_const(keras, tf, x):
+    x = keras.layers.Conv2D(5, 1)(x)
+    return keras.layers.Lambda(lambda t: tf.nn.relu(t + tf.constant([0.5, -0.25, 1.0, 0.0, -1.5])))(x)
+
+
+def _pad_conv(keras, tf, x):
+    x = keras.layers.ZeroPadding2D(((1, 2), (2, 0)))(x)
+    return keras.layers.Conv2D(4, 3, padding="valid")(x)
+
+
+def _padv2(keras, tf, x):
+    x = keras.layers.Lambda(lambda t: tf.pad(t, [[0, 0], [1, 1], [0, 2], [0, 0]], constant_values=0.5))(x)
+    return keras.layers.Conv2D(3, 2, padding="valid")(x)
+
+
+def _dense(units, act=None):
+    def f(keras, tf, x):
+        return keras.layers.Dense(units, activation=act)(keras.layers.Flatten()(x))
+    return f
+
+
+CASES: tuple[Case, ...] = (
+    Case("conv3x3_s1_same_relu6", (11, 13, 3), _conv(3, 1, "same", 5, "relu6"), expect_ops=("CONV_2D",)),
+    Case("conv3x3_s2_same_odd", (15, 15, 5), _conv(3, 2, "same", 7, "relu"), lo=0.0, hi=2.0),
+    Case("conv5x3_s2_valid", (16, 11, 4), _conv((5, 3), 2, "valid", 6)),
+    Case("conv3x3_dil2_same", (13, 12, 3), _conv(3, 1, "same", 4, d=2)),
+    Case("conv1x1_pointwise", (9, 7, 10), _conv(1, 1, "valid", 13, "relu6"), lo=-0.2, hi=3.0),
+    Case("conv1x1_s2", (9, 9, 6), _conv(1, 2, "same", 5)),
+    Case("dw3x3_s1_same_relu6", (12, 10, 6), _dw(3, 1, "same", act="relu6"), expect_ops=("DEPTHWISE_CONV_2D",)),
+    Case("dw3x3_s2_same_odd", (13, 11, 5), _dw(3, 2, "same"), lo=0.0, hi=1.0),
+    Case("dw5x5_valid_dm2", (11, 9, 3), _dw(5, 1, "valid", dm=2)),
+    Case("dw3x3_s2_dm8_1ch", (17, 17, 1), _dw(3, 2, "same", dm=8, act="relu6")),
+    Case("dw3x3_dil2", (12, 12, 4), _dw(3, 1, "same", d=2)),
+    Case("avgpool3x3_s2_same", (11, 9, 5), lambda k, tf, x: k.layers.AveragePooling2D(3, 2, "same")(x),
+         expect_ops=("AVERAGE_POOL_2D",)),
+    Case("maxpool2x2_valid_3x3_same", (9, 9, 3),
+         lambda k, tf, x: k.layers.MaxPooling2D(3, 1, "same")(k.layers.MaxPooling2D(2, 2, "valid")(x)),
+         expect_ops=("MAX_POOL_2D",)),
+    Case("mean_gap", (7, 5, 6), lambda k, tf, x: k.layers.GlobalAveragePooling2D()(x), lo=-0.5, hi=2.0,
+         expect_ops=("MEAN",)),
+    Case("fc_per_channel_relu", (5, 5, 3), _dense(10, "relu"), expect_ops=("FULLY_CONNECTED", "RESHAPE")),
+    Case("softmax7", (3, 3, 2), _dense(7, "softmax"), expect_ops=("SOFTMAX",)),
+    Case("add_residual", (8, 7, 3), _residual, expect_ops=("ADD",)),
+    Case("add_broadcast_const", (6, 5, 4), _add_const, expect_ops=("ADD",)),
+    Case("pad_zero", (7, 6, 3), _pad_conv, lo=0.2, hi=1.0, expect_ops=("PAD",)),
+    Case("padv2_value", (6, 6, 2), _padv2, expect_ops=("PADV2",)),
+    Case("mini_mobilenet", (24, 20, 3), _mobilenet, lo=0.0, hi=1.0),
+)
+PER_TENSOR_FC = Case("fc_per_tensor", (4, 4, 5), _dense(6), expect_ops=("FULLY_CONNECTED",))
+
+
+def convert(case: Case, out: Path, per_tensor: bool = False, seed: int = 0) -> Path:
+    """Build the case's Keras model with seeded random weights and convert it to full int8."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    x = keras.Input(case.input_shape, batch_size=1)
+    model = keras.Model(x, case.build(keras, tf, x))
+    for w in model.weights:  # bias too, so folded-bias paths see non-zero values
+        if "bias" in w.path:
+            w.assign(np.random.default_rng(seed).uniform(-0.3, 0.3, w.shape).astype("float32"))
+    rng = np.random.default_rng(seed + 1)
+
+    def rep():
+        for _ in range(32):
+            yield [rng.uniform(case.lo, case.hi, (1, *case.input_shape)).astype("float32")]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = rep
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    if per_tensor:
+        conv._experimental_disable_per_channel_quantization_for_dense_layers = True
+    path = out / f"{case.name}.tflite"
+    path.write_bytes(conv.convert())
+    return path
+
+
+def float_model(out: Path) -> Path:
+    """A float32 .tflite (no quantization) for the refusal test."""
+    import keras
+    import tensorflow as tf
+
+    x = keras.Input((4, 4, 2), batch_size=1)
+    model = keras.Model(x, keras.layers.Conv2D(2, 1)(x))
+    path = out / "float.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    return path
+
+
+def unsupported_op_model(out: Path) -> Path:
+    """A full-int8 model with a TANH after a conv: an op the compiler does not support."""
+    case = Case("tanh", (5, 5, 2), lambda k, tf, x: k.layers.Activation("tanh")(k.layers.Conv2D(3, 1)(x)))
+    return convert(case, out)

@@ -1,0 +1,28 @@
+"""`.tflite` -> C compiler: parse (tflite.py) -> layers (ops.py) -> memory plan (planner.py) -> C (emit.py).
+
+The generated code is bit-exact with the TFLM interpreter; the kernels it copies in live in kernels/.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tinyml.compile import emit, ops, planner, tflite
+from tinyml.compile.emit import Compiled
+
+
+def analyze(path: str | os.PathLike, name: str = "model") -> Compiled:
+    """Parse, check and plan a model without writing anything (raises TinymlError on anything unsupported)."""
+    emit.check_name(name)
+    model = tflite.load(path)
+    layers = ops.build_layers(model)
+    return Compiled(model, tuple(layers), planner.plan(layers, model), name)
+
+
+def compile_tflite(path: str | os.PathLike, out_dir: str | os.PathLike, name: str = "model") -> Compiled:
+    """Compile `path` into `out_dir` (replaced atomically) and return what was compiled."""
+    c = analyze(path, name)
+    source = Path(path).name
+    emit.write_dir(out_dir, emit.render(c, source), emit.manifest(c, source))
+    return c

@@ -1,0 +1,204 @@
+"""Render a compiled model (layers + memory plan) into a self-contained directory of C sources.
+
+The directory is written atomically: rendered into a temporary sibling, then renamed into place, so a failed
+compile never leaves a partial directory and a re-compile replaces the previous output as a whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from tinyml.compile.ops import ConstArray, Layer, Params, Ref, shape_str
+from tinyml.compile.planner import MemoryPlan
+from tinyml.compile.tflite import TfliteModel
+from tinyml.errors import TinymlError
+
+MARKER = "tinyml_compile.json"  # written into every output dir; also what allows replacing an existing dir
+KERNEL_HEADER = "tinyml_kernels.h"
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """Everything known about one compiled model (the CLI, verify and profile read it)."""
+
+    model: TfliteModel
+    layers: tuple[Layer, ...]
+    plan: MemoryPlan
+    name: str
+
+    @property
+    def macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+    @property
+    def weight_bytes(self) -> int:
+        return sum(layer.weight_bytes for layer in self.layers)
+
+    @property
+    def const_bytes(self) -> int:
+        """Bytes of the const arrays the generated code carries (weights, folded biases, multipliers...)."""
+        return sum(c.values.size * (1 if c.ctype == "int8_t" else 4) for la in self.layers for c in la.consts)
+
+    @property
+    def kernels(self) -> tuple[str, ...]:
+        return tuple(sorted({la.kernel for la in self.layers if la.kernel}))
+
+
+def check_name(name: str) -> None:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise TinymlError(f"--name {name!r} is not a C identifier (letters, digits, underscore)")
+    reserved = {"tinyml_kernels"} | {s[:-2] for s in kernel_sources()}
+    if name in reserved or name.startswith("tinyml_"):
+        raise TinymlError(f"--name {name!r} clashes with a kernel file name; choose another")
+
+
+def kernel_sources() -> list[str]:
+    return sorted(p.name for p in resources.files("tinyml.compile").joinpath("kernels").iterdir()
+                  if p.name.endswith(".c"))
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.PackageLoader("tinyml.compile", "templates"), trim_blocks=True,
+                              lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
+                              autoescape=False)
+
+
+def _c_float(x: float) -> str:
+    """A float literal that reads back as exactly the model's float32 value."""
+    return f"{float(np.float32(x))!r}f"
+
+
+def _c_value(v: int | Ref | tuple, var: str) -> str:
+    if isinstance(v, Ref):
+        return f"{var}_{v.name}"
+    if isinstance(v, tuple) and v and isinstance(v[0], tuple):
+        return _c_struct(v, var)
+    if isinstance(v, tuple):
+        return "{" + ", ".join(str(int(x)) for x in v) + "}"
+    return str(int(v))
+
+
+def _c_struct(params: Params, var: str) -> str:
+    return "{" + ", ".join(f".{k} = {_c_value(v, var)}" for k, v in params) + "}"
+
+
+def _numbers(values: np.ndarray, per_line: int) -> str:
+    vals = [str(int(v)) for v in values.reshape(-1)]
+    return "\n".join("    " + ", ".join(vals[i:i + per_line]) + "," for i in range(0, len(vals), per_line))
+
+
+def _hex_bytes(data: bytes) -> str:
+    h = data.hex()
+    lines = []
+    for i in range(0, len(data), 16):
+        chunk = h[2 * i:2 * i + 32]
+        lines.append("    " + ", ".join("0x" + chunk[j:j + 2] for j in range(0, len(chunk), 2)) + ",")
+    return "\n".join(lines)
+
+
+def render(c: Compiled, source: str) -> dict[str, str]:
+    """File name -> contents of the whole output directory."""
+    env = _env()
+    name, p_up = c.name, c.name.upper()
+    model, plan = c.model, c.plan
+    t_in, t_out = model.tensors[model.inputs[0]], model.tensors[model.outputs[0]]
+    io = {
+        "input": {"bytes": t_in.nbytes, "scale": _c_float(t_in.scale), "zero_point": t_in.zero_point,
+                  "shape": list(t_in.shape)},
+        "output": {"bytes": t_out.nbytes, "scale": _c_float(t_out.scale), "zero_point": t_out.zero_point,
+                   "shape": list(t_out.shape)},
+    }
+    layers, arrays = [], []
+    uses_memcpy = False
+    for la in c.layers:
+        var = f"{name}_l{la.index}"
+        out_t = model.tensors[la.output]
+        out_expr = plan.expr(la.output, "arena")
+        if la.alias:
+            if la.index in plan.copies:
+                uses_memcpy = True
+                call = f"memcpy({out_expr}, {plan.expr(la.inputs[0], 'arena')}, {out_t.nbytes}u);"
+            else:
+                call = "/* aliases its input: no code */"
+        else:
+            args = [f"{var}_{a.name}" if isinstance(a, Ref) else plan.expr(a, "arena") for a in la.inputs]
+            call = f"{la.kernel}(&{var}, {', '.join(args)}, {out_expr});"
+        layers.append({
+            "index": la.index, "op": la.op, "kernel": la.kernel, "macs": la.macs, "out_bytes": out_t.nbytes,
+            "out_shape": (list(la.out_shape) + [0] * 4)[:4], "out_rank": min(4, len(la.out_shape)),
+            "params_type": la.params_type, "var": var,
+            "params": _c_struct(la.params, var) if la.params else "", "summary": la.summary, "call": call,
+            "out_expr": out_expr,
+        })
+        for k, a in enumerate(la.consts):
+            arrays.append(_array(a, var, la, k == 0))
+    ctx = {"name": name, "P": p_up, "source": source, **io, "arena_bytes": plan.arena_bytes,
+           "lower_bound": plan.lower_bound, "macs": c.macs, "layers": layers, "arrays": arrays,
+           "uses_memcpy": uses_memcpy, "weight_bytes": c.const_bytes}
+    files = {
+        f"{name}.h": env.get_template("model.h.j2").render(ctx),
+        f"{name}.c": env.get_template("model.c.j2").render(ctx),
+        f"{name}_weights.h": env.get_template("model_weights.h.j2").render(ctx),
+        f"{name}_weights.c": env.get_template("model_weights.c.j2").render(ctx),
+        f"{name}_tflite.c": env.get_template("model_tflite.c.j2").render(
+            name=name, source=source, length=len(model.data), body=_hex_bytes(model.data)),
+    }
+    kdir = resources.files("tinyml.compile").joinpath("kernels")
+    files[KERNEL_HEADER] = kdir.joinpath(KERNEL_HEADER).read_text()
+    for k in c.kernels:
+        files[f"{k}.c"] = kdir.joinpath(f"{k}.c").read_text()
+    return files
+
+
+def _array(a: ConstArray, var: str, la: Layer, first: bool) -> dict:
+    per_line = 16 if a.ctype == "int8_t" else 8
+    return {"var": f"{var}_{a.name}", "ctype": a.ctype, "count": a.values.size, "comment": a.comment,
+            "body": _numbers(a.values, per_line), "layer": la.index,
+            "layer_header": f"{la.op} {shape_str(la.out_shape)}" if first else ""}
+
+
+def manifest(c: Compiled, source: str) -> dict:
+    model = c.model
+    return {
+        "tool": "tinyml compile", "source": source, "sha256": hashlib.sha256(model.data).hexdigest(),
+        "name": c.name, "input_shape": list(model.tensors[model.inputs[0]].shape),
+        "output_shape": list(model.tensors[model.outputs[0]].shape), "layers": len(c.layers), "macs": c.macs,
+        "arena_bytes": c.plan.arena_bytes, "arena_lower_bound": c.plan.lower_bound,
+        "const_bytes": c.const_bytes, "kernels": list(c.kernels),
+    }
+
+
+def write_dir(out_dir: str | os.PathLike, files: dict[str, str], meta: dict) -> None:
+    """Write all files into a temporary sibling directory, then swap it in for out_dir."""
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).exists())):
+        raise TinymlError(f"{out} exists and is not a `tinyml compile` output; choose another -o or remove it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    old = None
+    try:
+        for fname, text in files.items():
+            (tmp / fname).write_text(text)
+        (tmp / MARKER).write_text(json.dumps(meta, indent=2) + "\n")
+        os.chmod(tmp, 0o755)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            os.rmdir(old)
+            os.replace(out, old)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and old.exists():
+            shutil.rmtree(old, ignore_errors=True)

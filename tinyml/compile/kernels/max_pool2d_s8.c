@@ -1,0 +1,25 @@
+/* MAX_POOL_2D: maximum of the in-image taps (starting from -128), clamped to the activation range. */
+#include "tinyml_kernels.h"
+
+TINYML_KERNEL void max_pool2d_s8(const pool2d_params_t *p, const int8_t *input, int8_t *output) {
+    for (int32_t oy = 0; oy < p->out_h; ++oy) {
+        const int32_t y0 = oy * p->stride_h - p->pad_top;
+        const int32_t ya = y0 < 0 ? 0 : y0;
+        const int32_t yb = y0 + p->k_h > p->in_h ? p->in_h : y0 + p->k_h;
+        for (int32_t ox = 0; ox < p->out_w; ++ox) {
+            const int32_t x0 = ox * p->stride_w - p->pad_left;
+            const int32_t xa = x0 < 0 ? 0 : x0;
+            const int32_t xb = x0 + p->k_w > p->in_w ? p->in_w : x0 + p->k_w;
+            for (int32_t c = 0; c < p->ch; ++c) {
+                int32_t mx = -128;
+                for (int32_t y = ya; y < yb; ++y) {
+                    for (int32_t x = xa; x < xb; ++x) {
+                        const int32_t v = input[(y * p->in_w + x) * p->ch + c];
+                        mx = v > mx ? v : mx;
+                    }
+                }
+                *output++ = (int8_t)tinyml_clamp(mx, p->act_min, p->act_max);
+            }
+        }
+    }
+}

@@ -1,0 +1,442 @@
+"""One class per supported TFLite op: each checks its tensors, knows its cost and fills its C kernel's params.
+
+An op becomes a `Layer`: the kernel to call, the const arrays it needs (weights, folded bias, per-channel
+multipliers/shifts), the params struct initializer, and its MACs/weight bytes for the profile. The emitter only
+renders what a Layer says; the arithmetic decisions (INT8.md) all live here and in quant.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tinyml.compile import quant
+from tinyml.compile.tflite import Operator, Tensor, TfliteModel
+from tinyml.errors import TinymlError
+
+SAME, VALID = 0, 1
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A params field that points at one of the layer's const arrays (by its short name)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class ConstArray:
+    name: str  # short name, e.g. "weights"; emitted as <prefix>_l<i>_<name>
+    ctype: str  # "int8_t" or "int32_t"
+    values: np.ndarray  # flat
+    comment: str = ""
+
+
+Params = tuple[tuple[str, "int | Ref | Params"], ...]
+
+
+@dataclass(frozen=True)
+class Layer:
+    index: int  # operator index in the .tflite
+    op: str  # TFLite op name
+    kernel: str  # C function ("" for a RESHAPE that aliases its input)
+    params_type: str  # C struct type of the params
+    params: Params
+    consts: tuple[ConstArray, ...]
+    inputs: tuple[int | Ref, ...]  # kernel's data arguments: activation tensor index or const array
+    output: int  # output tensor index
+    out_shape: tuple[int, ...]
+    macs: int
+    weight_bytes: int  # bytes of the model's constant tensors this op reads (weights + bias as in the .tflite)
+    summary: str  # one line for the generated comment: shapes, kernel geometry, activation, quantization
+    alias: bool = False  # RESHAPE: output shares its input's memory when the plan allows
+    inplace: dict[int, int] = field(default_factory=dict)  # input position -> min byte gap (see planner)
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return (f"{self.kernel}.c",) if self.kernel else ()
+
+
+def shape_str(shape: tuple[int, ...]) -> str:
+    dims = list(shape[1:]) if len(shape) > 1 and shape[0] == 1 else list(shape)
+    return "x".join(str(d) for d in dims) or "scalar"
+
+
+class OpContext:
+    """Helpers to read one operator's tensors with errors that name the op and its index."""
+
+    def __init__(self, op: Operator, model: TfliteModel):
+        self.op = op
+        self.model = model
+        self.where = f"op {op.index} ({op.op})"
+
+    def fail(self, msg: str) -> TinymlError:
+        return TinymlError(f"{self.where}: {msg}")
+
+    def tensor(self, pos: int, optional: bool = False) -> Tensor | None:
+        ids = self.op.inputs
+        if pos >= len(ids) or ids[pos] < 0:
+            if optional:
+                return None
+            raise self.fail(f"missing input {pos}")
+        return self.model.tensors[ids[pos]]
+
+    def act(self, pos: int) -> Tensor:
+        t = self.tensor(pos)
+        self.check_int8(t, f"input {pos}")
+        return t
+
+    def out(self) -> Tensor:
+        if len(self.op.outputs) != 1:
+            raise self.fail(f"{len(self.op.outputs)} outputs, expected 1")
+        t = self.model.tensors[self.op.outputs[0]]
+        self.check_int8(t, "output")
+        if t.is_const:
+            raise self.fail("output tensor is a constant")
+        return t
+
+    def check_int8(self, t: Tensor, what: str) -> None:
+        if t.dtype != "int8":
+            kind = "float or hybrid model" if t.dtype.startswith("float") else "unsupported type"
+            raise self.fail(f"{what} (tensor {t.index} '{t.name}') is {t.dtype}: only full-int8 models are "
+                            f"supported ({kind})")
+        if t.quant is None:
+            raise self.fail(f"{what} (tensor {t.index} '{t.name}') has no quantization parameters")
+
+    def const(self, pos: int, dtype: str, what: str, optional: bool = False) -> Tensor | None:
+        t = self.tensor(pos, optional)
+        if t is None:
+            return None
+        if not t.is_const:
+            raise self.fail(f"{what} (tensor {t.index}) is not a constant; only constant {what} is supported")
+        if t.dtype != dtype:
+            kind = " (hybrid or float model)" if t.dtype.startswith("float") else ""
+            raise self.fail(f"{what} (tensor {t.index}) is {t.dtype}, expected {dtype}{kind}")
+        return t
+
+    def opt(self, i: int, fmt: str, default: int | float = 0) -> int | float:
+        return self.op.options.scalar(i, fmt, default) if self.op.options is not None else default
+
+
+def _nhwc(ctx: OpContext, t: Tensor, what: str) -> tuple[int, int, int]:
+    if len(t.shape) != 4:
+        raise ctx.fail(f"{what} has shape {list(t.shape)}, expected 4-D NHWC")
+    if t.shape[0] != 1:
+        raise ctx.fail(f"{what} has batch {t.shape[0]}; only batch 1 is supported")
+    return t.shape[1], t.shape[2], t.shape[3]
+
+
+def _padding(i: int, k: int, s: int, d: int, padding: int) -> tuple[int, int]:
+    """(output size, leading pad) of one spatial axis, as TFLM's padding.h computes them (INT8.md §4)."""
+    keff = (k - 1) * d + 1
+    o = (i + s - 1) // s if padding == SAME else (i + s - keff) // s
+    total = max(0, (o - 1) * s + keff - i)
+    return o, total // 2
+
+
+def _channel_scales(ctx: OpContext, w: Tensor, n: int, what: str) -> np.ndarray:
+    scales = w.quant.scale.astype(np.float64) if w.quant is not None else np.zeros(0)
+    if scales.size == 1:
+        return np.full(n, scales[0])
+    if scales.size != n:
+        raise ctx.fail(f"{what} has {scales.size} scales for {n} output channels")
+    return scales
+
+
+def _requant(ctx: OpContext, x: Tensor, w: Tensor, y: Tensor, n: int, act: int) -> tuple[Params, list]:
+    """Per-output-channel (M, e) and the activation clamp, shared by conv, depthwise and FC."""
+    s_w = _channel_scales(ctx, w, n, "filter")
+    r = float(x.scale) * s_w / float(y.scale)
+    mult, shift = quant.quantize_multipliers(r)
+    lo, hi = quant.activation_range(act, y.scale, y.zero_point, ctx.where)
+    consts = [ConstArray("mult", "int32_t", np.array(mult, np.int64), "requantization multiplier M per channel"),
+              ConstArray("shift", "int32_t", np.array(shift, np.int64), "exponent e per channel (>0: left)")]
+    q = (("in_zp", x.zero_point), ("out_zp", y.zero_point), ("act_min", lo), ("act_max", hi),
+         ("mult", Ref("mult")), ("shift", Ref("shift")))
+    return q, consts
+
+
+def _folded_bias(bias: Tensor | None, w_sums: np.ndarray, z_in: int, n: int) -> np.ndarray:
+    """bias - z_in * sum(w) per channel, wrapped to int32 like TFLM's int32 accumulator (INT8.md §5)."""
+    b = bias.array().astype(np.int64).reshape(-1) if bias is not None else np.zeros(n, np.int64)
+    if b.size != n:
+        raise TinymlError(f"bias has {b.size} values for {n} channels")
+    v = (b - z_in * w_sums.astype(np.int64)) & 0xFFFFFFFF
+    return np.where(v >= 2**31, v - 2**32, v)
+
+
+def _quant_desc(x: Tensor, w: Tensor | None, y: Tensor) -> str:
+    per = ""
+    if w is not None and w.quant is not None:
+        per = ", per-channel" if w.quant.scale.size > 1 else ", per-tensor"
+    return f"in s={x.scale:.6g} z={x.zero_point}, out s={y.scale:.6g} z={y.zero_point}{per}"
+
+
+def _act_name(act: int) -> str:
+    return "" if act == 0 else f", {quant.ACTIVATIONS.get(act, act)}"
+
+
+def conv2d(ctx: OpContext) -> Layer:
+    x, y = ctx.act(0), ctx.out()
+    w = ctx.const(1, "int8", "filter")
+    bias = ctx.const(2, "int32", "bias", optional=True)
+    ih, iw, ic = _nhwc(ctx, x, "input")
+    oh, ow, oc = _nhwc(ctx, y, "output")
+    if len(w.shape) != 4 or w.shape[0] != oc:
+        raise ctx.fail(f"filter shape {list(w.shape)} does not match {oc} output channels")
+    _, kh, kw, fc = w.shape
+    if ic % fc or oc % (ic // fc):
+        raise ctx.fail(f"filter depth {fc} does not divide input depth {ic} into groups")
+    padding, sw, sh = int(ctx.opt(0, "<b")), int(ctx.opt(1, "<i", 1)), int(ctx.opt(2, "<i", 1))
+    act, dw, dh = int(ctx.opt(3, "<b")), int(ctx.opt(4, "<i", 1)), int(ctx.opt(5, "<i", 1))
+    (eh, pt), (ew, pl) = _padding(ih, kh, sh, dh, padding), _padding(iw, kw, sw, dw, padding)
+    if (eh, ew) != (oh, ow):
+        raise ctx.fail(f"output {oh}x{ow} does not match the geometry (expected {eh}x{ew})")
+    wa = w.array()
+    q, consts = _requant(ctx, x, w, y, oc, act)
+    folded = _folded_bias(bias, wa.reshape(oc, -1).sum(axis=1), x.zero_point, oc)
+    pointwise = kh == kw == 1 and fc == ic
+    kernel = "conv2d_1x1_s8" if pointwise else "conv2d_s8"
+    params = (("in_h", ih), ("in_w", iw), ("in_c", ic), ("out_h", oh), ("out_w", ow), ("out_c", oc),
+              ("k_h", kh), ("k_w", kw), ("filter_c", fc), ("stride_h", sh), ("stride_w", sw),
+              ("dil_h", dh), ("dil_w", dw), ("pad_top", pt), ("pad_left", pl),
+              ("weights", Ref("weights")), ("bias", Ref("bias")), ("q", q))
+    consts = [ConstArray("weights", "int8_t", wa.reshape(-1), f"[{oc}][{kh}][{kw}][{fc}] OHWI"),
+              ConstArray("bias", "int32_t", folded, "bias - z_in * sum(weights)"), *consts]
+    geo = f"{kh}x{kw} s{sh}" + (f" d{dh}" if dh > 1 or dw > 1 else "") + (" SAME" if padding == SAME else " VALID")
+    return Layer(ctx.op.index, ctx.op.op, kernel, "conv2d_params_t", params, tuple(consts), (x.index,), y.index,
+                 y.shape, oh * ow * oc * kh * kw * fc, w.nbytes + (bias.nbytes if bias else 0),
+                 f"{shape_str(x.shape)} -> {shape_str(y.shape)}, {geo}{_act_name(act)}; {_quant_desc(x, w, y)}")
+
+
+def depthwise_conv2d(ctx: OpContext) -> Layer:
+    x, y = ctx.act(0), ctx.out()
+    w = ctx.const(1, "int8", "filter")
+    bias = ctx.const(2, "int32", "bias", optional=True)
+    ih, iw, ic = _nhwc(ctx, x, "input")
+    oh, ow, oc = _nhwc(ctx, y, "output")
+    if len(w.shape) != 4 or w.shape[0] != 1 or w.shape[3] != oc:
+        raise ctx.fail(f"filter shape {list(w.shape)} does not match {oc} output channels")
+    _, kh, kw, _ = w.shape
+    padding, sw, sh = int(ctx.opt(0, "<b")), int(ctx.opt(1, "<i", 1)), int(ctx.opt(2, "<i", 1))
+    dm, act = oc // ic if ic else 0, int(ctx.opt(4, "<b"))
+    dw, dh = int(ctx.opt(5, "<i", 1)), int(ctx.opt(6, "<i", 1))
+    if dm * ic != oc:
+        raise ctx.fail(f"{oc} output channels is not a multiple of {ic} input channels")
+    (eh, pt), (ew, pl) = _padding(ih, kh, sh, dh, padding), _padding(iw, kw, sw, dw, padding)
+    if (eh, ew) != (oh, ow):
+        raise ctx.fail(f"output {oh}x{ow} does not match the geometry (expected {eh}x{ew})")
+    wa = w.array()
+    q, consts = _requant(ctx, x, w, y, oc, act)
+    folded = _folded_bias(bias, wa.reshape(kh * kw, oc).sum(axis=0), x.zero_point, oc)
+    kernel = "depthwise_conv2d_s8"
+    params = (("in_h", ih), ("in_w", iw), ("in_c", ic), ("out_h", oh), ("out_w", ow), ("out_c", oc),
+              ("k_h", kh), ("k_w", kw), ("depth_mult", dm), ("stride_h", sh), ("stride_w", sw),
+              ("dil_h", dh), ("dil_w", dw), ("pad_top", pt), ("pad_left", pl),
+              ("weights", Ref("weights")), ("bias", Ref("bias")), ("q", q))
+    consts = [ConstArray("weights", "int8_t", wa.reshape(-1), f"[{kh}][{kw}][{oc}] HWC"),
+              ConstArray("bias", "int32_t", folded, "bias - z_in * sum(weights)"), *consts]
+    geo = f"{kh}x{kw} s{sh}" + (f" d{dh}" if dh > 1 or dw > 1 else "") + (" SAME" if padding == SAME else " VALID")
+    geo += f" dm{dm}" if dm > 1 else ""
+    return Layer(ctx.op.index, ctx.op.op, kernel, "depthwise_conv2d_params_t", params, tuple(consts),
+                 (x.index,), y.index, y.shape, oh * ow * oc * kh * kw, w.nbytes + (bias.nbytes if bias else 0),
+                 f"{shape_str(x.shape)} -> {shape_str(y.shape)}, {geo}{_act_name(act)}; {_quant_desc(x, w, y)}")
+
+
+def fully_connected(ctx: OpContext) -> Layer:
+    x, y = ctx.act(0), ctx.out()
+    w = ctx.const(1, "int8", "weights")
+    bias = ctx.const(2, "int32", "bias", optional=True)
+    if len(w.shape) != 2:
+        raise ctx.fail(f"weights shape {list(w.shape)}, expected 2-D")
+    n, d = w.shape
+    if x.size % d:
+        raise ctx.fail(f"input of {x.size} values is not a multiple of the weights depth {d}")
+    if int(ctx.opt(1, "<b")) != 0:
+        raise ctx.fail("shuffled weights format is not supported")
+    if w.quant is not None and np.any(w.quant.zero_point != 0):
+        raise ctx.fail("weights zero point must be 0 (TFLM requires it)")
+    batches = x.size // d
+    if y.size != batches * n:
+        raise ctx.fail(f"output of {y.size} values, expected {batches}x{n}")
+    act = int(ctx.opt(0, "<b"))
+    wa = w.array()
+    q, consts = _requant(ctx, x, w, y, n, act)
+    folded = _folded_bias(bias, wa.sum(axis=1), x.zero_point, n)
+    params = (("batches", batches), ("in_depth", d), ("out_depth", n),
+              ("weights", Ref("weights")), ("bias", Ref("bias")), ("q", q))
+    consts = [ConstArray("weights", "int8_t", wa.reshape(-1), f"[{n}][{d}]"),
+              ConstArray("bias", "int32_t", folded, "bias - z_in * sum(weights)"), *consts]
+    return Layer(ctx.op.index, ctx.op.op, "fully_connected_s8", "fully_connected_params_t", params,
+                 tuple(consts), (x.index,), y.index, y.shape, batches * n * d,
+                 w.nbytes + (bias.nbytes if bias else 0),
+                 f"{shape_str(x.shape)} -> {shape_str(y.shape)}{_act_name(act)}; {_quant_desc(x, w, y)}")
+
+
+def pool2d(ctx: OpContext) -> Layer:
+    x, y = ctx.act(0), ctx.out()
+    ih, iw, c = _nhwc(ctx, x, "input")
+    oh, ow, oc = _nhwc(ctx, y, "output")
+    if oc != c:
+        raise ctx.fail(f"output depth {oc} differs from input depth {c}")
+    if abs(x.scale - y.scale) > 1e-6 or x.zero_point != y.zero_point:
+        raise ctx.fail("input and output quantization differ (TFLM requires them equal)")
+    padding, sw, sh = int(ctx.opt(0, "<b")), int(ctx.opt(1, "<i", 1)), int(ctx.opt(2, "<i", 1))
+    fw, fh, act = int(ctx.opt(3, "<i", 1)), int(ctx.opt(4, "<i", 1)), int(ctx.opt(5, "<b"))
+    (eh, pt), (ew, pl) = _padding(ih, fh, sh, 1, padding), _padding(iw, fw, sw, 1, padding)
+    if (eh, ew) != (oh, ow):
+        raise ctx.fail(f"output {oh}x{ow} does not match the geometry (expected {eh}x{ew})")
+    lo, hi = quant.activation_range(act, y.scale, y.zero_point, ctx.where)
+    avg = ctx.op.op == "AVERAGE_POOL_2D"
+    params = (("in_h", ih), ("in_w", iw), ("ch", c), ("out_h", oh), ("out_w", ow), ("k_h", fh), ("k_w", fw),
+              ("stride_h", sh), ("stride_w", sw), ("pad_top", pt), ("pad_left", pl),
+              ("act_min", lo), ("act_max", hi))
+    geo = f"{fh}x{fw} s{sh}" + (" SAME" if padding == SAME else " VALID")
+    return Layer(ctx.op.index, ctx.op.op, "avg_pool2d_s8" if avg else "max_pool2d_s8", "pool2d_params_t",
+                 params, (), (x.index,), y.index, y.shape, 0, 0,
+                 f"{shape_str(x.shape)} -> {shape_str(y.shape)}, {geo}{_act_name(act)}")
+
+
+def mean(ctx: OpContext) -> Layer:
+    x, y = ctx.act(0), ctx.out()
+    axes_t = ctx.const(1, "int32", "axes")
+    nd = len(x.shape)
+    axes = sorted({int(a) % nd for a in axes_t.array().reshape(-1)})
+    if not axes or axes != list(range(axes[0], axes[-1] + 1)):
+        raise ctx.fail(f"MEAN over axes {axes} of a {nd}-D tensor: only contiguous axes are supported")
+    outer = int(np.prod(x.shape[:axes[0]], dtype=np.int64))
+    n = int(np.prod(x.shape[axes[0]:axes[-1] + 1], dtype=np.int64))
+    inner = int(np.prod(x.shape[axes[-1] + 1:], dtype=np.int64))
+    if y.size != outer * inner:
+        raise ctx.fail(f"output of {y.size} values, expected {outer * inner}")
+    m, e = quant.mean_multiplier(x.scale, y.scale, n)
+    params = (("outer", outer), ("n", n), ("inner", inner), ("in_zp", x.zero_point), ("out_zp", y.zero_point),
+              ("mult", m), ("shift", e))
+    return Layer(ctx.op.index, ctx.op.op, "mean_s8", "mean_params_t", params, (), (x.index,), y.index, y.shape,
+                 0, 0, f"{shape_str(x.shape)} -> {shape_str(y.shape)}, axes {axes}; {_quant_desc(x, None, y)}")
+
+
+def softmax(ctx: OpContext) -> Layer:
+    x, y = ctx.act(0), ctx.out()
+    if y.zero_point != -128 or float(y.scale) != 1.0 / 256:
+        raise ctx.fail(f"output quantization s={y.scale} z={y.zero_point}; TFLM requires s=1/256, z=-128")
+    beta = float(ctx.opt(0, "<f", 0.0))
+    depth = x.shape[-1] if x.shape else 1
+    m, left, diff_min = quant.softmax_params(beta, x.scale)
+    if left < 0 or m == 0:
+        raise ctx.fail(f"input scale {x.scale} x beta {beta} is too small for int8 softmax")
+    params = (("rows", x.size // depth), ("depth", depth), ("mult", m), ("left_shift", left),
+              ("diff_min", diff_min))
+    return Layer(ctx.op.index, ctx.op.op, "softmax_s8", "softmax_params_t", params, (), (x.index,), y.index,
+                 y.shape, 0, 0, f"{shape_str(x.shape)} -> {shape_str(y.shape)}, beta {beta:g}; "
+                 f"{_quant_desc(x, None, y)}")
+
+
+def add(ctx: OpContext) -> Layer:
+    y = ctx.out()
+    a, b = ctx.tensor(0), ctx.tensor(1)
+    for pos, t in ((0, a), (1, b)):
+        ctx.check_int8(t, f"input {pos}")
+    (m1, e1), (m2, e2), (mo, eo) = quant.add_params(a.scale, b.scale, y.scale)
+    act = int(ctx.opt(0, "<b"))
+    lo, hi = quant.activation_range(act, y.scale, y.zero_point, ctx.where)
+    out4 = (1,) * (4 - len(y.shape)) + tuple(y.shape)
+    if len(y.shape) > 4:
+        raise ctx.fail(f"output has {len(y.shape)} dims; at most 4 are supported")
+
+    def strides(t: Tensor) -> list[int]:
+        s4 = (1,) * (4 - len(t.shape)) + tuple(t.shape)
+        if any(d not in (1, o) for d, o in zip(s4, out4, strict=True)):
+            raise ctx.fail(f"cannot broadcast {list(t.shape)} to {list(y.shape)}")
+        st, acc = [0] * 4, 1
+        for i in range(3, -1, -1):
+            st[i] = acc if s4[i] == out4[i] and s4[i] > 1 else 0
+            acc *= s4[i]
+        return st
+
+    consts, args = [], []
+    for pos, t in ((0, a), (1, b)):
+        if t.is_const:
+            consts.append(ConstArray(f"in{pos}", "int8_t", t.array().reshape(-1).astype(np.int64),
+                                     f"constant input {pos}"))
+            args.append(Ref(f"in{pos}"))
+        else:
+            args.append(t.index)
+    broadcast = tuple(a.shape) != tuple(y.shape) or tuple(b.shape) != tuple(y.shape)
+    params = (("size", y.size), ("broadcast", int(broadcast)), ("out_dims", tuple(out4)),
+              ("in1_strides", tuple(strides(a))), ("in2_strides", tuple(strides(b))),
+              ("in1_zp", a.zero_point), ("in2_zp", b.zero_point), ("out_zp", y.zero_point),
+              ("in1_mult", m1), ("in1_shift", e1), ("in2_mult", m2), ("in2_shift", e2),
+              ("out_mult", mo), ("out_shift", eo), ("act_min", lo), ("act_max", hi))
+    return Layer(ctx.op.index, ctx.op.op, "add_s8", "add_params_t", params, tuple(consts), tuple(args), y.index,
+                 y.shape, 0, sum(c.values.size for c in consts),
+                 f"{shape_str(a.shape)} + {shape_str(b.shape)} -> {shape_str(y.shape)}{_act_name(act)}; "
+                 f"in s={a.scale:.6g}/{b.scale:.6g} z={a.zero_point}/{b.zero_point}, "
+                 f"out s={y.scale:.6g} z={y.zero_point}")
+
+
+def pad(ctx: OpContext) -> Layer:
+    x, y = ctx.act(0), ctx.out()
+    pads = ctx.const(1, "int32", "paddings")
+    if pads is None or pads.dtype not in ("int32",):
+        raise ctx.fail("paddings must be a constant int32 tensor")
+    p = pads.array().reshape(-1, 2)
+    nd = len(x.shape)
+    if p.shape[0] != nd or nd > 4:
+        raise ctx.fail(f"paddings {p.tolist()} for a {nd}-D input: at most 4-D is supported")
+    if np.any(p < 0):
+        raise ctx.fail("negative paddings are not supported")
+    if x.zero_point != y.zero_point or abs(x.scale - y.scale) > 1e-6:
+        raise ctx.fail("input and output quantization differ")
+    value = y.zero_point
+    if ctx.op.op == "PADV2" and ctx.tensor(2, optional=True) is not None:
+        v = ctx.const(2, "int8", "constant_values")
+        value = int(v.array().reshape(-1)[0])
+    lead = 4 - nd
+    in4 = (1,) * lead + tuple(x.shape)
+    pre = (0,) * lead + tuple(int(v) for v in p[:, 0])
+    out4 = tuple(i + int(a) + int(b) for i, (a, b) in zip(in4, [(0, 0)] * lead + p.tolist(), strict=True))
+    if int(np.prod(out4)) != y.size:
+        raise ctx.fail(f"output of {y.size} values, expected {list(out4)}")
+    params = (("in_dims", in4), ("out_dims", out4), ("pre", pre), ("value", value))
+    return Layer(ctx.op.index, ctx.op.op, "pad_s8", "pad_params_t", params, (), (x.index,), y.index, y.shape,
+                 0, 0, f"{shape_str(x.shape)} -> {shape_str(y.shape)}, pads {p.tolist()}, fill {value}")
+
+
+def reshape(ctx: OpContext) -> Layer:
+    x, y = ctx.act(0), ctx.out()
+    if x.size != y.size:
+        raise ctx.fail(f"reshape of {x.size} values into {y.size}")
+    return Layer(ctx.op.index, ctx.op.op, "", "", (), (), (x.index,), y.index, y.shape, 0, 0,
+                 f"{shape_str(x.shape)} -> {shape_str(y.shape)}", alias=True)
+
+
+BUILDERS = {
+    "CONV_2D": conv2d, "DEPTHWISE_CONV_2D": depthwise_conv2d, "FULLY_CONNECTED": fully_connected,
+    "AVERAGE_POOL_2D": pool2d, "MAX_POOL_2D": pool2d, "MEAN": mean, "SOFTMAX": softmax, "ADD": add,
+    "PAD": pad, "PADV2": pad, "RESHAPE": reshape,
+}
+
+
+def build_layers(model: TfliteModel) -> list[Layer]:
+    """Check the model is something we compile (one int8 input/output, supported ops) and make its layers."""
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise TinymlError(f"{model.path}: {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
+                          f"only single-input, single-output models are supported")
+    for what, idx in (("input", model.inputs[0]), ("output", model.outputs[0])):
+        t = model.tensors[idx]
+        if t.dtype != "int8":
+            kind = "a float model" if t.dtype.startswith("float") else f"a {t.dtype} model"
+            raise TinymlError(f"{model.path}: the model {what} is {t.dtype} ({kind}); only full-int8 models "
+                              f"are supported (quantize with int8 input and output)")
+    if not model.operators:
+        raise TinymlError(f"{model.path}: the model has no operators")
+    layers = []
+    for op in model.operators:
+        builder = BUILDERS.get(op.op)
+        if builder is None:
+            raise TinymlError(f"op {op.index} ({op.op}) is not supported; supported ops: "
+                              f"{', '.join(sorted(BUILDERS))}")
+        layers.append(builder(OpContext(op, model)))
+    return layers

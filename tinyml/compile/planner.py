@@ -1,0 +1,151 @@
+"""Static memory plan: every activation tensor gets an offset in one arena, from tensor lifetimes.
+
+Greedy first-fit by decreasing size (like TFLM's greedy planner). RESHAPE outputs alias their inputs. The model
+input is read in place from the caller's buffer and the model output written straight into the caller's
+buffer, so neither takes arena space. A layer may also declare that its output can overlap an input that dies
+with it (in-place), given a minimum byte gap `in_offset - out_offset >= gap` its kernel is written for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tinyml.compile.ops import Layer
+from tinyml.compile.tflite import TfliteModel
+
+ALIGN = 4  # every tensor starts on a word boundary (word loads in kernels)
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """A group of tensors that share memory (a tensor plus the RESHAPEs of it)."""
+
+    tensors: tuple[int, ...]
+    size: int
+    first: int  # index of the layer that produces it (-1: model input)
+    last: int  # index of the last layer that reads it (len(layers): model output)
+    where: str  # "input", "output" or "arena"
+    offset: int  # byte offset in the arena (0 for input/output)
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    buffers: tuple[Buffer, ...]
+    of_tensor: dict[int, Buffer]
+    arena_bytes: int
+    lower_bound: int  # max over layers of the arena bytes of (inputs + output) of that layer
+    lower_bound_layer: int
+    live_peak: int  # max over layers of the bytes of all arena buffers alive at that layer (no overlap)
+    copies: frozenset[int]  # layer indices of RESHAPEs that must copy (input and output could not alias)
+
+    def expr(self, tensor: int, arena: str) -> str:
+        """C expression of a tensor's address inside model_invoke."""
+        b = self.of_tensor[tensor]
+        if b.where == "arena":
+            return f"{arena} + {b.offset}" if b.offset else arena
+        return b.where
+
+    def table(self, model: TfliteModel) -> str:
+        rows = [f"{'tensors':<14} {'bytes':>7} {'layers':>9}  {'place':<14} name"]
+        for b in sorted(self.buffers, key=lambda b: (b.first, b.tensors)):
+            place = f"arena+{b.offset}" if b.where == "arena" else f"caller {b.where}"
+            name = model.tensors[b.tensors[-1]].name
+            rows.append(f"{','.join(map(str, b.tensors)):<14} {b.size:>7} {b.first:>4}-{b.last:<4}  "
+                        f"{place:<14} {name[:60]}")
+        rows.append(f"arena peak {self.arena_bytes} B; lower bound {self.lower_bound} B "
+                    f"(max over layers of inputs + output in the arena, layer {self.lower_bound_layer}); "
+                    f"all live tensors at once {self.live_peak} B")
+        return "\n".join(rows)
+
+
+def plan(layers: list[Layer], model: TfliteModel) -> MemoryPlan:
+    n = len(layers)
+    m_in, m_out = model.inputs[0], model.outputs[0]
+    parent: dict[int, int] = {}
+
+    def find(t: int) -> int:
+        while parent.setdefault(t, t) != t:
+            t = parent[t]
+        return t
+
+    groups_with = {m_in: "input", m_out: "output"}
+    copies = set()
+    for i, layer in enumerate(layers):
+        for t in [*[a for a in layer.inputs if isinstance(a, int)], layer.output]:
+            find(t)
+        if layer.alias:
+            a, b = find(layer.inputs[0]), find(layer.output)
+            kinds = {groups_with.get(x) for x in (a, b)} - {None}
+            if len(kinds) > 1:  # would tie the caller's input and output buffers together
+                copies.add(i)
+                continue
+            parent[b] = a
+            if kinds:
+                groups_with[a] = kinds.pop()
+    members: dict[int, list[int]] = {}
+    for t in parent:
+        members.setdefault(find(t), []).append(t)
+    first = {g: (-1 if g == find(m_in) else n) for g in members}
+    last = {g: (n if g == find(m_out) else -1) for g in members}
+    for i, layer in enumerate(layers):
+        g = find(layer.output)
+        first[g] = min(first[g], i)
+        for a in layer.inputs:
+            if isinstance(a, int):
+                last[find(a)] = max(last[find(a)], i)
+    for g in members:  # an output nobody reads still needs its bytes while its layer runs
+        last[g] = max(last[g], first[g])
+    sizes = {g: max(model.tensors[t].nbytes for t in ts) for g, ts in members.items()}
+    where = {g: ("input" if g == find(m_in) else "output" if g == find(m_out) else "arena") for g in members}
+    # in-place allowances: (output group, input group) -> minimum gap in_offset - out_offset
+    gaps: dict[tuple[int, int], int] = {}
+    for i, layer in enumerate(layers):
+        for pos, gap in layer.inplace.items():
+            src = layer.inputs[pos]
+            if isinstance(src, int) and last[find(src)] == i:
+                gaps[(find(layer.output), find(src))] = gap
+    offsets = _first_fit([g for g in members if where[g] == "arena"], sizes, first, last, gaps)
+    buffers = {g: Buffer(tuple(sorted(members[g])), sizes[g], first[g], last[g], where[g], offsets.get(g, 0))
+               for g in members}
+    arena = max((offsets[g] + sizes[g] for g in offsets), default=0)
+    bound, bound_layer = 0, 0
+    for i, layer in enumerate(layers):
+        gs = {find(a) for a in layer.inputs if isinstance(a, int)} | {find(layer.output)}
+        s = sum(sizes[g] for g in gs if where[g] == "arena")
+        if s > bound:
+            bound, bound_layer = s, i
+    live = max((sum(sizes[g] for g in offsets if first[g] <= i <= last[g]) for i in range(n)), default=0)
+    return MemoryPlan(tuple(buffers.values()), {t: buffers[find(t)] for t in parent}, arena, bound, bound_layer,
+                      live, frozenset(copies))
+
+
+def _align(v: int) -> int:
+    return (v + ALIGN - 1) // ALIGN * ALIGN
+
+
+def _first_fit(groups: list[int], sizes: dict[int, int], first: dict[int, int], last: dict[int, int],
+               gaps: dict[tuple[int, int], int]) -> dict[int, int]:
+    placed: dict[int, int] = {}
+    for g in sorted(groups, key=lambda g: (-sizes[g], first[g], g)):
+        others = [h for h in placed if first[h] <= last[g] and first[g] <= last[h]]
+        cands = {0} | {_align(placed[h] + sizes[h]) for h in others}
+        for h in others:
+            if (g, h) in gaps:  # g is the output of a layer that may overwrite input h from gap bytes below
+                cands.add(max(0, (placed[h] - gaps[(g, h)]) // ALIGN * ALIGN))
+            if (h, g) in gaps:
+                cands.add(_align(placed[h] + gaps[(h, g)]))
+        for off in sorted(cands):
+            if all(_compatible(g, off, h, placed[h], sizes, gaps) for h in others):
+                placed[g] = off
+                break
+    return placed
+
+
+def _compatible(g: int, off: int, h: int, hoff: int, sizes: dict[int, int], gaps: dict[tuple[int, int], int]) -> bool:
+    if off + sizes[g] <= hoff or hoff + sizes[h] <= off:
+        return True
+    if (g, h) in gaps:
+        return hoff - off >= gaps[(g, h)]
+    if (h, g) in gaps:
+        return off - hoff >= gaps[(h, g)]
+    return False

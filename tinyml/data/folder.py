@@ -1,0 +1,74 @@
+"""Image-folder datasets: ROOT/person/*.jpg and ROOT/non_person/*.jpg (the MLPerf `vw_coco2014_96` layout)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tinyml.data.images import (
+    IMAGE_SUFFIXES,
+    cache_key,
+    cached,
+    decode_many,
+    default_cache_dir,
+    file_stamp,
+    require_dir,
+    warn,
+)
+from tinyml.errors import TinymlError
+
+CLASS_DIRS = ("non_person", "person")  # label = index
+
+
+def list_folder(root: Path) -> list[tuple[Path, int]]:
+    """(image path, label) sorted by class then name; errors name the missing or empty class folder."""
+    require_dir(root, "dataset folder")
+    items: list[tuple[Path, int]] = []
+    for label, name in enumerate(CLASS_DIRS):
+        d = root / name
+        if not d.is_dir():
+            found = ", ".join(sorted(p.name for p in root.iterdir() if p.is_dir())) or "none"
+            raise TinymlError(f"dataset folder {root} has no {name}/ subfolder (expected {'/ and '.join(CLASS_DIRS)}/;"
+                              f" found: {found})")
+        files = sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise TinymlError(f"class folder {d} holds no images ({', '.join(IMAGE_SUFFIXES[:3])}, ...)")
+        items += [(p, label) for p in files]
+    return items
+
+
+def load_folder(root: Path, resolution: int, channels: int, cache_dir: Path | None = None,
+                limit: int | None = None, progress: bool = True) -> tuple[np.ndarray, np.ndarray, int]:
+    """(x, y, skipped count) decoded from the folder tree, cached by file list + size + mtime."""
+    items = list_folder(root)
+    if limit is not None:
+        items = _balanced_prefix(items, limit)
+    paths = [p for p, _ in items]
+    labels = np.array([lab for _, lab in items], np.int64)
+    key = cache_key({"kind": "folder", "root": str(root.resolve()), "res": resolution, "ch": channels,
+                     "files": file_stamp(paths)})
+    cache = (cache_dir or default_cache_dir(root)) / f"folder_{resolution}_{channels}_{key}.npz"
+
+    def build() -> dict[str, np.ndarray]:
+        x, kept, skipped = decode_many(paths, resolution, channels, f"decoding {root.name}", progress=progress)
+        return {"x": x, "y": labels[kept], "skipped": np.array(len(skipped)),
+                "first_skipped": np.array(str(skipped[0]) if skipped else "")}
+
+    arrays = cached(cache, build)
+    if int(arrays["skipped"]):
+        warn(f"skipped {int(arrays['skipped'])} unreadable image(s) in {root} (first: {arrays['first_skipped']})")
+    y = arrays["y"]
+    for label, name in enumerate(CLASS_DIRS):
+        if not (y == label).any():
+            raise TinymlError(f"class folder {root / name} holds no readable images")
+    return arrays["x"], y, int(arrays["skipped"])
+
+
+def _balanced_prefix(items: list[tuple[Path, int]], limit: int) -> list[tuple[Path, int]]:
+    """At most `limit` items, half from each class (for quick tries on a big folder)."""
+    out = []
+    for label in range(len(CLASS_DIRS)):
+        of_class = [it for it in items if it[1] == label]
+        out += of_class[: max(1, limit // len(CLASS_DIRS))]
+    return out

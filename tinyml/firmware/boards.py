@@ -1,0 +1,200 @@
+"""Boards: one TOML file per board in `boards/` (or any path), read into a frozen `Board`.
+
+A board file says everything the firmware build and the runner need: the core's compiler flags, where flash and
+RAM are, the clock, which UART driver and where, which timer, and how to run it (QEMU machine, or pyocd target).
+Adding a board is adding a file; `firmware/src/uart_<kind>.c` and `soc_<family>.c` name the C it needs.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tinyml.errors import TinymlError
+from tinyml.util import REPO_ROOT
+
+BOARDS_DIR = REPO_ROOT / "boards"
+FIRMWARE_SRC = REPO_ROOT / "firmware" / "src"
+DEFAULT_BOARD = "cortex-m"
+UART_KINDS = ("cmsdk", "stm32")
+TIMER_KINDS = ("systick", "dwt")
+RUN_KINDS = ("qemu", "pyocd")
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    description: str
+    path: Path
+    # core
+    mcpu: str
+    fpu: str  # -mfpu value, or "none"
+    float_abi: str
+    dsp: bool
+    # memory
+    flash_base: int
+    flash_size: int
+    ram_base: int
+    ram_size: int
+    stack_bytes: int
+    clock_hz: int
+    # serial
+    uart_kind: str
+    uart_base: int
+    uart_clock_hz: int
+    baud: int
+    lpuart: bool
+    # timing
+    timer: str
+    timer_hz: int
+    # SoC bring-up (soc_<family>.c); extra keys become TINYML_SOC_* macros
+    soc_family: str
+    soc: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    # running
+    run_kind: str = "qemu"
+    qemu_machine: str = ""
+    icount_shift: int = 0
+    qemu_args: tuple[str, ...] = ()
+    pyocd_target: str = ""
+    pyocd_pack: str = ""
+
+    @property
+    def emulated(self) -> bool:
+        return self.run_kind == "qemu"
+
+    @property
+    def unit(self) -> str:
+        """What the device's counts are: exact instructions under QEMU icount, core cycles on silicon."""
+        return "instructions" if self.emulated else "cycles"
+
+    @property
+    def has_fpu(self) -> bool:
+        return self.fpu != "none"
+
+    @property
+    def arch_flags(self) -> list[str]:
+        flags = [f"-mcpu={self.mcpu}", "-mthumb", f"-mfloat-abi={self.float_abi}"]
+        if self.has_fpu:
+            flags.append(f"-mfpu={self.fpu}")
+        return flags
+
+    @property
+    def tick_ns(self) -> tuple[int, int]:
+        """Nanoseconds per timer tick as an exact fraction (numerator, denominator)."""
+        g = math.gcd(1_000_000_000, self.timer_hz)
+        return 1_000_000_000 // g, self.timer_hz // g
+
+    def qemu_command(self, elf: Path, port: int = 0, host: str = "127.0.0.1",
+                     pidfile: Path | None = None) -> list[str]:
+        """QEMU with the image, a TCP serial server (port 0 = let the OS pick) and exact instruction timing."""
+        cmd = ["qemu-system-arm", "-M", self.qemu_machine, "-display", "none", "-monitor", "none",
+               "-icount", f"shift={self.icount_shift},align=off,sleep=off",
+               "-semihosting-config", "enable=on,target=native",
+               "-chardev", f"socket,id=s0,host={host},port={port},server=on,wait=on,nodelay=on",
+               "-serial", "chardev:s0", *self.qemu_args, "-kernel", str(elf)]
+        if pidfile is not None:
+            cmd[-2:-2] = ["-pidfile", str(pidfile)]
+        return cmd
+
+
+def board_names() -> list[str]:
+    return sorted(p.stem for p in BOARDS_DIR.glob("*.toml"))
+
+
+def load_board(name_or_path: str | Path = DEFAULT_BOARD) -> Board:
+    """A board by name (boards/NAME.toml) or by path to a TOML file."""
+    p = Path(name_or_path)
+    if p.suffix != ".toml":
+        p = BOARDS_DIR / f"{name_or_path}.toml"
+    if not p.exists():
+        raise TinymlError(f"unknown board '{name_or_path}': known boards are {', '.join(board_names())} "
+                          f"(or pass a path to a board .toml)")
+    try:
+        data = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise TinymlError(f"board file {p}: {e}") from None
+    return _parse(data, p)
+
+
+def _get(data: dict, key: str, kind: type, where: Path, default: Any = ...) -> Any:
+    """data['a.b'] with a type check and an error naming the file and key."""
+    node: Any = data
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            if default is not ...:
+                return default
+            raise TinymlError(f"board file {where}: missing '{key}'")
+        node = node[part]
+    if kind is int and isinstance(node, bool) or not isinstance(node, kind):
+        raise TinymlError(f"board file {where}: '{key}' must be {kind.__name__}, got {node!r}")
+    return node
+
+
+def _parse(data: dict, p: Path) -> Board:
+    clock_hz = _get(data, "clock.hz", int, p)
+    run_kind = _get(data, "run.kind", str, p)
+    b = Board(
+        name=_get(data, "name", str, p),
+        description=_get(data, "description", str, p, ""),
+        path=p.resolve(),
+        mcpu=_get(data, "cpu.mcpu", str, p),
+        fpu=_get(data, "cpu.fpu", str, p, "none"),
+        float_abi=_get(data, "cpu.float_abi", str, p, "soft"),
+        dsp=_get(data, "cpu.dsp", bool, p, False),
+        flash_base=_get(data, "memory.flash_base", int, p),
+        flash_size=_get(data, "memory.flash_size", int, p),
+        ram_base=_get(data, "memory.ram_base", int, p),
+        ram_size=_get(data, "memory.ram_size", int, p),
+        stack_bytes=_get(data, "memory.stack_bytes", int, p, 16384),
+        clock_hz=clock_hz,
+        uart_kind=_get(data, "uart.kind", str, p),
+        uart_base=_get(data, "uart.base", int, p),
+        uart_clock_hz=_get(data, "uart.clock_hz", int, p, clock_hz),
+        baud=_get(data, "uart.baud", int, p, 115200),
+        lpuart=_get(data, "uart.lpuart", bool, p, False),
+        timer=_get(data, "timer.kind", str, p),
+        timer_hz=_get(data, "timer.hz", int, p, clock_hz),
+        soc_family=_get(data, "soc.family", str, p),
+        soc={k: v for k, v in data.get("soc", {}).items() if k != "family"},
+        run_kind=run_kind,
+        qemu_machine=_get(data, "run.machine", str, p, ""),
+        icount_shift=_get(data, "run.icount_shift", int, p, 0),
+        qemu_args=tuple(_get(data, "run.args", list, p, [])),
+        pyocd_target=_get(data, "run.target", str, p, ""),
+        pyocd_pack=_get(data, "run.pack", str, p, ""),
+    )
+    _validate(b)
+    return b
+
+
+def _validate(b: Board) -> None:
+    where = f"board file {b.path}"
+    if b.uart_kind not in UART_KINDS or not (FIRMWARE_SRC / f"uart_{b.uart_kind}.c").exists():
+        raise TinymlError(f"{where}: uart.kind '{b.uart_kind}' has no driver (known: {', '.join(UART_KINDS)})")
+    if not (FIRMWARE_SRC / f"soc_{b.soc_family}.c").exists():
+        raise TinymlError(f"{where}: soc.family '{b.soc_family}' has no firmware/src/soc_{b.soc_family}.c")
+    if b.timer not in TIMER_KINDS:
+        raise TinymlError(f"{where}: timer.kind must be one of {', '.join(TIMER_KINDS)}, got '{b.timer}'")
+    if b.run_kind not in RUN_KINDS:
+        raise TinymlError(f"{where}: run.kind must be one of {', '.join(RUN_KINDS)}, got '{b.run_kind}'")
+    if b.emulated:
+        if not b.qemu_machine:
+            raise TinymlError(f"{where}: run.machine (the QEMU -M name) is required for run.kind = 'qemu'")
+        if b.timer != "systick":
+            raise TinymlError(f"{where}: QEMU has no DWT cycle counter; use timer.kind = 'systick'")
+        # Exact counts need more than two ticks per instruction (see firmware/src/timer_systick.c).
+        num, den = b.tick_ns
+        if (1 << b.icount_shift) * den <= 2 * num:
+            raise TinymlError(f"{where}: run.icount_shift {b.icount_shift} is too small for exact instruction "
+                              f"counts at timer.hz {b.timer_hz} (need 2^shift ns > 2 ticks)")
+    elif not b.pyocd_target:
+        raise TinymlError(f"{where}: run.target (the pyocd target name) is required for run.kind = 'pyocd'")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", b.name):
+        raise TinymlError(f"{where}: name '{b.name}' may only use letters, digits, '.', '_' and '-'")
+    for key in ("flash_size", "ram_size", "stack_bytes", "clock_hz", "timer_hz", "baud"):
+        if getattr(b, key) <= 0:
+            raise TinymlError(f"{where}: {key} must be positive")

@@ -1,0 +1,277 @@
+"""Firmware projects: a compiled model + the C runtime + files rendered from the board, buildable with make alone.
+
+    PROJECT/
+      Makefile            build | size | flash | stop | clean   (rendered: board flags, QEMU/pyocd command)
+      link.ld             linker script from the board's memory map
+      tinyml_board.h      board macros (UART, clock, timer, icount)
+      tinyml_config.h     model name and sha256 (what INFO reports)
+      board.toml          the board file it was rendered from
+      runtime/            firmware/src: startup, fault handler, UART + timer + SoC drivers, protocol, main
+      model/              `tinyml compile` output (model.h, model.c, weights, kernels)
+
+Files are only rewritten when their content changes, so re-exporting into the same directory keeps make's
+incremental build (the sweep and the tests rely on it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from tinyml.errors import TinymlError
+from tinyml.firmware.boards import FIRMWARE_SRC, Board
+from tinyml.util import write_bytes_atomic
+
+COMPILE_MANIFEST = "tinyml_compile.json"  # written by `tinyml compile` into every output directory
+EXPORT_MANIFEST = "tinyml_export.json"
+RUNTIME_COMMON = ("main.c", "startup.c", "fault.c", "protocol.c", "protocol.h", "text.c", "text.h", "semihost.c",
+                  "semihost.h", "timer.h", "uart.h", "runtime.h", "cortex_m.h")
+DEFAULT_OPT = "-O2"
+# The runtime's own share, for the budget check before building (measured on the emulated boards: the serial
+# buffers, profile marks and code of firmware/src, plus the code of the kernels and per-layer calls).
+RUNTIME_RAM_BYTES = 3 * 1024
+RUNTIME_FLASH_BYTES = 24 * 1024
+FLASH_PER_LAYER_BYTES = 160
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the firmware needs to know about a compiled model (read from the compile manifest)."""
+
+    name: str
+    sha256: str
+    arena_bytes: int
+    const_bytes: int
+    layers: int
+    input_bytes: int
+    output_bytes: int
+
+
+@dataclass(frozen=True)
+class Footprint:
+    flash_bytes: int
+    ram_bytes: int
+    exact: bool  # from the linked image (else an estimate made before building)
+
+
+@dataclass(frozen=True)
+class Project:
+    dir: Path
+    board: Board
+    model: ModelInfo
+    profile: bool
+
+    @property
+    def elf(self) -> Path:
+        return self.dir / "build" / "firmware.elf"
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.PackageLoader("tinyml.firmware", "templates"), trim_blocks=True,
+                              lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
+                              autoescape=False)
+
+
+def read_model_info(model_dir: Path, name: str | None = None) -> ModelInfo:
+    """ModelInfo of a `tinyml compile` output directory (its manifest plus the sizes in model.h)."""
+    manifest = model_dir / COMPILE_MANIFEST
+    if not manifest.exists():
+        raise TinymlError(f"{model_dir} is not a `tinyml compile` output (no {COMPILE_MANIFEST})")
+    meta = json.loads(manifest.read_text())
+    if meta.get("name", "model") != "model":
+        raise TinymlError(f"{model_dir} was compiled with --name {meta['name']}; the firmware needs the default "
+                          f"name 'model'")
+    header = (model_dir / "model.h").read_text()
+
+    def define(macro: str) -> int:
+        m = re.search(rf"#define {macro} (\d+)", header)
+        if not m:
+            raise TinymlError(f"{model_dir}/model.h does not define {macro}")
+        return int(m.group(1))
+
+    source = meta.get("source", "model.tflite")
+    return ModelInfo(name=name or Path(source).stem, sha256=meta.get("sha256", ""),
+                     arena_bytes=define("MODEL_ARENA_BYTES"), const_bytes=int(meta.get("const_bytes", 0)),
+                     layers=define("MODEL_NUM_LAYERS"), input_bytes=define("MODEL_INPUT_BYTES"),
+                     output_bytes=define("MODEL_OUTPUT_BYTES"))
+
+
+def estimate_footprint(model: ModelInfo, board: Board) -> Footprint:
+    """Flash and RAM the firmware will need, before building: RAM is exact up to the runtime's few KB."""
+    ram = model.arena_bytes + model.input_bytes + model.output_bytes + RUNTIME_RAM_BYTES + board.stack_bytes
+    flash = model.const_bytes + RUNTIME_FLASH_BYTES + FLASH_PER_LAYER_BYTES * model.layers
+    return Footprint(flash_bytes=flash, ram_bytes=ram, exact=False)
+
+
+def check_budget(fp: Footprint, board: Board, model_name: str) -> None:
+    """Refuse a model that does not fit, with the numbers."""
+    what = "" if fp.exact else "about "
+    problems = []
+    if fp.ram_bytes > board.ram_size:
+        problems.append(f"needs {what}{fp.ram_bytes:,} B RAM, board {board.name} has {board.ram_size:,} B")
+    if fp.flash_bytes > board.flash_size:
+        problems.append(f"needs {what}{fp.flash_bytes:,} B flash, board {board.name} has {board.flash_size:,} B")
+    if problems:
+        raise TinymlError(f"model {model_name} does not fit: " + "; ".join(problems))
+
+
+def runtime_sources(board: Board) -> list[Path]:
+    """The firmware/src files this board's firmware is built from: common ones plus its drivers."""
+    names = [*RUNTIME_COMMON, f"uart_{board.uart_kind}.c", f"timer_{board.timer}.c", f"soc_{board.soc_family}.c"]
+    return [FIRMWARE_SRC / n for n in names]
+
+
+def _soc_macros(board: Board) -> list[tuple[str, str]]:
+    """soc.* keys of the board file as TINYML_SOC_* macros: pins "PG7" -> PORT 6 / PIN 7, "REG:bit" pairs."""
+    out: list[tuple[str, str]] = []
+    for key, value in sorted(board.soc.items()):
+        k = key.upper()
+        if isinstance(value, str) and re.fullmatch(r"P[A-K]\d{1,2}", value):
+            out += [(f"{k}_PORT", str(ord(value[1]) - ord("A"))), (f"{k}_PIN", value[2:])]
+        elif isinstance(value, str) and re.fullmatch(r"[A-Z0-9_]+:\d{1,2}", value):
+            reg, bit = value.split(":")
+            out += [(f"{k}_REG", f"RCC_{reg}"), (f"{k}_BIT", bit)]
+        elif isinstance(value, bool):
+            out.append((k, "1" if value else "0"))
+        elif isinstance(value, int):
+            out.append((k, f"{value}u"))
+        else:
+            raise TinymlError(f"board file {board.path}: soc.{key} = {value!r} is neither a pin (PA0), "
+                              f"a REGISTER:bit pair nor a number")
+    return out
+
+
+def render_files(board: Board, model: ModelInfo, profile: bool, opt: str = DEFAULT_OPT) -> dict[str, str]:
+    """The generated files of a project (name -> text)."""
+    env = _env()
+    defs = ["-DTINYML_PROFILE"] if profile else []
+    qemu = board.qemu_command(Path("ELF"))
+    qemu_args = " ".join(qemu[1:qemu.index("-chardev")] + qemu[qemu.index("-serial") + 2:-2])
+    ctx = {"b": board, "model_name": model.name, "model_sha256": model.sha256, "arch_flags": " ".join(
+        board.arch_flags), "opt": opt, "defs": " ".join(defs), "qemu_args": qemu_args,
+        "soc_macros": _soc_macros(board)}
+    return {
+        "Makefile": env.get_template("Makefile.j2").render(ctx),
+        "link.ld": env.get_template("link.ld.j2").render(ctx),
+        "tinyml_board.h": env.get_template("tinyml_board.h.j2").render(ctx),
+        "tinyml_config.h": env.get_template("tinyml_config.h.j2").render(ctx),
+    }
+
+
+def _write_if_changed(path: Path, data: bytes) -> None:
+    if path.exists() and path.read_bytes() == data:
+        return
+    write_bytes_atomic(path, data)
+
+
+def _sync_dir(src_files: dict[str, bytes], dst: Path) -> None:
+    """Make dst hold exactly src_files, touching only what differs."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for name, data in src_files.items():
+        _write_if_changed(dst / name, data)
+    for p in dst.iterdir():
+        if p.name not in src_files:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+def _check_out_dir(out: Path) -> None:
+    if out.exists() and any(out.iterdir()) and not (out / EXPORT_MANIFEST).exists():
+        raise TinymlError(f"{out} exists and is not a `tinyml export` project; choose another -o or remove it")
+
+
+def export_project(model: str | os.PathLike, board: Board, out_dir: str | os.PathLike, *, profile: bool = False,
+                   opt: str = DEFAULT_OPT, name: str | None = None) -> Project:
+    """Render a project for `model` (a .tflite, or a `tinyml compile` output directory) on `board`.
+
+    Refuses, before writing anything, a model whose estimated flash or RAM exceeds the board's.
+    """
+    model, out = Path(model), Path(out_dir)
+    _check_out_dir(out)
+    if not model.exists():
+        raise TinymlError(f"{model}: no such file")
+    with tempfile.TemporaryDirectory(prefix="tinyml-export-") as tmp:
+        if model.is_dir():
+            compiled = model
+        else:
+            from tinyml.compile import analyze, compile_tflite
+
+            c = analyze(model)
+            est = ModelInfo(name=name or model.stem, sha256="", arena_bytes=c.plan.arena_bytes,
+                            const_bytes=c.const_bytes, layers=len(c.layers),
+                            input_bytes=c.model.tensors[c.model.inputs[0]].nbytes,
+                            output_bytes=c.model.tensors[c.model.outputs[0]].nbytes)
+            check_budget(estimate_footprint(est, board), board, est.name)
+            compiled = Path(tmp) / "model"
+            compile_tflite(model, compiled)
+        info = read_model_info(compiled, name or (None if model.is_dir() else model.stem))
+        check_budget(estimate_footprint(info, board), board, info.name)
+        # The manifest first: it is what marks the directory as ours if anything below fails.
+        manifest = {"tool": "tinyml export", "board": board.name, "model": info.name,
+                    "model_sha256": info.sha256, "profile": profile, "opt": opt}
+        _write_if_changed(out / EXPORT_MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+        _sync_dir({p.name: p.read_bytes() for p in compiled.iterdir() if p.is_file()}, out / "model")
+    _sync_dir({p.name: p.read_bytes() for p in runtime_sources(board)}, out / "runtime")
+    for fname, text in render_files(board, info, profile, opt).items():
+        _write_if_changed(out / fname, text.encode())
+    _write_if_changed(out / "board.toml", board.path.read_bytes())
+    return Project(dir=out, board=board, model=info, profile=profile)
+
+
+# ---- building ----
+
+@dataclass(frozen=True)
+class BuildResult:
+    elf: Path
+    footprint: Footprint
+
+
+def _make(project_dir: Path, *targets: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    jobs = str(max(1, min(4, os.cpu_count() or 1)))
+    try:
+        return subprocess.run(["make", "-C", str(project_dir), f"-j{jobs}", *targets], capture_output=True,
+                              text=True, timeout=timeout)
+    except FileNotFoundError:
+        raise TinymlError("`make` is not installed (apt-get install make)") from None
+    except subprocess.TimeoutExpired:
+        raise TinymlError(f"building {project_dir} took more than {timeout:.0f} s") from None
+
+
+def build_project(project: Project) -> BuildResult:
+    """`make build` in the project; turns a memory overflow at link time into the budget error."""
+    if shutil.which("arm-none-eabi-gcc") is None:
+        raise TinymlError("arm-none-eabi-gcc not found: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi "
+                          "(or run `tinyml doctor`)")
+    r = _make(project.dir, "build/firmware.elf", "build/firmware.bin")
+    if r.returncode != 0:
+        log = (r.stdout + r.stderr).strip()
+        over = re.findall(r"region `(\w+)' overflowed by (\d+) bytes", log)
+        if over:
+            b = project.board
+            sizes = {"FLASH": b.flash_size, "RAM": b.ram_size}
+            parts = [f"needs {sizes[reg] + int(n):,} B {reg if reg == 'RAM' else 'flash'}, board {b.name} has "
+                     f"{sizes[reg]:,} B" for reg, n in over]
+            raise TinymlError(f"model {project.model.name} does not fit: " + "; ".join(parts))
+        tail = "\n".join(log.splitlines()[-25:])
+        raise TinymlError(f"firmware build failed in {project.dir} (`make build`):\n{tail}")
+    return BuildResult(elf=project.elf, footprint=image_footprint(project.elf))
+
+
+def image_footprint(elf: Path) -> Footprint:
+    """Flash and RAM of a linked image, from the symbols link.ld defines."""
+    try:
+        out = subprocess.run(["arm-none-eabi-nm", str(elf)], capture_output=True, text=True, timeout=60,
+                             check=True).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        raise TinymlError(f"cannot read {elf} with arm-none-eabi-nm: {e}") from None
+    syms = {m.group(2): int(m.group(1), 16) for m in re.finditer(r"^([0-9a-fA-F]+) [A-Za-z] __tinyml_(\w+)$", out, re.M)}
+    if "flash_used" not in syms or "ram_used" not in syms:
+        raise TinymlError(f"{elf} was not linked with a tinyml linker script (no __tinyml_flash_used)")
+    return Footprint(flash_bytes=syms["flash_used"], ram_bytes=syms["ram_used"], exact=True)

@@ -1,0 +1,87 @@
+"""Sweep charts: accuracy against a cost (params, MACs; later latency, RAM, flash), one series per method.
+
+Each chart marks the unpruned base model with a star, labels depth points with their cut, and outlines the
+Pareto front (no other point is both cheaper and more accurate) so the useful cut points stand out.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from tinyml.util import atomic_path
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">")
+# Shown in the magnitude series' legend: its x value is a count a dense int8 model does not realise.
+MAGNITUDE_NOTE = {"nonzero_params": "nonzero weights; dense .tflite unchanged",
+                  "macs": "dense MACs: zeros are still multiplied"}
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of (cost, accuracy) pairs not dominated by a cheaper-or-equal, more-or-equally accurate one."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], float("-inf")
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def _x(row: dict[str, Any], x_key: str) -> float | None:
+    """The row's cost: magnitude points are placed at their nonzero count on the parameter axis."""
+    if row.get("method") == "magnitude" and x_key in ("params_folded", "params_bn_stats"):
+        return row.get("nonzero_params")
+    return row.get(x_key)
+
+
+def plot_accuracy(rows: Sequence[dict[str, Any]], x_key: str, x_label: str, path: str | os.PathLike,
+                  y_key: str = "val_acc", y_label: str = "float validation accuracy", title: str = "") -> bool:
+    """Write one PNG; returns False (and writes nothing) when no row has both values."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    usable = [r for r in rows if _x(r, x_key) is not None and r.get(y_key) is not None]
+    if not usable:
+        return False
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
+    series = list(dict.fromkeys(r["series"] for r in usable if r["method"] != "base"))
+    for k, name in enumerate(series):
+        pts = sorted((r for r in usable if r["series"] == name), key=lambda r: _x(r, x_key))
+        label = name
+        if name == "magnitude":
+            label += f" ({MAGNITUDE_NOTE.get('nonzero_params' if x_key.startswith('params') else x_key, '')})"
+            label = label.replace(" ()", "")
+        ax.plot([_x(r, x_key) for r in pts], [r[y_key] for r in pts], marker=MARKERS[k % len(MARKERS)],
+                linestyle="--" if name == "magnitude" else "-", markersize=6, linewidth=1.4, label=label,
+                color=f"C{k}")
+        for r in pts:
+            if r.get("cut") is not None:
+                ax.annotate(str(r["cut"]), (_x(r, x_key), r[y_key]), textcoords="offset points", xytext=(4, 5),
+                            fontsize=7, color=f"C{k}")
+    for r in usable:
+        if r["method"] == "base":
+            ax.plot([_x(r, x_key)], [r[y_key]], marker="*", markersize=16, color="black", linestyle="none",
+                    label="base (unpruned)", zorder=5)
+    pairs = [(float(_x(r, x_key)), float(r[y_key])) for r in usable]
+    front = [pairs[i] for i in pareto_front(pairs)]
+    if len(front) > 1:
+        ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="gray", alpha=0.5,
+                linewidth=6, zorder=0, label="Pareto front")
+    xs = [p[0] for p in pairs]
+    if min(xs) > 0 and max(xs) / min(xs) > 20:
+        ax.set_xscale("log")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.set_title(title or f"{y_label} vs {x_label}", fontsize=11)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.text(0.99, 0.01, "numbers next to points = cut after block K", ha="right", fontsize=7, color="gray")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return True
