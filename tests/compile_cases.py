@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 
 @dataclass(frozen=True)
@@ -23,13 +24,15 @@ class Case:
 
 
 def _conv(k, s, pad, ch, act=None, d=1):
-    return lambda keras, tf, x: keras.layers.Conv2D(ch, k, strides=s, padding=pad, dilation_rate=d,
-                                                    activation=act)(x)
+    return lambda keras, tf, x: keras.layers.Conv2D(
+        ch, k, strides=s, padding=pad, dilation_rate=d, activation=act
+    )(x)
 
 
 def _dw(k, s, pad, dm=1, act=None, d=1):
-    return lambda keras, tf, x: keras.layers.DepthwiseConv2D(k, strides=s, padding=pad, depth_multiplier=dm,
-                                                             dilation_rate=d, activation=act)(x)
+    return lambda keras, tf, x: keras.layers.DepthwiseConv2D(
+        k, strides=s, padding=pad, depth_multiplier=dm, dilation_rate=d, activation=act
+    )(x)
 
 
 def _mobilenet(keras, tf, x):
@@ -49,9 +52,9 @@ def _residual(keras, tf, x):
     return keras.layers.Conv2D(4, 3, padding="same", activation="relu")(y)
 
 
-def _add_const(keras, tf, x):
+def _add_broadcast(keras, tf, x):
     x = keras.layers.Conv2D(5, 1)(x)
-    return keras.layers.Lambda(lambda t: tf.nn.relu(t + tf.constant([0.5, -0.25, 1.0, 0.0, -1.5])))(x)
+    return keras.layers.Lambda(lambda t: tf.nn.relu(t + tf.reduce_mean(t, axis=[1, 2], keepdims=True)))(x)
 
 
 def _pad_conv(keras, tf, x):
@@ -67,32 +70,60 @@ def _padv2(keras, tf, x):
 def _dense(units, act=None):
     def f(keras, tf, x):
         return keras.layers.Dense(units, activation=act)(keras.layers.Flatten()(x))
+
     return f
 
 
 CASES: tuple[Case, ...] = (
-    Case("conv3x3_s1_same_relu6", (11, 13, 3), _conv(3, 1, "same", 5, "relu6"), expect_ops=("CONV_2D",)),
+    Case(
+        "conv3x3_s1_same_relu6",
+        (11, 13, 3),
+        _conv(3, 1, "same", 5, "relu6"),
+        lo=-0.3,
+        hi=1.7,
+        expect_ops=("CONV_2D",),
+    ),
     Case("conv3x3_s2_same_odd", (15, 15, 5), _conv(3, 2, "same", 7, "relu"), lo=0.0, hi=2.0),
     Case("conv5x3_s2_valid", (16, 11, 4), _conv((5, 3), 2, "valid", 6)),
     Case("conv3x3_dil2_same", (13, 12, 3), _conv(3, 1, "same", 4, d=2)),
     Case("conv1x1_pointwise", (9, 7, 10), _conv(1, 1, "valid", 13, "relu6"), lo=-0.2, hi=3.0),
     Case("conv1x1_s2", (9, 9, 6), _conv(1, 2, "same", 5)),
-    Case("dw3x3_s1_same_relu6", (12, 10, 6), _dw(3, 1, "same", act="relu6"), expect_ops=("DEPTHWISE_CONV_2D",)),
+    Case(
+        "dw3x3_s1_same_relu6",
+        (12, 10, 6),
+        _dw(3, 1, "same", act="relu6"),
+        lo=-0.4,
+        hi=1.1,
+        expect_ops=("DEPTHWISE_CONV_2D",),
+    ),
     Case("dw3x3_s2_same_odd", (13, 11, 5), _dw(3, 2, "same"), lo=0.0, hi=1.0),
     Case("dw5x5_valid_dm2", (11, 9, 3), _dw(5, 1, "valid", dm=2)),
     Case("dw3x3_s2_dm8_1ch", (17, 17, 1), _dw(3, 2, "same", dm=8, act="relu6")),
     Case("dw3x3_dil2", (12, 12, 4), _dw(3, 1, "same", d=2)),
-    Case("avgpool3x3_s2_same", (11, 9, 5), lambda k, tf, x: k.layers.AveragePooling2D(3, 2, "same")(x),
-         expect_ops=("AVERAGE_POOL_2D",)),
-    Case("maxpool2x2_valid_3x3_same", (9, 9, 3),
-         lambda k, tf, x: k.layers.MaxPooling2D(3, 1, "same")(k.layers.MaxPooling2D(2, 2, "valid")(x)),
-         expect_ops=("MAX_POOL_2D",)),
-    Case("mean_gap", (7, 5, 6), lambda k, tf, x: k.layers.GlobalAveragePooling2D()(x), lo=-0.5, hi=2.0,
-         expect_ops=("MEAN",)),
+    Case(
+        "avgpool3x3_s2_same",
+        (11, 9, 5),
+        lambda k, tf, x: k.layers.AveragePooling2D(3, 2, "same")(x),
+        expect_ops=("AVERAGE_POOL_2D",),
+    ),
+    Case(
+        "maxpool2x2_valid_3x3_same",
+        (9, 9, 3),
+        lambda k, tf, x: k.layers.MaxPooling2D(3, 1, "same")(k.layers.MaxPooling2D(2, 2, "valid")(x)),
+        expect_ops=("MAX_POOL_2D",),
+    ),
+    Case(
+        "mean_gap",
+        (7, 5, 6),
+        lambda k, tf, x: k.layers.GlobalAveragePooling2D()(x),
+        lo=-0.5,
+        hi=2.0,
+        expect_ops=("MEAN",),
+    ),
     Case("fc_per_channel_relu", (5, 5, 3), _dense(10, "relu"), expect_ops=("FULLY_CONNECTED", "RESHAPE")),
     Case("softmax7", (3, 3, 2), _dense(7, "softmax"), expect_ops=("SOFTMAX",)),
     Case("add_residual", (8, 7, 3), _residual, expect_ops=("ADD",)),
-    Case("add_broadcast_const", (6, 5, 4), _add_const, expect_ops=("ADD",)),
+    Case("add_broadcast", (6, 5, 4), _add_broadcast, expect_ops=("ADD", "MEAN")),
     Case("pad_zero", (7, 6, 3), _pad_conv, lo=0.2, hi=1.0, expect_ops=("PAD",)),
     Case("padv2_value", (6, 6, 2), _padv2, expect_ops=("PADV2",)),
     Case("mini_mobilenet", (24, 20, 3), _mobilenet, lo=0.0, hi=1.0),
@@ -146,3 +177,56 @@ def unsupported_op_model(out: Path) -> Path:
     """A full-int8 model with a TANH after a conv: an op the compiler does not support."""
     case = Case("tanh", (5, 5, 2), lambda k, tf, x: k.layers.Activation("tanh")(k.layers.Conv2D(3, 1)(x)))
     return convert(case, out)
+
+
+def two_input_model(out: Path) -> Path:
+    """A full-int8 model with two inputs (refused: the generated API takes one input)."""
+    import keras
+    import tensorflow as tf
+
+    a, b = keras.Input((4, 4, 2), batch_size=1), keras.Input((4, 4, 2), batch_size=1)
+    model = keras.Model([a, b], keras.layers.Add()([a, b]))
+    rng = np.random.default_rng(0)
+
+    def rep():
+        for _ in range(8):
+            yield [rng.uniform(-1, 1, (1, 4, 4, 2)).astype("float32") for _ in range(2)]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = rep
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    path = out / "two_inputs.tflite"
+    path.write_bytes(conv.convert())
+    return path
+
+
+_made: dict[str, dict[str, Path]] = {}
+
+
+@pytest.fixture(scope="session")
+def case_models(artifacts) -> dict[str, Path]:
+    """Every case converted once per process (both compile test modules share the result)."""
+    if "cases" not in _made:
+        out = artifacts / "compile_cases"
+        out.mkdir(parents=True, exist_ok=True)
+        cases = {c.name: convert(c, out) for c in CASES}
+        cases[PER_TENSOR_FC.name] = convert(PER_TENSOR_FC, out, per_tensor=True)
+        _made["cases"] = cases
+    return _made["cases"]
+
+
+@pytest.fixture(scope="session")
+def refusal_models(artifacts) -> dict[str, Path]:
+    """Models the compiler must refuse: float, an unsupported op, two inputs."""
+    if "refusals" not in _made:
+        out = artifacts / "compile_refusals"
+        out.mkdir(parents=True, exist_ok=True)
+        _made["refusals"] = {
+            "float": float_model(out),
+            "tanh": unsupported_op_model(out),
+            "two_inputs": two_input_model(out),
+        }
+    return _made["refusals"]

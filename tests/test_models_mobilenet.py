@@ -85,7 +85,7 @@ def test_stride2_layers_pad_like_tensorflow(resolution):
 def test_flat_layers_are_a_chain_of_primitives():
     model = build_model(ModelConfig()).eval()
     layers, names = flat_layers(model), layer_names(model)
-    assert len(layers) == len(names) == 4 * 1 + 13 * 6 + 2 + 4 + 3  # 4 pads, 13x(dw+pw)x3, 3 head layers
+    assert len(layers) == len(names) == 4 + 13 * 6 + 4 + 3  # conv 0, 13 x (dw+pw) x 3, 4 stride-2 pads, head
     assert all(isinstance(m, PRIMITIVES) for m in layers)
     assert names[:4] == ["features.0.pad", "features.0.conv", "features.0.bn", "features.0.relu"]
     assert "features.5.pw.conv" in names and names[-1] == "head.fc"

@@ -47,7 +47,10 @@ class TflmReference:
 
     def tensor(self, index: int) -> np.ndarray:
         """Any tensor by flatbuffer index (needs preserve_all_tensors=True for intermediates)."""
-        return np.array(self._it.GetTensor(index, 0), copy=True)
+        t = self._it.GetTensor(index, 0)
+        if isinstance(t, dict):  # this tflite-micro build returns {dtype, shape, tensor_data}
+            return np.array(t["tensor_data"], copy=True).reshape(t["shape"])
+        return np.array(t, copy=True)
 
 
 def tflm_arena_bytes(model_bytes: bytes) -> int:

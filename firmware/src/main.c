@@ -20,10 +20,21 @@
 #define MAX_RUNS ((PROTO_MAX_PAYLOAD - 2u) / 8u)
 #define PROFILE_PER_FRAME ((PROTO_MAX_PAYLOAD - 6u) / 8u)
 
+/* Defined by link.ld: their addresses are the image's flash and RAM use and the board's sizes. */
+extern const uint8_t __tinyml_flash_used[], __tinyml_ram_used[], __tinyml_flash_size[], __tinyml_ram_size[];
+#define LINKER_VALUE(sym) ((uint64_t)(uintptr_t)(sym))
+
 static int8_t input[MODEL_INPUT_BYTES] __attribute__((aligned(16)));
 static int8_t output[MODEL_OUTPUT_BYTES] __attribute__((aligned(16)));
 static proto_frame_t frame;
 static uint8_t reply[PROTO_MAX_PAYLOAD];
+static uint64_t timer_overhead; /* the count of two back-to-back timer_now() calls: taken out of every run */
+
+static void calibrate_timer(void) {
+    uint64_t t0 = timer_now();
+    uint64_t t1 = timer_now();
+    timer_overhead = timer_count(t0, t1);
+}
 
 static uint32_t get_u32(const uint8_t *p) {
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
@@ -95,6 +106,10 @@ static void cmd_info(void) {
 #else
     text_kv(&t, "profile", "0");
 #endif
+    text_kv_u64(&t, "flash_bytes", LINKER_VALUE(__tinyml_flash_used));
+    text_kv_u64(&t, "flash_size", LINKER_VALUE(__tinyml_flash_size));
+    text_kv_u64(&t, "ram_bytes", LINKER_VALUE(__tinyml_ram_used));
+    text_kv_u64(&t, "ram_size", LINKER_VALUE(__tinyml_ram_size));
     text_kv_u64(&t, "stack_bytes", stack_size_bytes());
     text_kv_u64(&t, "stack_peak_bytes", stack_peak_bytes());
     text_kv(&t, "cflags", TINYML_CFLAGS);
@@ -133,7 +148,8 @@ static void cmd_invoke(void) {
             proto_error(frame.seq, ERR_MODEL, frame.cmd, "model_invoke returned an error");
             return;
         }
-        put_u64(reply + 2 + 8u * i, timer_count(t0, t1));
+        uint64_t count = timer_count(t0, t1);
+        put_u64(reply + 2 + 8u * i, count > timer_overhead ? count - timer_overhead : 0u);
     }
     proto_reply(&frame, reply, (uint16_t)(2u + 8u * runs));
 }
@@ -191,6 +207,7 @@ static void cmd_crash(void) {
 int main(void) {
     uart_init();
     timer_init();
+    calibrate_timer();
     for (;;) {
         proto_receive(&frame);
         switch (frame.cmd) {

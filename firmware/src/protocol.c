@@ -5,6 +5,10 @@
 #include "timer.h"
 #include "uart.h"
 
+#ifndef POLL_PAUSE_SPINS
+#define POLL_PAUSE_SPINS 64
+#endif
+
 uint16_t crc16_ccitt(uint16_t crc, const uint8_t *data, uint32_t len) {
     for (uint32_t i = 0; i < len; i++) {
         crc ^= (uint16_t)(data[i] << 8);
@@ -36,12 +40,21 @@ void proto_error(uint8_t seq, uint8_t code, uint8_t cmd, const char *message) {
     proto_send(MSG_ERROR, seq, head, sizeof head, message, (uint16_t)strlen(message));
 }
 
+/* Between polls of an empty UART, spin in registers for a while. Under QEMU every poll of the status
+ * register takes the emulator's global lock, and polling back to back starves the thread that delivers the
+ * next byte from the host; on silicon the pause is far shorter than one character time. */
+static void poll_pause(void) {
+    for (volatile int i = 0; i < POLL_PAUSE_SPINS; i++) {
+    }
+}
+
 /* Next byte, or -1 once `deadline` (timer ticks) has passed. */
 static int getc_before(uint64_t deadline) {
     for (;;) {
         int c = uart_getc();
         if (c >= 0) return c;
         if (timer_now() > deadline) return -1;
+        poll_pause();
     }
 }
 
@@ -49,11 +62,12 @@ static int getc_blocking(void) {
     for (;;) {
         int c = uart_getc();
         if (c >= 0) return c;
+        poll_pause();
     }
 }
 
 void proto_receive(proto_frame_t *frame) {
-    const uint64_t timeout = timer_ticks_per_ms() * PROTO_FRAME_TIMEOUT_MS;
+    const uint64_t timeout = timer_ticks_per_ms() * TINYML_FRAME_TIMEOUT_MS;
     for (;;) {
         /* Hunt for the sync pair; anything else is line noise and is skipped silently. */
         int c = getc_blocking();

@@ -8,10 +8,18 @@ import time
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="full-int8 .tflite file (one int8 input, one int8 output)")
-    p.add_argument("-o", "--output", required=True, metavar="DIR",
-                   help="output directory (created, or replaced if it is a previous compile output)")
-    p.add_argument("--name", default="model",
-                   help="C prefix of every symbol, macro and file (default: model -> model.h, model_invoke)")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="DIR",
+        help="output directory (created, or replaced if it is a previous compile output)",
+    )
+    p.add_argument(
+        "--name",
+        default="model",
+        help="C prefix of every symbol, macro and file (default: model -> model.h, model_invoke)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="print the layers and the memory plan")
 
 
@@ -26,10 +34,14 @@ def run(args: argparse.Namespace) -> int:
         print()
         print(c.plan.table(c.model))
         print()
-    print(f"compiled {args.model} -> {args.output}/ in {dt:.2f} s: {len(c.layers)} layers, {c.macs:,} MACs, "
-          f"{c.const_bytes:,} B of weights/params")
-    print(f"  {args.name}.h: {args.name}_invoke(), arena {c.plan.arena_bytes:,} B "
-          f"(lower bound {c.plan.lower_bound:,} B), kernels: {', '.join(c.kernels)}")
+    print(
+        f"compiled {args.model} -> {args.output}/ in {dt:.2f} s: {len(c.layers)} layers, {c.macs:,} MACs, "
+        f"{c.const_bytes:,} B of weights/params"
+    )
+    print(
+        f"  {args.name}.h: {args.name}_invoke(), arena {c.plan.arena_bytes:,} B "
+        f"(lower bound {c.plan.lower_bound:,} B), kernels: {', '.join(c.kernels)}"
+    )
     return 0
 
 

@@ -64,14 +64,22 @@ def check_name(name: str) -> None:
 
 
 def kernel_sources() -> list[str]:
-    return sorted(p.name for p in resources.files("tinyml.compile").joinpath("kernels").iterdir()
-                  if p.name.endswith(".c"))
+    return sorted(
+        p.name
+        for p in resources.files("tinyml.compile").joinpath("kernels").iterdir()
+        if p.name.endswith(".c")
+    )
 
 
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.PackageLoader("tinyml.compile", "templates"), trim_blocks=True,
-                              lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
-                              autoescape=False)
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("tinyml.compile", "templates"),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+    )
 
 
 def _c_float(x: float) -> str:
@@ -95,15 +103,15 @@ def _c_struct(params: Params, var: str) -> str:
 
 def _numbers(values: np.ndarray, per_line: int) -> str:
     vals = [str(int(v)) for v in values.reshape(-1)]
-    return "\n".join("    " + ", ".join(vals[i:i + per_line]) + "," for i in range(0, len(vals), per_line))
+    return "\n".join("    " + ", ".join(vals[i : i + per_line]) + "," for i in range(0, len(vals), per_line))
 
 
 def _hex_bytes(data: bytes) -> str:
     h = data.hex()
     lines = []
     for i in range(0, len(data), 16):
-        chunk = h[2 * i:2 * i + 32]
-        lines.append("    " + ", ".join("0x" + chunk[j:j + 2] for j in range(0, len(chunk), 2)) + ",")
+        chunk = h[2 * i : 2 * i + 32]
+        lines.append("    " + ", ".join("0x" + chunk[j : j + 2] for j in range(0, len(chunk), 2)) + ",")
     return "\n".join(lines)
 
 
@@ -114,10 +122,18 @@ def render(c: Compiled, source: str) -> dict[str, str]:
     model, plan = c.model, c.plan
     t_in, t_out = model.tensors[model.inputs[0]], model.tensors[model.outputs[0]]
     io = {
-        "input": {"bytes": t_in.nbytes, "scale": _c_float(t_in.scale), "zero_point": t_in.zero_point,
-                  "shape": list(t_in.shape)},
-        "output": {"bytes": t_out.nbytes, "scale": _c_float(t_out.scale), "zero_point": t_out.zero_point,
-                   "shape": list(t_out.shape)},
+        "input": {
+            "bytes": t_in.nbytes,
+            "scale": _c_float(t_in.scale),
+            "zero_point": t_in.zero_point,
+            "shape": list(t_in.shape),
+        },
+        "output": {
+            "bytes": t_out.nbytes,
+            "scale": _c_float(t_out.scale),
+            "zero_point": t_out.zero_point,
+            "shape": list(t_out.shape),
+        },
     }
     layers, arrays = [], []
     uses_memcpy = False
@@ -134,25 +150,46 @@ def render(c: Compiled, source: str) -> dict[str, str]:
         else:
             args = [f"{var}_{a.name}" if isinstance(a, Ref) else plan.expr(a, "arena") for a in la.inputs]
             call = f"{la.kernel}(&{var}, {', '.join(args)}, {out_expr});"
-        layers.append({
-            "index": la.index, "op": la.op, "kernel": la.kernel, "macs": la.macs, "out_bytes": out_t.nbytes,
-            "out_shape": (list(la.out_shape) + [0] * 4)[:4], "out_rank": min(4, len(la.out_shape)),
-            "params_type": la.params_type, "var": var,
-            "params": _c_struct(la.params, var) if la.params else "", "summary": la.summary, "call": call,
-            "out_expr": out_expr,
-        })
+        layers.append(
+            {
+                "index": la.index,
+                "op": la.op,
+                "kernel": la.kernel,
+                "macs": la.macs,
+                "out_bytes": out_t.nbytes,
+                "out_shape": (list(la.out_shape) + [0] * 4)[:4],
+                "out_rank": min(4, len(la.out_shape)),
+                "params_type": la.params_type,
+                "var": var,
+                "params": _c_struct(la.params, var) if la.params else "",
+                "summary": la.summary,
+                "call": call,
+                "out_expr": out_expr,
+            }
+        )
         for k, a in enumerate(la.consts):
             arrays.append(_array(a, var, la, k == 0))
-    ctx = {"name": name, "P": p_up, "source": source, **io, "arena_bytes": plan.arena_bytes,
-           "lower_bound": plan.lower_bound, "macs": c.macs, "layers": layers, "arrays": arrays,
-           "uses_memcpy": uses_memcpy, "weight_bytes": c.const_bytes}
+    ctx = {
+        "name": name,
+        "P": p_up,
+        "source": source,
+        **io,
+        "arena_bytes": plan.arena_bytes,
+        "lower_bound": plan.lower_bound,
+        "macs": c.macs,
+        "layers": layers,
+        "arrays": arrays,
+        "uses_memcpy": uses_memcpy,
+        "weight_bytes": c.const_bytes,
+    }
     files = {
         f"{name}.h": env.get_template("model.h.j2").render(ctx),
         f"{name}.c": env.get_template("model.c.j2").render(ctx),
         f"{name}_weights.h": env.get_template("model_weights.h.j2").render(ctx),
         f"{name}_weights.c": env.get_template("model_weights.c.j2").render(ctx),
         f"{name}_tflite.c": env.get_template("model_tflite.c.j2").render(
-            name=name, source=source, length=len(model.data), body=_hex_bytes(model.data)),
+            name=name, source=source, length=len(model.data), body=_hex_bytes(model.data)
+        ),
     }
     kdir = resources.files("tinyml.compile").joinpath("kernels")
     files[KERNEL_HEADER] = kdir.joinpath(KERNEL_HEADER).read_text()
@@ -163,19 +200,32 @@ def render(c: Compiled, source: str) -> dict[str, str]:
 
 def _array(a: ConstArray, var: str, la: Layer, first: bool) -> dict:
     per_line = 16 if a.ctype == "int8_t" else 8
-    return {"var": f"{var}_{a.name}", "ctype": a.ctype, "count": a.values.size, "comment": a.comment,
-            "body": _numbers(a.values, per_line), "layer": la.index,
-            "layer_header": f"{la.op} {shape_str(la.out_shape)}" if first else ""}
+    return {
+        "var": f"{var}_{a.name}",
+        "ctype": a.ctype,
+        "count": a.values.size,
+        "comment": a.comment,
+        "body": _numbers(a.values, per_line),
+        "layer": la.index,
+        "layer_header": f"{la.op} {shape_str(la.out_shape)}" if first else "",
+    }
 
 
 def manifest(c: Compiled, source: str) -> dict:
     model = c.model
     return {
-        "tool": "tinyml compile", "source": source, "sha256": hashlib.sha256(model.data).hexdigest(),
-        "name": c.name, "input_shape": list(model.tensors[model.inputs[0]].shape),
-        "output_shape": list(model.tensors[model.outputs[0]].shape), "layers": len(c.layers), "macs": c.macs,
-        "arena_bytes": c.plan.arena_bytes, "arena_lower_bound": c.plan.lower_bound,
-        "const_bytes": c.const_bytes, "kernels": list(c.kernels),
+        "tool": "tinyml compile",
+        "source": source,
+        "sha256": hashlib.sha256(model.data).hexdigest(),
+        "name": c.name,
+        "input_shape": list(model.tensors[model.inputs[0]].shape),
+        "output_shape": list(model.tensors[model.outputs[0]].shape),
+        "layers": len(c.layers),
+        "macs": c.macs,
+        "arena_bytes": c.plan.arena_bytes,
+        "arena_lower_bound": c.plan.lower_bound,
+        "const_bytes": c.const_bytes,
+        "kernels": list(c.kernels),
     }
 
 
@@ -183,7 +233,9 @@ def write_dir(out_dir: str | os.PathLike, files: dict[str, str], meta: dict) -> 
     """Write all files into a temporary sibling directory, then swap it in for out_dir."""
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).exists())):
-        raise TinymlError(f"{out} exists and is not a `tinyml compile` output; choose another -o or remove it")
+        raise TinymlError(
+            f"{out} exists and is not a `tinyml compile` output; choose another -o or remove it"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     old = None

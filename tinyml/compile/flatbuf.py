@@ -62,7 +62,7 @@ class Table:
 
     def string(self, i: int) -> str:
         p, n = self._vector(i, 1)
-        return self.buf[p:p + n].decode("utf-8", errors="replace")
+        return self.buf[p : p + n].decode("utf-8", errors="replace")
 
     def _vector(self, i: int, item: int) -> tuple[int, int]:
         p = self._target(i)

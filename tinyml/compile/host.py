@@ -22,20 +22,40 @@ def host_cc() -> str:
     return cc
 
 
-def build(model_dir: str | os.PathLike, name: str, exe: str | os.PathLike, debug: bool = False,
-          extra_flags: tuple[str, ...] = ()) -> Path:
+def build(
+    model_dir: str | os.PathLike,
+    name: str,
+    exe: str | os.PathLike,
+    debug: bool = False,
+    extra_flags: tuple[str, ...] = (),
+) -> Path:
     """Compile DIR/*.c (without the .tflite array, which the harness does not need) plus the test harness."""
     import jinja2
 
     model_dir, exe = Path(model_dir), Path(exe)
     exe.parent.mkdir(parents=True, exist_ok=True)
-    env = jinja2.Environment(loader=jinja2.PackageLoader("tinyml.compile", "templates"), trim_blocks=True,
-                             lstrip_blocks=True, keep_trailing_newline=True)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("tinyml.compile", "templates"),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
     main_c = exe.with_suffix(".main.c")
     main_c.write_text(env.get_template("host_main.c.j2").render(name=name, P=name.upper()))
     srcs = sorted(str(p) for p in model_dir.glob("*.c") if p.name != f"{name}_tflite.c")
-    cmd = [host_cc(), *CFLAGS, *extra_flags, *(["-DTINYML_DEBUG"] if debug else []), "-I", str(model_dir),
-           *srcs, str(main_c), "-lm", "-o", str(exe)]
+    cmd = [
+        host_cc(),
+        *CFLAGS,
+        *extra_flags,
+        *(["-DTINYML_DEBUG"] if debug else []),
+        "-I",
+        str(model_dir),
+        *srcs,
+        str(main_c),
+        "-lm",
+        "-o",
+        str(exe),
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise TinymlError(f"host build of {model_dir} failed:\n{r.stderr.strip()}")
@@ -56,8 +76,9 @@ def run(exe: str | os.PathLike, inputs: np.ndarray, out_bytes: int) -> np.ndarra
 
 def run_debug(exe: str | os.PathLike, x: np.ndarray) -> dict[int, np.ndarray]:
     """Every layer's output (layer index -> int8 bytes) for one input, from a build with debug=True."""
-    r = subprocess.run([str(exe)], input=np.ascontiguousarray(x, dtype=np.int8).tobytes(), capture_output=True,
-                       timeout=600)
+    r = subprocess.run(
+        [str(exe)], input=np.ascontiguousarray(x, dtype=np.int8).tobytes(), capture_output=True, timeout=600
+    )
     if r.returncode != 0:
         raise TinymlError(f"{exe} exited with {r.returncode}")
     data, pos, frames = r.stdout, 0, {}

@@ -1,8 +1,8 @@
 """One class per supported TFLite op: each checks its tensors, knows its cost and fills its C kernel's params.
 
 An op becomes a `Layer`: the kernel to call, the const arrays it needs (weights, folded bias, per-channel
-multipliers/shifts), the params struct initializer, and its MACs/weight bytes for the profile. The emitter only
-renders what a Layer says; the arithmetic decisions (INT8.md) all live here and in quant.py.
+multipliers/shifts), the params struct initializer, and its MACs/weight bytes for the profile. The emitter
+only renders what a Layer says; the arithmetic decisions (INT8.md) all live here and in quant.py.
 """
 
 from __future__ import annotations
@@ -48,7 +48,9 @@ class Layer:
     output: int  # output tensor index
     out_shape: tuple[int, ...]
     macs: int
-    weight_bytes: int  # bytes of the model's constant tensors this op reads (weights + bias as in the .tflite)
+    weight_bytes: (
+        int  # bytes of the model's constant tensors this op reads (weights + bias as in the .tflite)
+    )
     summary: str  # one line for the generated comment: shapes, kernel geometry, activation, quantization
     alias: bool = False  # RESHAPE: output shares its input's memory when the plan allows
     inplace: dict[int, int] = field(default_factory=dict)  # input position -> min byte gap (see planner)
@@ -99,10 +101,17 @@ class OpContext:
     def check_int8(self, t: Tensor, what: str) -> None:
         if t.dtype != "int8":
             kind = "float or hybrid model" if t.dtype.startswith("float") else "unsupported type"
-            raise self.fail(f"{what} (tensor {t.index} '{t.name}') is {t.dtype}: only full-int8 models are "
-                            f"supported ({kind})")
+            raise self.fail(
+                f"{what} (tensor {t.index} '{t.name}') is {t.dtype}: only full-int8 models are "
+                f"supported ({kind})"
+            )
         if t.quant is None:
             raise self.fail(f"{what} (tensor {t.index} '{t.name}') has no quantization parameters")
+        if not (np.isfinite(t.scale) and t.scale > 0) or not -128 <= t.zero_point <= 127:
+            raise self.fail(
+                f"{what} (tensor {t.index} '{t.name}') has invalid quantization "
+                f"(scale {t.scale}, zero point {t.zero_point})"
+            )
 
     def const(self, pos: int, dtype: str, what: str, optional: bool = False) -> Tensor | None:
         t = self.tensor(pos, optional)
@@ -136,7 +145,10 @@ def _padding(i: int, k: int, s: int, d: int, padding: int) -> tuple[int, int]:
 
 
 def _channel_scales(ctx: OpContext, w: Tensor, n: int, what: str) -> np.ndarray:
-    scales = w.quant.scale.astype(np.float64) if w.quant is not None else np.zeros(0)
+    with np.errstate(invalid="ignore"):
+        scales = w.quant.scale.astype(np.float64) if w.quant is not None else np.zeros(0)
+    if not np.all(np.isfinite(scales) & (scales >= 0)):
+        raise ctx.fail(f"{what} has invalid (negative or non-finite) scales")
     if scales.size == 1:
         return np.full(n, scales[0])
     if scales.size != n:
@@ -150,10 +162,18 @@ def _requant(ctx: OpContext, x: Tensor, w: Tensor, y: Tensor, n: int, act: int) 
     r = float(x.scale) * s_w / float(y.scale)
     mult, shift = quant.quantize_multipliers(r)
     lo, hi = quant.activation_range(act, y.scale, y.zero_point, ctx.where)
-    consts = [ConstArray("mult", "int32_t", np.array(mult, np.int64), "requantization multiplier M per channel"),
-              ConstArray("shift", "int32_t", np.array(shift, np.int64), "exponent e per channel (>0: left)")]
-    q = (("in_zp", x.zero_point), ("out_zp", y.zero_point), ("act_min", lo), ("act_max", hi),
-         ("mult", Ref("mult")), ("shift", Ref("shift")))
+    consts = [
+        ConstArray("mult", "int32_t", np.array(mult, np.int64), "requantization multiplier M per channel"),
+        ConstArray("shift", "int32_t", np.array(shift, np.int64), "exponent e per channel (>0: left)"),
+    ]
+    q = (
+        ("in_zp", x.zero_point),
+        ("out_zp", y.zero_point),
+        ("act_min", lo),
+        ("act_max", hi),
+        ("mult", Ref("mult")),
+        ("shift", Ref("shift")),
+    )
     return q, consts
 
 
@@ -198,16 +218,50 @@ def conv2d(ctx: OpContext) -> Layer:
     folded = _folded_bias(bias, wa.reshape(oc, -1).sum(axis=1), x.zero_point, oc)
     pointwise = kh == kw == 1 and fc == ic
     kernel = "conv2d_1x1_s8" if pointwise else "conv2d_s8"
-    params = (("in_h", ih), ("in_w", iw), ("in_c", ic), ("out_h", oh), ("out_w", ow), ("out_c", oc),
-              ("k_h", kh), ("k_w", kw), ("filter_c", fc), ("stride_h", sh), ("stride_w", sw),
-              ("dil_h", dh), ("dil_w", dw), ("pad_top", pt), ("pad_left", pl),
-              ("weights", Ref("weights")), ("bias", Ref("bias")), ("q", q))
-    consts = [ConstArray("weights", "int8_t", wa.reshape(-1), f"[{oc}][{kh}][{kw}][{fc}] OHWI"),
-              ConstArray("bias", "int32_t", folded, "bias - z_in * sum(weights)"), *consts]
-    geo = f"{kh}x{kw} s{sh}" + (f" d{dh}" if dh > 1 or dw > 1 else "") + (" SAME" if padding == SAME else " VALID")
-    return Layer(ctx.op.index, ctx.op.op, kernel, "conv2d_params_t", params, tuple(consts), (x.index,), y.index,
-                 y.shape, oh * ow * oc * kh * kw * fc, w.nbytes + (bias.nbytes if bias else 0),
-                 f"{shape_str(x.shape)} -> {shape_str(y.shape)}, {geo}{_act_name(act)}; {_quant_desc(x, w, y)}")
+    params = (
+        ("in_h", ih),
+        ("in_w", iw),
+        ("in_c", ic),
+        ("out_h", oh),
+        ("out_w", ow),
+        ("out_c", oc),
+        ("k_h", kh),
+        ("k_w", kw),
+        ("filter_c", fc),
+        ("stride_h", sh),
+        ("stride_w", sw),
+        ("dil_h", dh),
+        ("dil_w", dw),
+        ("pad_top", pt),
+        ("pad_left", pl),
+        ("weights", Ref("weights")),
+        ("bias", Ref("bias")),
+        ("q", q),
+    )
+    consts = [
+        ConstArray("weights", "int8_t", wa.reshape(-1), f"[{oc}][{kh}][{kw}][{fc}] OHWI"),
+        ConstArray("bias", "int32_t", folded, "bias - z_in * sum(weights)"),
+        *consts,
+    ]
+    geo = (
+        f"{kh}x{kw} s{sh}"
+        + (f" d{dh}" if dh > 1 or dw > 1 else "")
+        + (" SAME" if padding == SAME else " VALID")
+    )
+    return Layer(
+        ctx.op.index,
+        ctx.op.op,
+        kernel,
+        "conv2d_params_t",
+        params,
+        tuple(consts),
+        (x.index,),
+        y.index,
+        y.shape,
+        oh * ow * oc * kh * kw * fc,
+        w.nbytes + (bias.nbytes if bias else 0),
+        f"{shape_str(x.shape)} -> {shape_str(y.shape)}, {geo}{_act_name(act)}; {_quant_desc(x, w, y)}",
+    )
 
 
 def depthwise_conv2d(ctx: OpContext) -> Layer:
@@ -231,17 +285,51 @@ def depthwise_conv2d(ctx: OpContext) -> Layer:
     q, consts = _requant(ctx, x, w, y, oc, act)
     folded = _folded_bias(bias, wa.reshape(kh * kw, oc).sum(axis=0), x.zero_point, oc)
     kernel = "depthwise_conv2d_s8"
-    params = (("in_h", ih), ("in_w", iw), ("in_c", ic), ("out_h", oh), ("out_w", ow), ("out_c", oc),
-              ("k_h", kh), ("k_w", kw), ("depth_mult", dm), ("stride_h", sh), ("stride_w", sw),
-              ("dil_h", dh), ("dil_w", dw), ("pad_top", pt), ("pad_left", pl),
-              ("weights", Ref("weights")), ("bias", Ref("bias")), ("q", q))
-    consts = [ConstArray("weights", "int8_t", wa.reshape(-1), f"[{kh}][{kw}][{oc}] HWC"),
-              ConstArray("bias", "int32_t", folded, "bias - z_in * sum(weights)"), *consts]
-    geo = f"{kh}x{kw} s{sh}" + (f" d{dh}" if dh > 1 or dw > 1 else "") + (" SAME" if padding == SAME else " VALID")
+    params = (
+        ("in_h", ih),
+        ("in_w", iw),
+        ("in_c", ic),
+        ("out_h", oh),
+        ("out_w", ow),
+        ("out_c", oc),
+        ("k_h", kh),
+        ("k_w", kw),
+        ("depth_mult", dm),
+        ("stride_h", sh),
+        ("stride_w", sw),
+        ("dil_h", dh),
+        ("dil_w", dw),
+        ("pad_top", pt),
+        ("pad_left", pl),
+        ("weights", Ref("weights")),
+        ("bias", Ref("bias")),
+        ("q", q),
+    )
+    consts = [
+        ConstArray("weights", "int8_t", wa.reshape(-1), f"[{kh}][{kw}][{oc}] HWC"),
+        ConstArray("bias", "int32_t", folded, "bias - z_in * sum(weights)"),
+        *consts,
+    ]
+    geo = (
+        f"{kh}x{kw} s{sh}"
+        + (f" d{dh}" if dh > 1 or dw > 1 else "")
+        + (" SAME" if padding == SAME else " VALID")
+    )
     geo += f" dm{dm}" if dm > 1 else ""
-    return Layer(ctx.op.index, ctx.op.op, kernel, "depthwise_conv2d_params_t", params, tuple(consts),
-                 (x.index,), y.index, y.shape, oh * ow * oc * kh * kw, w.nbytes + (bias.nbytes if bias else 0),
-                 f"{shape_str(x.shape)} -> {shape_str(y.shape)}, {geo}{_act_name(act)}; {_quant_desc(x, w, y)}")
+    return Layer(
+        ctx.op.index,
+        ctx.op.op,
+        kernel,
+        "depthwise_conv2d_params_t",
+        params,
+        tuple(consts),
+        (x.index,),
+        y.index,
+        y.shape,
+        oh * ow * oc * kh * kw,
+        w.nbytes + (bias.nbytes if bias else 0),
+        f"{shape_str(x.shape)} -> {shape_str(y.shape)}, {geo}{_act_name(act)}; {_quant_desc(x, w, y)}",
+    )
 
 
 def fully_connected(ctx: OpContext) -> Layer:
@@ -264,14 +352,33 @@ def fully_connected(ctx: OpContext) -> Layer:
     wa = w.array()
     q, consts = _requant(ctx, x, w, y, n, act)
     folded = _folded_bias(bias, wa.sum(axis=1), x.zero_point, n)
-    params = (("batches", batches), ("in_depth", d), ("out_depth", n),
-              ("weights", Ref("weights")), ("bias", Ref("bias")), ("q", q))
-    consts = [ConstArray("weights", "int8_t", wa.reshape(-1), f"[{n}][{d}]"),
-              ConstArray("bias", "int32_t", folded, "bias - z_in * sum(weights)"), *consts]
-    return Layer(ctx.op.index, ctx.op.op, "fully_connected_s8", "fully_connected_params_t", params,
-                 tuple(consts), (x.index,), y.index, y.shape, batches * n * d,
-                 w.nbytes + (bias.nbytes if bias else 0),
-                 f"{shape_str(x.shape)} -> {shape_str(y.shape)}{_act_name(act)}; {_quant_desc(x, w, y)}")
+    params = (
+        ("batches", batches),
+        ("in_depth", d),
+        ("out_depth", n),
+        ("weights", Ref("weights")),
+        ("bias", Ref("bias")),
+        ("q", q),
+    )
+    consts = [
+        ConstArray("weights", "int8_t", wa.reshape(-1), f"[{n}][{d}]"),
+        ConstArray("bias", "int32_t", folded, "bias - z_in * sum(weights)"),
+        *consts,
+    ]
+    return Layer(
+        ctx.op.index,
+        ctx.op.op,
+        "fully_connected_s8",
+        "fully_connected_params_t",
+        params,
+        tuple(consts),
+        (x.index,),
+        y.index,
+        y.shape,
+        batches * n * d,
+        w.nbytes + (bias.nbytes if bias else 0),
+        f"{shape_str(x.shape)} -> {shape_str(y.shape)}{_act_name(act)}; {_quant_desc(x, w, y)}",
+    )
 
 
 def pool2d(ctx: OpContext) -> Layer:
@@ -289,13 +396,36 @@ def pool2d(ctx: OpContext) -> Layer:
         raise ctx.fail(f"output {oh}x{ow} does not match the geometry (expected {eh}x{ew})")
     lo, hi = quant.activation_range(act, y.scale, y.zero_point, ctx.where)
     avg = ctx.op.op == "AVERAGE_POOL_2D"
-    params = (("in_h", ih), ("in_w", iw), ("ch", c), ("out_h", oh), ("out_w", ow), ("k_h", fh), ("k_w", fw),
-              ("stride_h", sh), ("stride_w", sw), ("pad_top", pt), ("pad_left", pl),
-              ("act_min", lo), ("act_max", hi))
+    params = (
+        ("in_h", ih),
+        ("in_w", iw),
+        ("ch", c),
+        ("out_h", oh),
+        ("out_w", ow),
+        ("k_h", fh),
+        ("k_w", fw),
+        ("stride_h", sh),
+        ("stride_w", sw),
+        ("pad_top", pt),
+        ("pad_left", pl),
+        ("act_min", lo),
+        ("act_max", hi),
+    )
     geo = f"{fh}x{fw} s{sh}" + (" SAME" if padding == SAME else " VALID")
-    return Layer(ctx.op.index, ctx.op.op, "avg_pool2d_s8" if avg else "max_pool2d_s8", "pool2d_params_t",
-                 params, (), (x.index,), y.index, y.shape, 0, 0,
-                 f"{shape_str(x.shape)} -> {shape_str(y.shape)}, {geo}{_act_name(act)}")
+    return Layer(
+        ctx.op.index,
+        ctx.op.op,
+        "avg_pool2d_s8" if avg else "max_pool2d_s8",
+        "pool2d_params_t",
+        params,
+        (),
+        (x.index,),
+        y.index,
+        y.shape,
+        0,
+        0,
+        f"{shape_str(x.shape)} -> {shape_str(y.shape)}, {geo}{_act_name(act)}",
+    )
 
 
 def mean(ctx: OpContext) -> Layer:
@@ -305,16 +435,35 @@ def mean(ctx: OpContext) -> Layer:
     axes = sorted({int(a) % nd for a in axes_t.array().reshape(-1)})
     if not axes or axes != list(range(axes[0], axes[-1] + 1)):
         raise ctx.fail(f"MEAN over axes {axes} of a {nd}-D tensor: only contiguous axes are supported")
-    outer = int(np.prod(x.shape[:axes[0]], dtype=np.int64))
-    n = int(np.prod(x.shape[axes[0]:axes[-1] + 1], dtype=np.int64))
-    inner = int(np.prod(x.shape[axes[-1] + 1:], dtype=np.int64))
+    outer = int(np.prod(x.shape[: axes[0]], dtype=np.int64))
+    n = int(np.prod(x.shape[axes[0] : axes[-1] + 1], dtype=np.int64))
+    inner = int(np.prod(x.shape[axes[-1] + 1 :], dtype=np.int64))
     if y.size != outer * inner:
         raise ctx.fail(f"output of {y.size} values, expected {outer * inner}")
     m, e = quant.mean_multiplier(x.scale, y.scale, n)
-    params = (("outer", outer), ("n", n), ("inner", inner), ("in_zp", x.zero_point), ("out_zp", y.zero_point),
-              ("mult", m), ("shift", e))
-    return Layer(ctx.op.index, ctx.op.op, "mean_s8", "mean_params_t", params, (), (x.index,), y.index, y.shape,
-                 0, 0, f"{shape_str(x.shape)} -> {shape_str(y.shape)}, axes {axes}; {_quant_desc(x, None, y)}")
+    params = (
+        ("outer", outer),
+        ("n", n),
+        ("inner", inner),
+        ("in_zp", x.zero_point),
+        ("out_zp", y.zero_point),
+        ("mult", m),
+        ("shift", e),
+    )
+    return Layer(
+        ctx.op.index,
+        ctx.op.op,
+        "mean_s8",
+        "mean_params_t",
+        params,
+        (),
+        (x.index,),
+        y.index,
+        y.shape,
+        0,
+        0,
+        f"{shape_str(x.shape)} -> {shape_str(y.shape)}, axes {axes}; {_quant_desc(x, None, y)}",
+    )
 
 
 def softmax(ctx: OpContext) -> Layer:
@@ -326,11 +475,27 @@ def softmax(ctx: OpContext) -> Layer:
     m, left, diff_min = quant.softmax_params(beta, x.scale)
     if left < 0 or m == 0:
         raise ctx.fail(f"input scale {x.scale} x beta {beta} is too small for int8 softmax")
-    params = (("rows", x.size // depth), ("depth", depth), ("mult", m), ("left_shift", left),
-              ("diff_min", diff_min))
-    return Layer(ctx.op.index, ctx.op.op, "softmax_s8", "softmax_params_t", params, (), (x.index,), y.index,
-                 y.shape, 0, 0, f"{shape_str(x.shape)} -> {shape_str(y.shape)}, beta {beta:g}; "
-                 f"{_quant_desc(x, None, y)}")
+    params = (
+        ("rows", x.size // depth),
+        ("depth", depth),
+        ("mult", m),
+        ("left_shift", left),
+        ("diff_min", diff_min),
+    )
+    return Layer(
+        ctx.op.index,
+        ctx.op.op,
+        "softmax_s8",
+        "softmax_params_t",
+        params,
+        (),
+        (x.index,),
+        y.index,
+        y.shape,
+        0,
+        0,
+        f"{shape_str(x.shape)} -> {shape_str(y.shape)}, beta {beta:g}; {_quant_desc(x, None, y)}",
+    )
 
 
 def add(ctx: OpContext) -> Layer:
@@ -358,22 +523,49 @@ def add(ctx: OpContext) -> Layer:
     consts, args = [], []
     for pos, t in ((0, a), (1, b)):
         if t.is_const:
-            consts.append(ConstArray(f"in{pos}", "int8_t", t.array().reshape(-1).astype(np.int64),
-                                     f"constant input {pos}"))
+            consts.append(
+                ConstArray(
+                    f"in{pos}", "int8_t", t.array().reshape(-1).astype(np.int64), f"constant input {pos}"
+                )
+            )
             args.append(Ref(f"in{pos}"))
         else:
             args.append(t.index)
     broadcast = tuple(a.shape) != tuple(y.shape) or tuple(b.shape) != tuple(y.shape)
-    params = (("size", y.size), ("broadcast", int(broadcast)), ("out_dims", tuple(out4)),
-              ("in1_strides", tuple(strides(a))), ("in2_strides", tuple(strides(b))),
-              ("in1_zp", a.zero_point), ("in2_zp", b.zero_point), ("out_zp", y.zero_point),
-              ("in1_mult", m1), ("in1_shift", e1), ("in2_mult", m2), ("in2_shift", e2),
-              ("out_mult", mo), ("out_shift", eo), ("act_min", lo), ("act_max", hi))
-    return Layer(ctx.op.index, ctx.op.op, "add_s8", "add_params_t", params, tuple(consts), tuple(args), y.index,
-                 y.shape, 0, sum(c.values.size for c in consts),
-                 f"{shape_str(a.shape)} + {shape_str(b.shape)} -> {shape_str(y.shape)}{_act_name(act)}; "
-                 f"in s={a.scale:.6g}/{b.scale:.6g} z={a.zero_point}/{b.zero_point}, "
-                 f"out s={y.scale:.6g} z={y.zero_point}")
+    params = (
+        ("size", y.size),
+        ("broadcast", int(broadcast)),
+        ("out_dims", tuple(out4)),
+        ("in1_strides", tuple(strides(a))),
+        ("in2_strides", tuple(strides(b))),
+        ("in1_zp", a.zero_point),
+        ("in2_zp", b.zero_point),
+        ("out_zp", y.zero_point),
+        ("in1_mult", m1),
+        ("in1_shift", e1),
+        ("in2_mult", m2),
+        ("in2_shift", e2),
+        ("out_mult", mo),
+        ("out_shift", eo),
+        ("act_min", lo),
+        ("act_max", hi),
+    )
+    return Layer(
+        ctx.op.index,
+        ctx.op.op,
+        "add_s8",
+        "add_params_t",
+        params,
+        tuple(consts),
+        tuple(args),
+        y.index,
+        y.shape,
+        0,
+        sum(c.values.size for c in consts),
+        f"{shape_str(a.shape)} + {shape_str(b.shape)} -> {shape_str(y.shape)}{_act_name(act)}; "
+        f"in s={a.scale:.6g}/{b.scale:.6g} z={a.zero_point}/{b.zero_point}, "
+        f"out s={y.scale:.6g} z={y.zero_point}",
+    )
 
 
 def pad(ctx: OpContext) -> Layer:
@@ -400,43 +592,91 @@ def pad(ctx: OpContext) -> Layer:
     if int(np.prod(out4)) != y.size:
         raise ctx.fail(f"output of {y.size} values, expected {list(out4)}")
     params = (("in_dims", in4), ("out_dims", out4), ("pre", pre), ("value", value))
-    return Layer(ctx.op.index, ctx.op.op, "pad_s8", "pad_params_t", params, (), (x.index,), y.index, y.shape,
-                 0, 0, f"{shape_str(x.shape)} -> {shape_str(y.shape)}, pads {p.tolist()}, fill {value}")
+    return Layer(
+        ctx.op.index,
+        ctx.op.op,
+        "pad_s8",
+        "pad_params_t",
+        params,
+        (),
+        (x.index,),
+        y.index,
+        y.shape,
+        0,
+        0,
+        f"{shape_str(x.shape)} -> {shape_str(y.shape)}, pads {p.tolist()}, fill {value}",
+    )
 
 
 def reshape(ctx: OpContext) -> Layer:
     x, y = ctx.act(0), ctx.out()
     if x.size != y.size:
         raise ctx.fail(f"reshape of {x.size} values into {y.size}")
-    return Layer(ctx.op.index, ctx.op.op, "", "", (), (), (x.index,), y.index, y.shape, 0, 0,
-                 f"{shape_str(x.shape)} -> {shape_str(y.shape)}", alias=True)
+    return Layer(
+        ctx.op.index,
+        ctx.op.op,
+        "",
+        "",
+        (),
+        (),
+        (x.index,),
+        y.index,
+        y.shape,
+        0,
+        0,
+        f"{shape_str(x.shape)} -> {shape_str(y.shape)}",
+        alias=True,
+    )
 
 
 BUILDERS = {
-    "CONV_2D": conv2d, "DEPTHWISE_CONV_2D": depthwise_conv2d, "FULLY_CONNECTED": fully_connected,
-    "AVERAGE_POOL_2D": pool2d, "MAX_POOL_2D": pool2d, "MEAN": mean, "SOFTMAX": softmax, "ADD": add,
-    "PAD": pad, "PADV2": pad, "RESHAPE": reshape,
+    "CONV_2D": conv2d,
+    "DEPTHWISE_CONV_2D": depthwise_conv2d,
+    "FULLY_CONNECTED": fully_connected,
+    "AVERAGE_POOL_2D": pool2d,
+    "MAX_POOL_2D": pool2d,
+    "MEAN": mean,
+    "SOFTMAX": softmax,
+    "ADD": add,
+    "PAD": pad,
+    "PADV2": pad,
+    "RESHAPE": reshape,
 }
 
 
 def build_layers(model: TfliteModel) -> list[Layer]:
     """Check the model is something we compile (one int8 input/output, supported ops) and make its layers."""
     if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise TinymlError(f"{model.path}: {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
-                          f"only single-input, single-output models are supported")
+        raise TinymlError(
+            f"{model.path}: {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
+            f"only single-input, single-output models are supported"
+        )
     for what, idx in (("input", model.inputs[0]), ("output", model.outputs[0])):
         t = model.tensors[idx]
         if t.dtype != "int8":
             kind = "a float model" if t.dtype.startswith("float") else f"a {t.dtype} model"
-            raise TinymlError(f"{model.path}: the model {what} is {t.dtype} ({kind}); only full-int8 models "
-                              f"are supported (quantize with int8 input and output)")
+            raise TinymlError(
+                f"{model.path}: the model {what} is {t.dtype} ({kind}); only full-int8 models "
+                f"are supported (quantize with int8 input and output)"
+            )
     if not model.operators:
         raise TinymlError(f"{model.path}: the model has no operators")
-    layers = []
+    layers: list[Layer] = []
+    produced = {model.inputs[0]}
     for op in model.operators:
         builder = BUILDERS.get(op.op)
         if builder is None:
-            raise TinymlError(f"op {op.index} ({op.op}) is not supported; supported ops: "
-                              f"{', '.join(sorted(BUILDERS))}")
-        layers.append(builder(OpContext(op, model)))
+            raise TinymlError(
+                f"op {op.index} ({op.op}) is not supported; supported ops: {', '.join(sorted(BUILDERS))}"
+            )
+        layer = builder(OpContext(op, model))
+        for a in layer.inputs:
+            if isinstance(a, int) and a not in produced:
+                raise TinymlError(f"op {op.index} ({op.op}) reads tensor {a} before any op produces it")
+        if layer.output in produced:
+            raise TinymlError(f"op {op.index} ({op.op}) writes tensor {layer.output}, already written")
+        produced.add(layer.output)
+        layers.append(layer)
+    if model.outputs[0] not in produced:
+        raise TinymlError(f"{model.path}: no op produces the model output (tensor {model.outputs[0]})")
     return layers

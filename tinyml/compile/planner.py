@@ -1,7 +1,7 @@
 """Static memory plan: every activation tensor gets an offset in one arena, from tensor lifetimes.
 
-Greedy first-fit by decreasing size (like TFLM's greedy planner). RESHAPE outputs alias their inputs. The model
-input is read in place from the caller's buffer and the model output written straight into the caller's
+Greedy first-fit by decreasing size (like TFLM's greedy planner). RESHAPE outputs alias their inputs. The
+model input is read in place from the caller's buffer and the model output written straight into the caller's
 buffer, so neither takes arena space. A layer may also declare that its output can overlap an input that dies
 with it (in-place), given a minimum byte gap `in_offset - out_offset >= gap` its kernel is written for.
 """
@@ -50,11 +50,15 @@ class MemoryPlan:
         for b in sorted(self.buffers, key=lambda b: (b.first, b.tensors)):
             place = f"arena+{b.offset}" if b.where == "arena" else f"caller {b.where}"
             name = model.tensors[b.tensors[-1]].name
-            rows.append(f"{','.join(map(str, b.tensors)):<14} {b.size:>7} {b.first:>4}-{b.last:<4}  "
-                        f"{place:<14} {name[:60]}")
-        rows.append(f"arena peak {self.arena_bytes} B; lower bound {self.lower_bound} B "
-                    f"(max over layers of inputs + output in the arena, layer {self.lower_bound_layer}); "
-                    f"all live tensors at once {self.live_peak} B")
+            rows.append(
+                f"{','.join(map(str, b.tensors)):<14} {b.size:>7} {b.first:>4}-{b.last:<4}  "
+                f"{place:<14} {name[:60]}"
+            )
+        rows.append(
+            f"arena peak {self.arena_bytes} B; lower bound {self.lower_bound} B "
+            f"(max over layers of inputs + output in the arena, layer {self.lower_bound_layer}); "
+            f"all live tensors at once {self.live_peak} B"
+        )
         return "\n".join(rows)
 
 
@@ -105,8 +109,10 @@ def plan(layers: list[Layer], model: TfliteModel) -> MemoryPlan:
             if isinstance(src, int) and last[find(src)] == i:
                 gaps[(find(layer.output), find(src))] = gap
     offsets = _first_fit([g for g in members if where[g] == "arena"], sizes, first, last, gaps)
-    buffers = {g: Buffer(tuple(sorted(members[g])), sizes[g], first[g], last[g], where[g], offsets.get(g, 0))
-               for g in members}
+    buffers = {
+        g: Buffer(tuple(sorted(members[g])), sizes[g], first[g], last[g], where[g], offsets.get(g, 0))
+        for g in members
+    }
     arena = max((offsets[g] + sizes[g] for g in offsets), default=0)
     bound, bound_layer = 0, 0
     for i, layer in enumerate(layers):
@@ -115,16 +121,28 @@ def plan(layers: list[Layer], model: TfliteModel) -> MemoryPlan:
         if s > bound:
             bound, bound_layer = s, i
     live = max((sum(sizes[g] for g in offsets if first[g] <= i <= last[g]) for i in range(n)), default=0)
-    return MemoryPlan(tuple(buffers.values()), {t: buffers[find(t)] for t in parent}, arena, bound, bound_layer,
-                      live, frozenset(copies))
+    return MemoryPlan(
+        tuple(buffers.values()),
+        {t: buffers[find(t)] for t in parent},
+        arena,
+        bound,
+        bound_layer,
+        live,
+        frozenset(copies),
+    )
 
 
 def _align(v: int) -> int:
     return (v + ALIGN - 1) // ALIGN * ALIGN
 
 
-def _first_fit(groups: list[int], sizes: dict[int, int], first: dict[int, int], last: dict[int, int],
-               gaps: dict[tuple[int, int], int]) -> dict[int, int]:
+def _first_fit(
+    groups: list[int],
+    sizes: dict[int, int],
+    first: dict[int, int],
+    last: dict[int, int],
+    gaps: dict[tuple[int, int], int],
+) -> dict[int, int]:
     placed: dict[int, int] = {}
     for g in sorted(groups, key=lambda g: (-sizes[g], first[g], g)):
         others = [h for h in placed if first[h] <= last[g] and first[g] <= last[h]]
@@ -141,7 +159,9 @@ def _first_fit(groups: list[int], sizes: dict[int, int], first: dict[int, int], 
     return placed
 
 
-def _compatible(g: int, off: int, h: int, hoff: int, sizes: dict[int, int], gaps: dict[tuple[int, int], int]) -> bool:
+def _compatible(
+    g: int, off: int, h: int, hoff: int, sizes: dict[int, int], gaps: dict[tuple[int, int], int]
+) -> bool:
     if off + sizes[g] <= hoff or hoff + sizes[h] <= off:
         return True
     if (g, h) in gaps:

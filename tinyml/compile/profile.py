@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 
-def profile_tflite(path: str | os.PathLike, with_tflm: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def profile_tflite(
+    path: str | os.PathLike, with_tflm: bool = True
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One row per op (index, op, output shape, MACs, weight bytes, activation bytes) and the totals.
 
     activation_bytes is input(s) + output of the op; totals compare our static arena with TFLM's.
@@ -22,12 +24,23 @@ def profile_tflite(path: str | os.PathLike, with_tflm: bool = True) -> tuple[lis
     rows = []
     for la in c.layers:
         act_in = sum(model.tensors[a].nbytes for a in la.inputs if isinstance(a, int))
-        rows.append({"index": la.index, "op": la.op, "kernel": la.kernel or "-",
-                     "output": list(la.out_shape), "macs": la.macs, "weight_bytes": la.weight_bytes,
-                     "activation_bytes": act_in + model.tensors[la.output].nbytes})
+        rows.append(
+            {
+                "index": la.index,
+                "op": la.op,
+                "kernel": la.kernel or "-",
+                "output": list(la.out_shape),
+                "macs": la.macs,
+                "weight_bytes": la.weight_bytes,
+                "activation_bytes": act_in + model.tensors[la.output].nbytes,
+            }
+        )
     totals: dict[str, Any] = {
-        "macs": c.macs, "weight_bytes": c.weight_bytes, "arena_bytes": c.plan.arena_bytes,
-        "arena_lower_bound": c.plan.lower_bound, "tflm_arena_bytes": None,
+        "macs": c.macs,
+        "weight_bytes": c.weight_bytes,
+        "arena_bytes": c.plan.arena_bytes,
+        "arena_lower_bound": c.plan.lower_bound,
+        "tflm_arena_bytes": None,
         "model_bytes": Path(path).stat().st_size,
     }
     if with_tflm:

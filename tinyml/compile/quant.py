@@ -21,9 +21,9 @@ def round_half_away(x: float) -> int:
 
 
 def quantize_multiplier(r: float) -> tuple[int, int]:
-    """QuantizeMultiplier: r ~= M * 2^(e-31) with M in [2^30, 2^31); (0, 0) for r == 0 or tiny r (INT8.md §1)."""
-    if r < 0:
-        raise ValueError(f"negative multiplier {r}")
+    """QuantizeMultiplier: r ~= M * 2^(e-31), M in [2^30, 2^31); (0, 0) for r == 0 or tiny r (INT8.md §1)."""
+    if not math.isfinite(r) or r < 0:
+        raise TinymlError(f"invalid requantization multiplier {r} (corrupt or negative scales?)")
     if r == 0:
         return 0, 0
     f, e = math.frexp(r)
@@ -33,6 +33,8 @@ def quantize_multiplier(r: float) -> tuple[int, int]:
         e += 1
     if e < -31:
         return 0, 0
+    if e > 31:
+        raise TinymlError(f"requantization multiplier {r:g} is too large (>= 2^31)")
     return m, e
 
 
@@ -56,8 +58,10 @@ def activation_range(act: int, scale: float, zp: int, what: str) -> tuple[int, i
         return max(-128, _q(0.0, scale, zp)), min(127, _q(6.0, scale, zp))
     if act == 2:
         return max(-128, _q(-1.0, scale, zp)), min(127, _q(1.0, scale, zp))
-    raise TinymlError(f"{what}: fused activation {ACTIVATIONS.get(act, act)} is not supported "
-                      f"(supported: NONE, RELU, RELU6, RELU_N1_TO_1)")
+    raise TinymlError(
+        f"{what}: fused activation {ACTIVATIONS.get(act, act)} is not supported "
+        f"(supported: NONE, RELU, RELU6, RELU_N1_TO_1)"
+    )
 
 
 def mean_multiplier(s_in: float, s_out: float, n: int) -> tuple[int, int]:
@@ -75,7 +79,9 @@ def softmax_params(beta: float, s_in: float) -> tuple[int, int, int]:
     return m, shift, diff_min
 
 
-def add_params(s1: float, s2: float, s_out: float) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+def add_params(
+    s1: float, s2: float, s_out: float
+) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
     """Multipliers of int8 ADD with its left shift of 20 (INT8.md §11)."""
     twice_max = 2.0 * float(max(np.float32(s1), np.float32(s2)))
     p1 = quantize_multiplier(float(s1) / twice_max)

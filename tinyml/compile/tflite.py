@@ -17,11 +17,24 @@ from tinyml.errors import TinymlError
 
 # TensorType enum of the TFLite schema -> numpy dtype name (None: no numpy equivalent we handle).
 TENSOR_TYPES: dict[int, tuple[str, str | None]] = {
-    0: ("float32", "float32"), 1: ("float16", "float16"), 2: ("int32", "int32"), 3: ("uint8", "uint8"),
-    4: ("int64", "int64"), 5: ("string", None), 6: ("bool", "bool"), 7: ("int16", "int16"),
-    8: ("complex64", None), 9: ("int8", "int8"), 10: ("float64", "float64"), 11: ("complex128", None),
-    12: ("uint64", "uint64"), 13: ("resource", None), 14: ("variant", None), 15: ("uint32", "uint32"),
-    16: ("uint16", "uint16"), 17: ("int4", None),
+    0: ("float32", "float32"),
+    1: ("float16", "float16"),
+    2: ("int32", "int32"),
+    3: ("uint8", "uint8"),
+    4: ("int64", "int64"),
+    5: ("string", None),
+    6: ("bool", "bool"),
+    7: ("int16", "int16"),
+    8: ("complex64", None),
+    9: ("int8", "int8"),
+    10: ("float64", "float64"),
+    11: ("complex128", None),
+    12: ("uint64", "uint64"),
+    13: ("resource", None),
+    14: ("variant", None),
+    15: ("uint32", "uint32"),
+    16: ("uint16", "uint16"),
+    17: ("int4", None),
 }
 
 
@@ -57,10 +70,13 @@ class Tensor:
         """Constant contents as an array of the tensor's shape."""
         if self.data is None:
             raise TinymlError(f"tensor {self.index} ('{self.name}') is not a constant")
-        a = np.frombuffer(self.data, dtype=np.dtype(self.dtype))
-        if a.size != self.size:
-            raise TinymlError(f"tensor {self.index} ('{self.name}') holds {a.size} values, its shape "
-                              f"{list(self.shape)} needs {self.size}")
+        dt = np.dtype(self.dtype)
+        a = np.frombuffer(self.data, dtype=dt, count=len(self.data) // dt.itemsize)
+        if a.size != self.size or len(self.data) % dt.itemsize:
+            raise TinymlError(
+                f"tensor {self.index} ('{self.name}') holds {a.size} values, its shape "
+                f"{list(self.shape)} needs {self.size}"
+            )
         return a.reshape(self.shape)
 
     @property
@@ -139,8 +155,11 @@ def parse(data: bytes, path: str = "<bytes>") -> TfliteModel:
             if x >= len(tensors) or x < -1:
                 raise Malformed(f"operator {i} ({codes[ci]}) refers to tensor {x} of {len(tensors)}")
         ops.append(Operator(i, codes[ci], ins, outs, t.table(4, "options")))
-    return TfliteModel(path, data, tensors, tuple(ops), tuple(int(x) for x in sg.array(1, "<i4")),
-                       tuple(int(x) for x in sg.array(2, "<i4")))
+    io = [tuple(int(x) for x in sg.array(k, "<i4")) for k in (1, 2)]
+    for x in io[0] + io[1]:
+        if not 0 <= x < len(tensors):
+            raise Malformed(f"the model's inputs/outputs refer to tensor {x} of {len(tensors)}")
+    return TfliteModel(path, data, tensors, tuple(ops), io[0], io[1])
 
 
 def _opcode(t: Table) -> str:
@@ -152,6 +171,12 @@ def _opcode(t: Table) -> str:
 
 def _tensor(index: int, t: Table, buffers: list[Table], data: bytes) -> Tensor:
     shape = tuple(int(x) for x in t.array(0, "<i4"))
+    if any(d < 0 for d in shape):
+        raise TinymlError(
+            f"tensor {index} has a dynamic shape {list(shape)}; only static shapes are supported"
+        )
+    if len(shape) > 8 or np.prod(shape, dtype=np.float64) >= 2**31:
+        raise Malformed(f"tensor {index} has an implausible shape {list(shape)}")
     type_code = int(t.scalar(1, "<b", 0))
     dtype, np_dtype = TENSOR_TYPES.get(type_code, (f"type{type_code}", None))
     bi = int(t.scalar(2, "<I", 0))
@@ -175,6 +200,6 @@ def _buffer_bytes(b: Table, data: bytes) -> bytes:
         size = int(b.scalar(2, "<Q", 0))
         if offset + size > len(data):
             raise Malformed(f"a buffer at offset {offset} runs past the end of the file")
-        return data[offset:offset + size]
+        return data[offset : offset + size]
     a = b.array(0, "u1")
     return a.tobytes()

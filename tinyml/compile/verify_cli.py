@@ -17,7 +17,9 @@ import numpy as np
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="full-int8 .tflite file")
-    p.add_argument("--inputs", type=int, default=50, metavar="N", help="random inputs to compare (default 50)")
+    p.add_argument(
+        "--inputs", type=int, default=50, metavar="N", help="random inputs to compare (default 50)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     p.add_argument("--keep", metavar="DIR", help="keep the generated C and host build in DIR")
 
@@ -30,8 +32,13 @@ class VerifyResult:
     first_bad_layer: str | None  # description of the first differing layer, when there is a mismatch
 
 
-def verify(model_path: str | Path, n_random: int = 50, seed: int = 0, workdir: str | Path | None = None,
-           progress: bool = True) -> VerifyResult:
+def verify(
+    model_path: str | Path,
+    n_random: int = 50,
+    seed: int = 0,
+    workdir: str | Path | None = None,
+    progress: bool = True,
+) -> VerifyResult:
     from tqdm import tqdm
 
     from tinyml.compile import compile_tflite, host
@@ -44,8 +51,12 @@ def verify(model_path: str | Path, n_random: int = 50, seed: int = 0, workdir: s
         ref = TflmReference(c.model.data)
         xs = _inputs(c, n_random, seed)
         ys = host.run(exe, xs, c.model.tensors[c.model.outputs[0]].nbytes)
-        want = np.stack([ref.invoke(x).reshape(-1).view(np.int8)
-                         for x in tqdm(xs, desc="TFLM", unit="input", disable=not progress, leave=False)])
+        want = np.stack(
+            [
+                ref.invoke(x).reshape(-1).view(np.int8)
+                for x in tqdm(xs, desc="TFLM", unit="input", disable=not progress, leave=False)
+            ]
+        )
         ok = (ys == want).all(axis=1)
         if ok.all():
             return VerifyResult(len(xs), len(xs), None, None)
@@ -62,12 +73,12 @@ def _inputs(c, n_random: int, seed: int) -> np.ndarray:
     if tuple(t_in.shape) == (1, 96, 96, 1):
         for f in sorted((shared_dir() / "images").glob("*_image_data.u8.bin")):
             # TFLM's person_detection test copies the image bytes unchanged into the int8 tensor
-            xs.append(np.frombuffer(f.read_bytes(), dtype=np.int8)[:t_in.nbytes])
+            xs.append(np.frombuffer(f.read_bytes(), dtype=np.int8)[: t_in.nbytes])
     return np.stack(xs) if xs else np.zeros((0, t_in.nbytes), np.int8)
 
 
 def first_bad_layer(c, work: Path, x: np.ndarray) -> str:
-    """Re-run one input with per-layer dumps and compare every layer's output with TFLM's preserved tensors."""
+    """Re-run one input with per-layer dumps; compare every layer's output with TFLM's preserved tensors."""
     from tinyml.compile import host
     from tinyml.tflm import TflmReference
 
@@ -83,9 +94,11 @@ def first_bad_layer(c, work: Path, x: np.ndarray) -> str:
                 return f"layer {la.index} ({la.op}): no comparable output"
             diff = np.abs(got.astype(np.int32) - want.astype(np.int32))
             name = c.model.tensors[la.output].name
-            return (f"layer {la.index} ({la.op} {la.summary.split(';')[0]}, tensor {la.output} '{name}'): "
-                    f"{int((diff > 0).sum())} of {diff.size} bytes differ, max |diff| {int(diff.max())}, "
-                    f"first at byte {int(np.argmax(diff > 0))}")
+            return (
+                f"layer {la.index} ({la.op} {la.summary.split(';')[0]}, tensor {la.output} '{name}'): "
+                f"{int((diff > 0).sum())} of {diff.size} bytes differ, max |diff| {int(diff.max())}, "
+                f"first at byte {int(np.argmax(diff > 0))}"
+            )
     return "no layer differs in the per-layer dump (the difference is in the final copy)"
 
 
@@ -95,7 +108,9 @@ def run(args: argparse.Namespace) -> int:
     if args.inputs < 0:
         raise TinymlError("--inputs must be >= 0")
     r = verify(args.model, args.inputs, args.seed, args.keep)
-    extra = "" if r.total == args.inputs else f" ({args.inputs} random + {r.total - args.inputs} shared images)"
+    extra = (
+        "" if r.total == args.inputs else f" ({args.inputs} random + {r.total - args.inputs} shared images)"
+    )
     print(f"{args.model}: bit-exact {r.exact}/{r.total}{extra}")
     if r.first_bad_input is not None:
         print(f"first mismatch on input {r.first_bad_input}; first differing {r.first_bad_layer}")

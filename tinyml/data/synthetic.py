@@ -14,6 +14,8 @@ from functools import lru_cache
 import numpy as np
 
 DEFAULT_COUNT = 3000
+# clutter kinds: disc, box, bar, ellipse -- mostly furniture-like boxes and blobs, some head/limb look-alikes
+CLUTTER_MIX = (0.15, 0.4, 0.15, 0.3)
 
 
 def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -96,7 +98,7 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
 def _clutter(rng: np.random.Generator, cv: _Canvas, count: int) -> None:
     s = cv.size
     for _ in range(count):
-        kind = int(rng.integers(0, 4))
+        kind = int(rng.choice(4, p=CLUTTER_MIX))
         col = _color(rng)
         cx, cy = rng.uniform(-0.1, 1.1, 2) * s
         if kind == 0:  # disc, same size range as heads
@@ -108,7 +110,7 @@ def _clutter(rng: np.random.Generator, cv: _Canvas, count: int) -> None:
         elif kind == 2:  # bar, same thickness range as limbs
             ang = rng.uniform(0, math.pi)
             ln = rng.uniform(0.1, 0.45) * s
-            cv.capsule(cx, cy, cx + ln * math.cos(ang), cy + ln * math.sin(ang), rng.uniform(0.01, 0.05) * s, col)
+            cv.capsule(cx, cy, cx + ln * math.cos(ang), cy + ln * math.sin(ang), rng.uniform(0.01, 0.035) * s, col)
         else:  # ellipse, same range as torsos
             cv.ellipse(cx, cy, rng.uniform(0.04, 0.2) * s, rng.uniform(0.04, 0.2) * s, rng.uniform(0, math.pi), col)
 
@@ -128,7 +130,7 @@ def _person(rng: np.random.Generator, cv: _Canvas) -> None:
     neck_y = top + 2 * head_r
     hip_y = neck_y + h * 0.38
     hip_x = cx + lean * h * 0.38
-    limb = h * rng.uniform(0.035, 0.05)
+    limb = h * rng.uniform(0.04, 0.06)
     # legs
     for side in (-1, 1):
         ang = math.pi / 2 + side * rng.uniform(0.05, 0.5)

@@ -1,4 +1,4 @@
-"""`tinyml prune`: depth-prune a checkpoint with an auxiliary head (or magnitude-prune it) and train the result.
+"""`tinyml prune`: depth-prune a checkpoint with an auxiliary head (or magnitude-prune it), then train it.
 
     tinyml prune --base runs/demo/train/best.pt --cut 5 --head dscnn32_16 --epochs 3 --out runs/demo/cut5
     tinyml prune --base runs/vww/best.pt --cut 7 --head dense:fc1=128 --unfreeze --out runs/vww-cut7
@@ -31,12 +31,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     how.add_argument("--unfreeze", action="store_true",
                      help="train backbone and head (default: frozen backbone and BN statistics, head only)")
     how.add_argument("--magnitude", type=float, default=None, metavar="SPARSITY",
-                     help="instead: zero this fraction of all conv/dense weights (smallest first) and fine-tune")
+                     help="instead: zero this fraction of all conv/dense weights (smallest first), "
+                          "then fine-tune")
     p.add_argument("--data", default=None, metavar="SPEC", help=f"{SPEC_HELP} (default: the base's)")
     p.add_argument("--epochs", type=int, default=50,
                    help="epochs; the MLPerf 20/10/20 learning-rate phases are scaled to fit (default 50)")
     p.add_argument("--batch-size", type=int, default=32, help="(default 32)")
-    p.add_argument("--seed", type=int, default=None, help="seed for split, head init, shuffling (default: the base's)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed for split, head init, shuffling (default: the base's)")
     p.add_argument("--val-fraction", type=float, default=None, help="validation share (default: the base's)")
     p.add_argument("--limit", type=int, default=None, help="use at most N images (default: the base's)")
     p.add_argument("--no-augment", dest="augment", action="store_false", help="train without augmentation")
@@ -61,7 +63,8 @@ def data_settings(base_train: dict[str, Any], data: str | None, seed: int | None
     out = {
         "data": data or base_train.get("data"),
         "seed": seed if seed is not None else int(base_train.get("seed", 0)),
-        "val_fraction": val_fraction if val_fraction is not None else float(base_train.get("val_fraction", 0.1)),
+        "val_fraction": (val_fraction if val_fraction is not None
+                         else float(base_train.get("val_fraction", 0.1))),
         "limit": limit if limit is not None else base_train.get("limit"),
     }
     if not out["data"]:
@@ -70,7 +73,7 @@ def data_settings(base_train: dict[str, Any], data: str | None, seed: int | None
 
 
 def split_warning(base_train: dict[str, Any], s: dict[str, Any]) -> str | None:
-    """Warn when the validation split differs from the base's: it may contain images the backbone trained on."""
+    """Warn when the validation split differs from the base's: it may hold images the backbone trained on."""
     if s["data"] != base_train.get("data"):
         return None
     diff = [k for k in ("seed", "val_fraction", "limit") if base_train.get(k) != s[k]]
@@ -109,12 +112,13 @@ def run(args: argparse.Namespace) -> int:
     if spec.method == "depth":
         from tinyml.models import ModelConfig
         from tinyml.prune.depth import depth_config
-        depth_config(ModelConfig.from_dict(cfg), spec.cut, spec.head, spec.head_args)  # fail before loading data
+        # fail on a bad cut or head before loading any data
+        depth_config(ModelConfig.from_dict(cfg), spec.cut, spec.head, spec.head_args)
     tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=s["seed"], augment=args.augment,
                        data=s["data"], val_fraction=s["val_fraction"], limit=s["limit"], threads=args.threads)
     splits = load_splits(s["data"], resolution=cfg["resolution"], channels=cfg["channels"],
-                         val_fraction=s["val_fraction"], seed=s["seed"], cache_dir=args.cache_dir, limit=s["limit"],
-                         progress=not args.quiet)
+                         val_fraction=s["val_fraction"], seed=s["seed"], cache_dir=args.cache_dir,
+                         limit=s["limit"], progress=not args.quiet)
     warn = split_warning(base_train, s)
     if not args.quiet:
         print(splits.summary())

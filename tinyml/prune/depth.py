@@ -1,7 +1,7 @@
 """Depth pruning as model surgery: a new config (cut K, head H) plus a weight copy of blocks 0..K.
 
-The pruned model is an ordinary `MobileNetV1` whose config says `cut=K, head=H`, so its checkpoint loads, profiles,
-quantizes and compiles like any other. Only the head starts from fresh weights.
+The pruned model is an ordinary `MobileNetV1` whose config says `cut=K, head=H`, so its checkpoint loads,
+profiles, quantizes and compiles like any other. Only the head starts from fresh weights.
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ def copy_backbone(src: nn.Module, dst: nn.Module, cut: int) -> int:
         if key not in src_state:
             raise TinymlError(f"base checkpoint has no tensor features.{key}: not the same architecture")
         if src_state[key].shape != value.shape:
-            raise TinymlError(f"features.{key}: base has shape {tuple(src_state[key].shape)}, the pruned model "
-                              f"expects {tuple(value.shape)} (different alpha, channels or resolution?)")
+            raise TinymlError(f"features.{key}: base has shape {tuple(src_state[key].shape)}, "
+                              f"the pruned model expects {tuple(value.shape)} "
+                              "(different alpha or channels?)")
         copied[key] = src_state[key].clone()
     dst.features.load_state_dict(copied, strict=True)
     return len(copied)

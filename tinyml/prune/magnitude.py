@@ -1,11 +1,11 @@
 """Global unstructured magnitude pruning: the paper's baseline, so a sweep can chart both methods together.
 
-The smallest-magnitude fraction of all conv and dense weights (ranked together across layers) is set to zero and
-kept at zero while the model fine-tunes. Biases and BatchNorm are untouched.
+The smallest-magnitude fraction of all conv and dense weights (ranked together across layers) is set to zero
+and kept at zero while the model fine-tunes. Biases and BatchNorm are untouched.
 
-Unstructured sparsity is an accounting win only: the int8 .tflite stores every weight densely (zeros included)
-and dense int8 kernels multiply by zeros as fast as by anything else. The flatbuffer does not shrink and the device
-does not speed up; `nonzero_params` is what a sparse format could at best store.
+Unstructured sparsity is an accounting win only: the int8 .tflite stores every weight densely (zeros
+included) and dense int8 kernels multiply by zeros as fast as by anything else. The flatbuffer does not shrink
+and the device does not speed up; `nonzero_params` is what a sparse format could at best store.
 """
 
 from __future__ import annotations
@@ -57,8 +57,9 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
 def hold_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> list[torch.utils.hooks.RemovableHandle]:
     """Keep pruned weights at exactly zero during fine-tuning.
 
-    Their gradients are masked, so Adam's moments for them stay zero and the update is exactly zero (weight decay
-    of a zero weight is zero too); a forward pre-hook re-applies the mask anyway, whatever the optimizer does.
+    Their gradients are masked, so Adam's moments for them stay zero and the update is exactly zero (weight
+    decay of a zero weight is zero too); a forward pre-hook re-applies the mask anyway, whatever the
+    optimizer does.
     Returns the hook handles (`.remove()` them to stop).
     """
     apply_masks(model, masks)
@@ -81,7 +82,7 @@ def hold_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> list[torch.u
 
 
 def sparsity_report(model: nn.Module, params_folded: int | None = None) -> dict[str, int | float]:
-    """Counts of zero and nonzero prunable weights; with `params_folded`, the nonzero total of the folded model."""
+    """Zero/nonzero prunable weight counts; with `params_folded`, the nonzero total of the folded model."""
     weights = prunable_weights(model)
     total = sum(w.numel() for _, w in weights)
     zeros = sum(int((w.detach() == 0).sum()) for _, w in weights)

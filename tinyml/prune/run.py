@@ -52,7 +52,8 @@ def base_row(model: Any, cfg: Any) -> dict[str, Any]:
     from tinyml.prune.magnitude import sparsity_report
 
     _, t = profile_model(model, input_shape_of(cfg))
-    row = {k: t[k] for k in ("params_trainable", "params_bn_stats", "params_folded", "macs", "act_peak_bytes")}
+    keys = ("params_trainable", "params_bn_stats", "params_folded", "macs", "act_peak_bytes")
+    row = {k: t[k] for k in keys}
     sp = sparsity_report(model, t["params_folded"])
     row["nonzero_params"] = sp["nonzero_params"]
     row["weight_sparsity"] = round(sp["weight_sparsity"], 6)
@@ -68,8 +69,9 @@ def check_input(splits: Any, cfg: Any, base_path: Path) -> None:
 
 
 def prune_and_train(base_path: str | Path, spec: PruneSpec, splits: Any, tcfg: Any, out_dir: str | Path,
-                    resume: bool = False, progress: bool = True, evaluate_base: bool = True) -> dict[str, Any]:
-    """Prune the base checkpoint as `spec` says, train on `splits` with `tcfg`, write OUT_DIR; return prune.json.
+                    resume: bool = False, progress: bool = True, evaluate_base: bool = True,
+                    on_epoch_end: Any = None) -> dict[str, Any]:
+    """Prune the base checkpoint as `spec` says, train on `splits` with `tcfg`; return what prune.json holds.
 
     Depth: blocks 0..cut are copied from the base; with a frozen tail they and their BN statistics stay
     bit-identical (only the head trains). Magnitude: the base's weights are masked and fine-tuned with the
@@ -93,7 +95,8 @@ def prune_and_train(base_path: str | Path, spec: PruneSpec, splits: Any, tcfg: A
         base["val_acc"] = evaluate(base_model, splits.val_x, splits.val_y, tcfg.eval_batch_size)["acc"]
 
     torch.manual_seed(tcfg.seed)
-    info: dict[str, Any] = {"base": str(base_path.resolve()), "spec": asdict(spec), "describe": spec.describe()}
+    info: dict[str, Any] = {"base": str(base_path.resolve()), "spec": asdict(spec),
+                            "describe": spec.describe()}
     if spec.method == "depth":
         model, cfg = depth_prune(base_model, base_cfg, spec.cut, spec.head, spec.head_args)  # type: ignore[arg-type]
         frozen = () if spec.unfreeze else (model.features,)
@@ -101,18 +104,20 @@ def prune_and_train(base_path: str | Path, spec: PruneSpec, splits: Any, tcfg: A
         model, cfg = base_model, base_cfg
         masks = global_magnitude_masks(model, spec.sparsity)  # type: ignore[arg-type]
         hold_masks(model, masks)
-        info["val_acc_before_finetune"] = evaluate(model, splits.val_x, splits.val_y, tcfg.eval_batch_size)["acc"]
+        before = evaluate(model, splits.val_x, splits.val_y, tcfg.eval_batch_size)
+        info["val_acc_before_finetune"] = before["acc"]
         info["zeroed_weights"] = sum(int((~m).sum()) for m in masks.values())
         frozen = ()
 
     res = train_model(model, cfg, splits, tcfg, out_dir, resume=resume, frozen=frozen, progress=progress,
-                      extra_ckpt={"prune": info})
+                      extra_ckpt={"prune": info}, on_epoch_end=on_epoch_end)
     best_model, _ = load_checkpoint(res.best_path)
     row = base_row(best_model, cfg)
     if spec.method == "magnitude":
         zeros = sparsity_report(best_model)["zero_weights"]
         if zeros < info["zeroed_weights"]:  # the mask must have held through fine-tuning
-            raise AssertionError(f"{res.best_path}: {zeros} zero weights, expected >= {info['zeroed_weights']}")
+            raise AssertionError(f"{res.best_path}: {zeros} zero weights, "
+                                 f"expected >= {info['zeroed_weights']}")
     summary = {
         **info,
         "model_config": cfg.to_dict(),

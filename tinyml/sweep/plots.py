@@ -29,6 +29,14 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
+def human(v: float, _pos: int | None = None) -> str:
+    """Axis labels: 3k, 250k, 1.2M."""
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= div:
+            return f"{v / div:.3g}{suffix}"
+    return f"{v:.3g}"
+
+
 def _x(row: dict[str, Any], x_key: str) -> float | None:
     """The row's cost: magnitude points are placed at their nonzero count on the parameter axis."""
     if row.get("method") == "magnitude" and x_key in ("params_folded", "params_bn_stats"):
@@ -37,12 +45,14 @@ def _x(row: dict[str, Any], x_key: str) -> float | None:
 
 
 def plot_accuracy(rows: Sequence[dict[str, Any]], x_key: str, x_label: str, path: str | os.PathLike,
-                  y_key: str = "val_acc", y_label: str = "float validation accuracy", title: str = "") -> bool:
+                  y_key: str = "val_acc", y_label: str = "float validation accuracy",
+                  title: str = "") -> bool:
     """Write one PNG; returns False (and writes nothing) when no row has both values."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, PercentFormatter
 
     usable = [r for r in rows if _x(r, x_key) is not None and r.get(y_key) is not None]
     if not usable:
@@ -57,23 +67,28 @@ def plot_accuracy(rows: Sequence[dict[str, Any]], x_key: str, x_label: str, path
             label = label.replace(" ()", "")
         ax.plot([_x(r, x_key) for r in pts], [r[y_key] for r in pts], marker=MARKERS[k % len(MARKERS)],
                 linestyle="--" if name == "magnitude" else "-", markersize=6, linewidth=1.4, label=label,
-                color=f"C{k}")
+                color=f"C{k}", zorder=4)
         for r in pts:
             if r.get("cut") is not None:
-                ax.annotate(str(r["cut"]), (_x(r, x_key), r[y_key]), textcoords="offset points", xytext=(4, 5),
-                            fontsize=7, color=f"C{k}")
+                ax.annotate(str(r["cut"]), (_x(r, x_key), r[y_key]), textcoords="offset points",
+                            xytext=(4, 5), fontsize=8, color=f"C{k}")
     for r in usable:
         if r["method"] == "base":
-            ax.plot([_x(r, x_key)], [r[y_key]], marker="*", markersize=16, color="black", linestyle="none",
-                    label="base (unpruned)", zorder=5)
+            ax.plot([_x(r, x_key)], [r[y_key]], marker="*", markersize=18, color="black", linestyle="none",
+                    label="base (unpruned)", zorder=3)
     pairs = [(float(_x(r, x_key)), float(r[y_key])) for r in usable]
     front = [pairs[i] for i in pareto_front(pairs)]
     if len(front) > 1:
-        ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="gray", alpha=0.5,
-                linewidth=6, zorder=0, label="Pareto front")
+        ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="gray", alpha=0.3,
+                linewidth=5, zorder=0, label="Pareto front (best accuracy at this cost)")
     xs = [p[0] for p in pairs]
     if min(xs) > 0 and max(xs) / min(xs) > 20:
         ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(human))
+    if ax.get_xscale() == "log":  # label 2x and 5x between the decades too
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _p: human(v) if f"{v:.0e}"[0] in "25" else ""))
+    if "acc" in y_key:
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)
     ax.set_title(title or f"{y_label} vs {x_label}", fontsize=11)

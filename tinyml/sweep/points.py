@@ -55,8 +55,8 @@ class Point:
 
     def fields(self) -> dict[str, Any]:
         """The point's own columns of a result record."""
-        return {"id": self.id, "method": self.method, "series": self.series, "cut": self.cut, "head": self.head,
-                "head_args": dict(self.head_args) or None,
+        return {"id": self.id, "method": self.method, "series": self.series, "cut": self.cut,
+                "head": self.head, "head_args": dict(self.head_args) or None,
                 "tail": None if self.method != "depth" else ("unfrozen" if self.unfreeze else "frozen"),
                 "sparsity": self.sparsity}
 

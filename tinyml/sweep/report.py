@@ -24,7 +24,8 @@ CSV_COLUMNS = ["id", "method", "series", "cut", "head", "tail", "sparsity", "val
 TABLE_COLUMNS = [
     ("point", "id"), ("val acc", "val_acc"), ("Δacc pts", "d_acc_pts"), ("params (+BN)", "params_bn_stats"),
     ("params (folded)", "params_folded"), ("nonzero", "nonzero_params"), ("params vs base", "params_vs_base"),
-    ("MACs", "macs"), ("MACs vs base", "macs_vs_base"), ("act peak B", "act_peak_bytes"), ("train s", "train_s"),
+    ("MACs", "macs"), ("MACs vs base", "macs_vs_base"), ("act peak B", "act_peak_bytes"),
+    ("train s", "train_s"),
 ]
 # (x field, x label, file): one accuracy chart each; a chart whose field no row has is skipped.
 PLOTS = [
@@ -35,7 +36,9 @@ METHOD_ORDER = {"base": 0, "depth": 1, "magnitude": 2}
 
 
 def sort_key(r: dict[str, Any]) -> tuple:
-    return (METHOD_ORDER.get(r.get("method"), 9), r.get("series") or "", r.get("cut") or 0, r.get("sparsity") or 0)
+    """Base first, then depth points by cut (heads side by side), then magnitude by sparsity."""
+    return (METHOD_ORDER.get(r.get("method"), 9), r.get("cut") or 0, r.get("series") or "",
+            r.get("sparsity") or 0)
 
 
 def with_derived(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -76,24 +79,31 @@ def _scalar_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
     return list(dict.fromkeys([*CSV_COLUMNS, *extra]))
 
 
+def table_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows for the human table: accuracies as percentages, the rest as recorded."""
+    def cell(key: str, v: Any) -> Any:
+        return f"{v:.2%}" if key.endswith("acc") and isinstance(v, float) else v
+
+    return [{h: cell(k, r.get(k)) for h, k in TABLE_COLUMNS} for r in rows]
+
+
 def markdown(rows: Sequence[dict[str, Any]], failed: Sequence[dict[str, Any]], settings: dict[str, Any],
              plots: Sequence[str]) -> str:
-    table_rows = [{h: r.get(k) for h, k in TABLE_COLUMNS} for r in rows]
     lines = [
         "# Pruning sweep",
         "",
         f"Base `{rows[0].get('checkpoint') if rows else '?'}`, data `{settings.get('data')}`, "
-        f"{settings.get('epochs')} epochs per point, seed {settings.get('seed')}. Accuracy is float top-1 on the "
-        "validation split; params are BN-folded (what an int8 model stores); `Δacc pts` is percentage points vs "
-        "the base model.",
+        f"{settings.get('epochs')} epochs per point, seed {settings.get('seed')}. Accuracy is float top-1 on "
+        "the validation split; params are BN-folded (what an int8 model stores); `Δacc pts` is percentage "
+        "points vs the base model.",
         "",
-        format_table(table_rows, markdown=True),
+        format_table(table_rows(rows), markdown=True),
         "",
     ]
     if any(r.get("method") == "magnitude" for r in rows):
-        lines += ["Magnitude-pruned points list their nonzero parameters. Unstructured sparsity does not shrink "
-                  "a dense int8 flatbuffer or speed up dense kernels: their .tflite size and MACs are the base "
-                  "model's.", ""]
+        lines += ["Magnitude-pruned points list their nonzero parameters. Unstructured sparsity does not "
+                  "shrink a dense int8 flatbuffer or speed up dense kernels: their .tflite size and MACs are "
+                  "the base model's.", ""]
     if failed:
         lines += ["Failed points (rerun the sweep to retry them):", ""]
         lines += [f"- `{r['id']}`: {r['error']}" for r in failed] + [""]
@@ -110,7 +120,8 @@ def write_results(sweep_dir: str | Path, rows: list[dict[str, Any]], failed: lis
     write_csv_atomic(written["csv"], rows, _scalar_columns(rows))
     plots = []
     for key, label, name in PLOTS:
-        if plot_accuracy(rows, key, label, d / name, title=f"Pruning sweep: accuracy vs {label.split(' (')[0]}"):
+        title = f"Pruning sweep: accuracy vs {label.split(' (')[0]}"
+        if plot_accuracy(rows, key, label, d / name, title=title):
             plots.append(name)
             written[name] = d / name
     write_text_atomic(written["md"], markdown(rows, failed, settings, plots))
@@ -118,4 +129,4 @@ def write_results(sweep_dir: str | Path, rows: list[dict[str, Any]], failed: lis
 
 
 def terminal_table(rows: Sequence[dict[str, Any]]) -> str:
-    return format_table([{h: r.get(k) for h, k in TABLE_COLUMNS} for r in rows])
+    return format_table(table_rows(rows))

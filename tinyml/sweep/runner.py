@@ -1,11 +1,12 @@
-"""Running sweep points: one function per point, a list of stages per record, resumable, in parallel processes.
+"""Running sweep points: one function per point, a list of stages per record, resumable, in parallel.
 
 `run_point(point, ctx)` is the unit of work. It depends only on its arguments and on the point's own directory
-`SWEEP_DIR/points/<id>/`, so any executor (this module's process pool, a cluster job, a board farm) can run it.
+`SWEEP_DIR/points/<id>/`, so any executor (this module's process pool, a cluster job, a board farm) can run
+it.
 A point's record is built by *stages*, each a function `(point, ctx, point_dir, record) -> new fields`:
 
     host sweep:   train (prune + train, or evaluate the base)  ->  profile (params, MACs, activation peak)
-    device sweep: ... + quantize -> compile -> build -> bench   (added by name in STAGES, nothing else changes)
+    device sweep: ... + quantize -> compile -> build -> bench  (added by name in STAGES, nothing else changes)
 
 After every stage the record is saved atomically with the stage's name in `stages_done`; a rerun runs only
 the stages a record lacks. A killed sweep therefore loses at most the stage in progress of the points in
@@ -59,7 +60,8 @@ class SweepContext:
     threads: int | None = None
     progress: bool = True
     stages: tuple[str, ...] = HOST_STAGES
-    options: tuple[tuple[str, Any], ...] = field(default=())  # stage-specific settings, e.g. (("board", "x"),)
+    # stage-specific settings, e.g. (("board", "cortex-m"),)
+    options: tuple[tuple[str, Any], ...] = field(default=())
 
     def option(self, key: str, default: Any = None) -> Any:
         return dict(self.options).get(key, default)
@@ -76,8 +78,9 @@ class SweepContext:
     def train_config(self) -> Any:
         from tinyml.train import TrainConfig
 
-        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, seed=self.seed, augment=self.augment,
-                           data=self.data, val_fraction=self.val_fraction, limit=self.limit, threads=self.threads)
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, seed=self.seed,
+                           augment=self.augment, data=self.data, val_fraction=self.val_fraction,
+                           limit=self.limit, threads=self.threads)
 
 
 @lru_cache(maxsize=8)
@@ -106,7 +109,9 @@ def read_record(path: Path) -> dict[str, Any] | None:
 
 
 def is_finished(record: dict[str, Any] | None, stages: Sequence[str]) -> bool:
-    return bool(record) and not record.get("error") and all(s in record.get("stages_done", ()) for s in stages)
+    if not record or record.get("error"):
+        return False
+    return all(s in record.get("stages_done", ()) for s in stages)
 
 
 def resolve_stage(name: str) -> Stage:
@@ -128,8 +133,8 @@ def _splits(data: str, resolution: int, channels: int, val_fraction: float, seed
 
 def splits_for(ctx: SweepContext, cfg: Any) -> Any:
     """The sweep's data at the model's input size (decoded once per process, shared by its points)."""
-    return _splits(ctx.data, cfg.resolution, cfg.channels, ctx.val_fraction, ctx.seed, ctx.limit, ctx.cache_dir,
-                   ctx.progress)
+    return _splits(ctx.data, cfg.resolution, cfg.channels, ctx.val_fraction, ctx.seed, ctx.limit,
+                   ctx.cache_dir, ctx.progress)
 
 
 def run_point(point: Point, ctx: SweepContext) -> dict[str, Any]:
@@ -153,7 +158,7 @@ def run_point(point: Point, ctx: SweepContext) -> dict[str, Any]:
             fields = resolve_stage(name)(point, ctx, pdir, dict(record))
         except TinymlError as e:
             return _failed(path, record, name, str(e))
-        except Exception as e:  # a bug in a stage: keep the traceback beside the record, go on with other points
+        except Exception as e:  # a bug in a stage: keep the traceback beside the record, go on
             write_text_atomic(pdir / "error.txt", traceback.format_exc())
             return _failed(path, record, name, f"{type(e).__name__}: {e} (traceback in {pdir / 'error.txt'})")
         record.update(fields)
@@ -195,6 +200,9 @@ def check_sweep_dir(ctx: SweepContext) -> None:
         except ValueError:
             old = {}
         diff = [k for k in now if old.get(k) != now[k]]
+        if old and "base_sha256" in diff:
+            raise TinymlError(f"{ctx.out} holds a sweep made from another base checkpoint than {ctx.base}; "
+                              "use another --out")
         if old and diff:
             raise TinymlError(f"{ctx.out} holds a sweep made with other settings "
                               f"({', '.join(f'{k}: {old.get(k)} -> {now[k]}' for k in diff)}); "
@@ -204,7 +212,7 @@ def check_sweep_dir(ctx: SweepContext) -> None:
 
 def run_points(points: Sequence[Point], ctx: SweepContext, jobs: int = 1,
                on_done: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-    """Run every unfinished point; `jobs` > 1 uses that many spawned processes. Returns all points' records."""
+    """Run every unfinished point (`jobs` > 1: in that many spawned processes); return all their records."""
     check_sweep_dir(ctx)
     todo = [p for p in points if not is_finished(read_record(record_path(ctx, p)), ctx.stages)]
     if jobs <= 1 or len(todo) <= 1:

@@ -26,16 +26,29 @@ def train_stage(point: Point, ctx: Any, pdir: Path, record: dict[str, Any]) -> d
         check_input(splits, base_ck.model_config, Path(ctx.base))
         acc = evaluate(base_model, splits.val_x, splits.val_y)["acc"]
         return {"checkpoint": str(Path(ctx.base).resolve()), "val_acc": acc, "best_epoch": base_ck.epoch,
-                "epochs": base_ck.train.get("epochs", base_ck.epoch), "train_s": _base_train_seconds(ctx.base)}
+                "epochs": base_ck.train.get("epochs", base_ck.epoch),
+                "train_s": _base_train_seconds(ctx.base)}
     spec = PruneSpec(point.method, cut=point.cut, head=point.head, head_args=point.head_args,
                      unfreeze=point.unfreeze, sparsity=point.sparsity)
-    s = prune_and_train(ctx.base, spec, splits, ctx.train_config(), pdir, resume=True, progress=ctx.progress,
-                        evaluate_base=False)
+    printer = _epoch_printer(point, ctx) if ctx.progress else None
+    s = prune_and_train(ctx.base, spec, splits, ctx.train_config(), pdir, resume=True, progress=False,
+                        evaluate_base=False, on_epoch_end=printer)
     out = {k: s[k] for k in ("checkpoint", "val_acc", "best_epoch", "epochs", "train_s")}
     for k in ("val_acc_before_finetune", "zeroed_weights"):
         if k in s:
             out[k] = s[k]
     return out
+
+
+def _epoch_printer(point: Point, ctx: Any) -> Any:
+    """One line per epoch (a sweep's points are too many for per-batch bars)."""
+    from tqdm import tqdm
+
+    def show(m: dict[str, Any]) -> None:
+        tqdm.write(f"  {point.id} epoch {m['epoch']}/{ctx.epochs}: loss {m['train_loss']:.4f} "
+                   f"val_acc {m['val_acc']:.4f} ({m['seconds']:.1f}s)")
+
+    return show
 
 
 def _base_train_seconds(base: str) -> float | None:

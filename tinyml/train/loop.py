@@ -58,9 +58,10 @@ class TrainConfig:
         """Learning rate of 0-based `epoch`: the MLPerf phases stretched or squeezed to `epochs`."""
         total = sum(self.lr_epochs)
         end = 0
-        for lr, n in zip(self.lr, self.lr_epochs):
+        for i, (lr, n) in enumerate(zip(self.lr, self.lr_epochs)):
             end += n
-            if epoch < round(end * self.epochs / total):
+            boundary = round(end * self.epochs / total)
+            if epoch < (max(boundary, 1) if i == 0 else boundary):  # the first phase always gets an epoch
                 return lr
         return self.lr[-1]
 

@@ -1,0 +1,328 @@
+"""Measure a model on a board over serial, and check every output against TFLM byte for byte.
+
+    result = bench_model("model.tflite", board="cortex-m", runs=10, build_dir="runs/x/fw")
+    result.mean, result.bit_exact, result.flash_bytes, result.to_json()
+
+Emulated boards: the model is compiled, exported and built in `build_dir`, QEMU boots it on a free TCP port and
+is killed afterwards whatever happens, so calls with different build dirs can run in parallel processes.
+Real boards: pass `port` (the board already runs firmware exported for this model).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from tinyml.device.inputs import BenchInput, random_inputs
+from tinyml.device.protocol import Device, DeviceError, DeviceTimeout
+from tinyml.device.transport import Link, LinkClosed, QemuBoard
+from tinyml.errors import TinymlError
+from tinyml.firmware.boards import DEFAULT_BOARD, Board, load_board
+from tinyml.firmware.project import build_project, export_project
+from tinyml.report import format_table
+from tinyml.util import git_commit
+
+SCHEMA = "tinyml.bench/1"
+DEFAULT_RUNS = 10
+DEFAULT_WARMUP = 1
+DEFAULT_RANDOM_INPUTS = 3
+MAX_RUNS_PER_REQUEST = 127  # (PROTO_MAX_PAYLOAD - 2) / 8
+
+
+@dataclass(frozen=True)
+class InputResult:
+    name: str
+    counts: tuple[int, ...]
+    output: bytes
+    expected: bytes  # TFLM's output for the same input
+
+    @property
+    def bit_exact(self) -> bool:
+        return self.output == self.expected
+
+    def mismatch(self) -> str:
+        dev, ref = np.frombuffer(self.output, np.int8), np.frombuffer(self.expected, np.int8)
+        if dev.size != ref.size:
+            return f"{self.name}: device returned {dev.size} bytes, TFLM {ref.size}"
+        bad = np.flatnonzero(dev != ref)
+        worst = int(np.abs(dev.astype(int) - ref.astype(int)).max())
+        return (f"{self.name}: {bad.size} of {dev.size} output bytes differ (first at index {bad[0]}: device "
+                f"{dev[bad[0]]}, TFLM {ref[bad[0]]}; largest difference {worst} LSB); device {dev[:8].tolist()} "
+                f"vs TFLM {ref[:8].tolist()}")
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    index: int
+    op: str
+    kernel: str
+    macs: int
+    count: int
+
+    @property
+    def per_mac(self) -> float | None:
+        return self.count / self.macs if self.macs else None
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    board: str
+    model: str
+    model_path: str
+    model_sha256: str
+    unit: str  # "instructions" (QEMU, exact) or "cycles" (DWT on silicon)
+    clock_hz: int
+    emulated: bool
+    warmup: int
+    runs_per_input: int
+    inputs: tuple[InputResult, ...]
+    flash_bytes: int
+    ram_bytes: int
+    flash_size: int
+    ram_size: int
+    arena_bytes: int
+    stack_peak_bytes: int
+    per_layer: tuple[LayerResult, ...] | None
+    device: dict[str, str] = field(default_factory=dict, hash=False)
+    wall_s: float = 0.0
+
+    @property
+    def counts(self) -> list[int]:
+        return [c for r in self.inputs for c in r.counts]
+
+    @property
+    def bit_exact(self) -> bool:
+        return all(r.bit_exact for r in self.inputs)
+
+    @property
+    def stats(self) -> dict[str, float]:
+        c = np.asarray(self.counts, dtype=np.float64)
+        return {"mean": float(c.mean()), "std": float(c.std()), "min": float(c.min()),
+                "p50": float(np.percentile(c, 50)), "p90": float(np.percentile(c, 90)), "max": float(c.max())}
+
+    @property
+    def mean(self) -> float:
+        return self.stats["mean"]
+
+    def ms(self, count: float) -> float:
+        """A count at the board clock, in milliseconds (for instructions: as if one per cycle)."""
+        return count / self.clock_hz * 1e3
+
+    def to_json(self) -> dict:
+        """The `--json` document; its schema is documented in the README (section bench)."""
+        s = self.stats
+        doc = {
+            "schema": SCHEMA, "board": self.board, "emulated": self.emulated, "model": self.model,
+            "model_path": self.model_path, "model_sha256": self.model_sha256, "unit": self.unit,
+            "clock_hz": self.clock_hz, "warmup": self.warmup, "runs_per_input": self.runs_per_input,
+            "runs": self.counts, **{k: (int(v) if k in ("min", "max") else v) for k, v in s.items()},
+            "ms": {k: self.ms(v) for k, v in s.items()},
+            "outputs": [r.output.hex() for r in self.inputs], "bit_exact": self.bit_exact,
+            "inputs": [{"name": r.name, "runs": list(r.counts), "output": r.output.hex(),
+                        "expected": r.expected.hex(), "bit_exact": r.bit_exact} for r in self.inputs],
+            "flash_bytes": self.flash_bytes, "ram_bytes": self.ram_bytes, "flash_size": self.flash_size,
+            "ram_size": self.ram_size, "arena_bytes": self.arena_bytes, "stack_peak_bytes": self.stack_peak_bytes,
+            "per_layer": None if self.per_layer is None else [
+                {"index": la.index, "op": la.op, "kernel": la.kernel, "macs": la.macs, "count": la.count,
+                 "per_mac": la.per_mac, "ms": self.ms(la.count)} for la in self.per_layer],
+            "cflags": self.device.get("cflags", ""), "compiler": self.device.get("compiler", ""),
+            "device": self.device, "tinyml_commit": git_commit(), "wall_s": round(self.wall_s, 3),
+            "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        return doc
+
+    def summary(self) -> str:
+        """The human-readable report: latency, memory, exactness (and the per-layer table when measured)."""
+        s = self.stats
+        unit = self.unit
+        rows = [{"": unit, **{k: int(round(v)) for k, v in s.items()}},
+                {"": f"ms @ {self.clock_hz / 1e6:g} MHz", **{k: round(self.ms(v), 3) for k, v in s.items()}}]
+        lines = [f"{self.model} on {self.board}: {len(self.counts)} runs ({len(self.inputs)} inputs x "
+                 f"{self.runs_per_input}, {self.warmup} warm-up)" + (" [emulated: counts are exact "
+                                                                     "instructions]" if self.emulated else ""),
+                 format_table(rows),
+                 f"flash {self.flash_bytes:,} B of {self.flash_size:,} B; RAM {self.ram_bytes:,} B of "
+                 f"{self.ram_size:,} B (arena {self.arena_bytes:,} B, stack peak {self.stack_peak_bytes:,} B)",
+                 f"outputs vs TFLM: {sum(r.bit_exact for r in self.inputs)}/{len(self.inputs)} bit-exact"]
+        if self.per_layer:
+            lines += ["", self.layer_table()]
+        return "\n".join(lines)
+
+    def layer_table(self) -> str:
+        total = sum(la.count for la in self.per_layer or ()) or 1
+        per = "instr/MAC" if self.unit == "instructions" else "cycles/MAC"
+        rows = [{"#": la.index, "op": la.op, "kernel": la.kernel or "-", "MACs": la.macs, self.unit: la.count,
+                 "ms": round(self.ms(la.count), 3), per: None if la.per_mac is None else round(la.per_mac, 2),
+                 "%": round(100 * la.count / total, 1)} for la in self.per_layer or ()]
+        macs = sum(la.macs for la in self.per_layer or ())
+        rows.append({"#": "", "op": "total", "kernel": "", "MACs": macs, self.unit: total,
+                     "ms": round(self.ms(total), 3), per: round(total / macs, 2) if macs else None, "%": 100.0})
+        return format_table(rows)
+
+
+def default_build_dir(model: Path, board: Board, per_layer: bool) -> Path:
+    digest = hashlib.sha256(model.read_bytes()).hexdigest()[:8]
+    return Path("build") / "tinyml-bench" / f"{board.name}-{model.stem}-{digest}{'-profile' if per_layer else ''}"
+
+
+@contextmanager
+def _locked(build_dir: Path) -> Iterator[None]:
+    """One export+build at a time per build directory, even across processes."""
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with open(build_dir.parent / f".{build_dir.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def build_firmware(model: str | Path, board: str | Board = DEFAULT_BOARD, build_dir: str | Path | None = None,
+                   per_layer: bool = False) -> Path:
+    """Export and build the firmware for `model` on `board` (incrementally); returns the ELF."""
+    model = Path(model)
+    board = load_board(board) if isinstance(board, str) else board
+    out = Path(build_dir) if build_dir else default_build_dir(model, board, per_layer)
+    with _locked(out):
+        project = export_project(model, board, out, profile=per_layer)
+        return build_project(project).elf
+
+
+def bench_model(model: str | Path, board: str | Board = DEFAULT_BOARD, *, runs: int = DEFAULT_RUNS,
+                warmup: int = DEFAULT_WARMUP, inputs: Sequence[BenchInput | np.ndarray] | None = None,
+                random: int = DEFAULT_RANDOM_INPUTS, seed: int = 0, per_layer: bool = False,
+                build_dir: str | Path | None = None, port: str | None = None, baud: int | None = None,
+                timeout: float = 60.0, progress: bool = False) -> BenchResult:
+    """Build (emulated boards) or connect (`port`), run every input `warmup + runs` times, compare with TFLM.
+
+    Raises TinymlError for anything that stops the measurement (no device, timeout, crash, model does not fit);
+    a device output that differs from TFLM does not raise: it shows in `bit_exact` and `inputs[i].mismatch()`.
+    """
+    from tinyml.tflm import TflmReference
+
+    t0 = time.monotonic()
+    model = Path(model)
+    if not model.is_file():
+        raise TinymlError(f"{model}: no such model file")
+    if runs < 1 or warmup < 0:
+        raise TinymlError(f"runs must be >= 1 and warmup >= 0 (got runs={runs}, warmup={warmup})")
+    model_bytes = model.read_bytes()
+    ref = TflmReference(model_bytes)
+    nbytes = int(np.prod(ref.input_details["shape"]))
+    cases = _as_inputs(inputs, nbytes) if inputs is not None else random_inputs(random, nbytes, seed)
+    if not cases:
+        raise TinymlError("no inputs to run (give --input files or --random N with N >= 1)")
+    board = load_board(board) if isinstance(board, str) else board
+    session = _Session(model, model_bytes, ref, cases, runs, warmup, per_layer, timeout, progress)
+    if port is not None:
+        with Link(port, baud or board.baud) as link:
+            result = session.run(Device(link), link.name)
+    else:
+        if not board.emulated:
+            raise TinymlError(f"board {board.name} is a real board: flash it (`make flash` in a project from "
+                              f"`tinyml export`) and pass --port (e.g. /dev/ttyACM0)")
+        elf = build_firmware(model, board, build_dir, per_layer)
+        with QemuBoard(board, elf) as qemu:
+            try:
+                with Link(qemu.url) as link:
+                    device = Device(link)
+                    result = session.run(device, f"{board.name} (QEMU {board.qemu_machine})")
+                    device.exit()
+            except (LinkClosed, DeviceTimeout) as e:
+                qemu.wait(1.0)
+                raise TinymlError(f"{e}; {qemu.status()}") from None
+    return replace(result, wall_s=time.monotonic() - t0)
+
+
+def _as_inputs(inputs: Sequence[BenchInput | np.ndarray], nbytes: int) -> list[BenchInput]:
+    out = []
+    for i, x in enumerate(inputs):
+        case = x if isinstance(x, BenchInput) else BenchInput(f"input #{i}", np.asarray(x).reshape(-1))
+        if case.data.dtype != np.int8 or case.data.size != nbytes:
+            raise TinymlError(f"input {case.name}: need {nbytes} int8 values, got {case.data.size} "
+                              f"{case.data.dtype}")
+        out.append(case)
+    return out
+
+
+@dataclass
+class _Session:
+    model: Path
+    model_bytes: bytes
+    ref: object
+    cases: list[BenchInput]
+    runs: int
+    warmup: int
+    per_layer: bool
+    timeout: float
+    progress: bool
+
+    def run(self, dev: Device, where: str) -> BenchResult:
+        dev.hello()
+        info = dev.info()
+        self._check_device(info, where)
+        out_bytes = int(info["output_bytes"])
+        run_wall = self.timeout  # until the first run says how long one takes
+        results = []
+        cases = self.cases
+        if self.progress:
+            from tqdm import tqdm
+
+            cases = tqdm(cases, desc=f"bench {self.model.stem}", unit="input", leave=False)
+        for case in cases:
+            dev.set_input(case.data.tobytes())
+            t = time.monotonic()
+            first = dev.invoke(1, timeout=self.timeout)
+            run_wall = max(time.monotonic() - t, 1e-3)
+            counts = first if self.warmup == 0 else []
+            self._invoke(dev, max(self.warmup - 1, 0), run_wall)
+            counts += self._invoke(dev, self.runs - len(counts), run_wall)
+            output = dev.get_output(out_bytes)
+            expected = np.asarray(self.ref.invoke(case.data), dtype=np.int8).tobytes()
+            results.append(InputResult(case.name, tuple(counts), output, expected))
+        layers = self._profile(dev, run_wall) if self.per_layer else None
+        info = dev.info()  # again: the stack peak now includes the inferences
+        return BenchResult(
+            board=info["board"], model=info["model"], model_path=str(self.model), model_sha256=info["model_sha256"],
+            unit=info["unit"], clock_hz=int(info["clock_hz"]), emulated=info["unit"] == "instructions",
+            warmup=self.warmup,
+            runs_per_input=self.runs, inputs=tuple(results), flash_bytes=int(info["flash_bytes"]),
+            ram_bytes=int(info["ram_bytes"]), flash_size=int(info["flash_size"]), ram_size=int(info["ram_size"]),
+            arena_bytes=int(info["arena_bytes"]), stack_peak_bytes=int(info["stack_peak_bytes"]),
+            per_layer=layers, device=info)
+
+    def _invoke(self, dev: Device, runs: int, run_wall: float) -> list[int]:
+        counts: list[int] = []
+        while len(counts) < runs:
+            n = min(MAX_RUNS_PER_REQUEST, runs - len(counts))
+            counts += dev.invoke(n, timeout=self.timeout + 4 * n * run_wall)
+        return counts
+
+    def _check_device(self, info: dict[str, str], where: str) -> None:
+        sha = hashlib.sha256(self.model_bytes).hexdigest()
+        if info.get("model_sha256") != sha:
+            raise TinymlError(f"{where} runs model '{info.get('model')}' (sha256 {info.get('model_sha256', '?')[:12]}), "
+                              f"not {self.model.name} (sha256 {sha[:12]}): export and flash this model first")
+        if int(info.get("input_bytes", -1)) != self.cases[0].data.size:
+            raise TinymlError(f"{where} expects {info.get('input_bytes')} input bytes, the model takes "
+                              f"{self.cases[0].data.size}")
+
+    def _profile(self, dev: Device, run_wall: float) -> tuple[LayerResult, ...]:
+        from tinyml.compile import analyze
+
+        try:
+            counts = dev.profile(timeout=self.timeout + 4 * run_wall)
+        except DeviceError as e:
+            raise TinymlError(f"{e} (the firmware was built without --per-layer / --profile)") from None
+        layers = analyze(self.model).layers
+        if len(layers) != len(counts):
+            raise TinymlError(f"device profiled {len(counts)} layers, the model has {len(layers)}")
+        return tuple(LayerResult(la.index, la.op, la.kernel or "", la.macs, c) for la, c in zip(layers, counts))
