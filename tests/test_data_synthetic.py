@@ -61,14 +61,17 @@ def test_gray_matches_pil_luma():
     np.testing.assert_array_equal(ours, pil)
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("imagenet", "unknown data source"),
-    ("folder:", "needs a path"),
-    ("synthetic:abc", "image count"),
-    ("synthetic:5", "at least 20"),
-    ("folder:/nonexistent/tinyml-data", "not found"),
-    ("vww:/nonexistent/coco", "not found"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("imagenet", "unknown data source"),
+        ("folder:", "needs a path"),
+        ("synthetic:abc", "image count"),
+        ("synthetic:5", "at least 20"),
+        ("folder:/nonexistent/tinyml-data", "not found"),
+        ("vww:/nonexistent/coco", "not found"),
+    ],
+)
 def test_bad_specs_raise_one_line_errors(spec, message):
     with pytest.raises(TinymlError, match=message) as e:
         load_splits(spec, resolution=48)

@@ -23,8 +23,22 @@ from tinyml.models import (
 from tinyml.models.profile import profile_model
 
 # (H=W, C) after each of blocks 0..13 for alpha 0.25 at 96x96
-BLOCK_OUTPUTS_96 = [(48, 8), (48, 16), (24, 32), (24, 32), (12, 64), (12, 64), (6, 128), (6, 128), (6, 128),
-                    (6, 128), (6, 128), (6, 128), (3, 256), (3, 256)]
+BLOCK_OUTPUTS_96 = [
+    (48, 8),
+    (48, 16),
+    (24, 32),
+    (24, 32),
+    (12, 64),
+    (12, 64),
+    (6, 128),
+    (6, 128),
+    (6, 128),
+    (6, 128),
+    (6, 128),
+    (6, 128),
+    (3, 256),
+    (3, 256),
+]
 
 
 def test_blocks_are_addressable_with_mlperf_shapes():
@@ -52,14 +66,17 @@ def test_conv_bias_bn_eps_and_relu_everywhere():
     assert sum(isinstance(m, nn.ReLU) for m in model.modules()) == 27
 
 
-@pytest.mark.parametrize("size, kernel, stride, expected", [
-    (96, 3, 2, (0, 1)),   # even input, stride 2: TF pads bottom/right only
-    (48, 3, 2, (0, 1)),
-    (5, 3, 2, (1, 1)),    # odd input, stride 2: symmetric
-    (7, 3, 2, (1, 1)),
-    (48, 3, 1, (1, 1)),   # stride 1: symmetric
-    (6, 1, 1, (0, 0)),
-])
+@pytest.mark.parametrize(
+    "size, kernel, stride, expected",
+    [
+        (96, 3, 2, (0, 1)),  # even input, stride 2: TF pads bottom/right only
+        (48, 3, 2, (0, 1)),
+        (5, 3, 2, (1, 1)),  # odd input, stride 2: symmetric
+        (7, 3, 2, (1, 1)),
+        (48, 3, 1, (1, 1)),  # stride 1: symmetric
+        (6, 1, 1, (0, 0)),
+    ],
+)
 def test_tf_same_padding(size, kernel, stride, expected):
     assert tf_same_padding(size, kernel, stride) == expected
 
@@ -104,21 +121,26 @@ def test_flat_layers_refuses_unsupported_modules():
         flat_layers(model)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"channels": 2}, "channels must be 1"),
-    ({"resolution": 16}, "at least 32"),
-    ({"alpha": 0}, "alpha must be > 0"),
-    ({"cut": 14, "head": "dense"}, "cut must be a block index"),
-    ({"cut": 5}, "needs a head"),
-    ({"arch": "resnet"}, "unknown architecture"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"channels": 2}, "channels must be 1"),
+        ({"resolution": 16}, "at least 32"),
+        ({"alpha": 0}, "alpha must be > 0"),
+        ({"cut": 14, "head": "dense"}, "cut must be a block index"),
+        ({"cut": 5}, "needs a head"),
+        ({"arch": "resnet"}, "unknown architecture"),
+    ],
+)
 def test_model_config_validation(kwargs, message):
     with pytest.raises(TinymlError, match=message):
         ModelConfig(**kwargs)
 
 
 def test_model_config_round_trip():
-    cfg = ModelConfig(alpha=0.5, resolution=64, channels=1, cut=5, head="dscnn", head_args=(("w2", 16), ("w1", 32)))
+    cfg = ModelConfig(
+        alpha=0.5, resolution=64, channels=1, cut=5, head="dscnn", head_args=(("w2", 16), ("w1", 32))
+    )
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
     assert cfg.head_args == (("w1", 32), ("w2", 16))
 
@@ -137,14 +159,21 @@ PROFILE_CASES = [
 def test_profile_exact_counts(cfg, macs, trainable, with_stats, folded):
     model = build_model(cfg)
     rows, totals = profile_model(model, (cfg.channels, cfg.resolution, cfg.resolution))
-    assert (totals["macs"], totals["params_trainable"], totals["params_bn_stats"], totals["params_folded"]) == \
-        (macs, trainable, with_stats, folded)
+    assert (
+        totals["macs"],
+        totals["params_trainable"],
+        totals["params_bn_stats"],
+        totals["params_folded"],
+    ) == (macs, trainable, with_stats, folded)
     assert totals["params_trainable"] == sum(p.numel() for p in model.parameters())
-    assert totals["params_bn_stats"] - totals["params_trainable"] == \
-        sum(b.numel() for n, b in model.named_buffers() if n.endswith(("running_mean", "running_var")))
+    assert totals["params_bn_stats"] - totals["params_trainable"] == sum(
+        b.numel() for n, b in model.named_buffers() if n.endswith(("running_mean", "running_var"))
+    )
     # per-leaf rows give the same totals as fused-op rows
     _, leaf_totals = profile_model(model, (cfg.channels, cfg.resolution, cfg.resolution), per_leaf=True)
-    assert {k: leaf_totals[k] for k in ("macs", "params_folded")} == {k: totals[k] for k in ("macs", "params_folded")}
+    assert {k: leaf_totals[k] for k in ("macs", "params_folded")} == {
+        k: totals[k] for k in ("macs", "params_folded")
+    }
 
 
 def test_profile_rows_and_activation_peak():
@@ -152,7 +181,9 @@ def test_profile_rows_and_activation_peak():
     assert len(rows) == 27 + 3
     first = rows[0]
     assert first["layer"] == "features.0" and first["op"] == "conv3x3/2+bn+relu"
-    assert first["output"] == [48, 48, 8] and first["macs"] == 48 * 48 * 8 * 27 and first["act_bytes"] == 18_432
+    assert (
+        first["output"] == [48, 48, 8] and first["macs"] == 48 * 48 * 8 * 27 and first["act_bytes"] == 18_432
+    )
     assert rows[3]["layer"] == "features.2.dw" and rows[3]["op"] == "dw3x3/2+bn+relu"
     # peak: block 1's pointwise conv reads 48x48x8 and writes 48x48x16 int8
     assert totals["act_peak_bytes"] == 48 * 48 * (8 + 16) and totals["act_peak_layer"] == "features.1.pw"
@@ -160,8 +191,15 @@ def test_profile_rows_and_activation_peak():
 
 def test_profile_folded_count_checks_bn_position():
     """BN after a bias-free conv folds into a new bias; BN not after a conv cannot fold (scale + shift)."""
-    model = nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4), nn.ReLU(), nn.BatchNorm2d(4),
-                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, bias=False),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.BatchNorm2d(4),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 2),
+    )
     rows, totals = profile_model(model, (3, 8, 8), per_leaf=True)
     assert [r["params_folded"] for r in rows] == [108, 4, 0, 8, 0, 0, 10]
     assert totals["params_bn_stats"] == 108 + 16 + 16 + 10
@@ -169,13 +207,22 @@ def test_profile_folded_count_checks_bn_position():
 
 # ---------------------------------------------------------------- checkpoints
 
+
 def test_checkpoint_round_trip(tmp_path):
     cfg = ModelConfig(channels=1, resolution=64)
     torch.manual_seed(0)
     model = build_model(cfg)
     model.features[3].pw.bn.running_mean.fill_(0.25)  # buffers travel too
-    path = save_checkpoint(tmp_path / "m.pt", model, cfg, train={"epochs": 1}, metrics={"val_acc": 0.5}, epoch=1,
-                           seed=7, note="hello")
+    path = save_checkpoint(
+        tmp_path / "m.pt",
+        model,
+        cfg,
+        train={"epochs": 1},
+        metrics={"val_acc": 0.5},
+        epoch=1,
+        seed=7,
+        note="hello",
+    )
     loaded, ck = load_checkpoint(path)
     assert not loaded.training and ck.model_config == cfg and ck.epoch == 1 and ck.seed == 7
     assert ck.extra == {"note": "hello"} and ck.metrics == {"val_acc": 0.5} and ck.train == {"epochs": 1}
@@ -186,12 +233,15 @@ def test_checkpoint_round_trip(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))  # atomic write left nothing behind
 
 
-@pytest.mark.parametrize("content, message", [
-    ("text", "not a tinyml checkpoint"),
-    ("state_dict", "not a tinyml checkpoint"),
-    ("other_version", "version 99"),
-    ("missing", "not found"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("text", "not a tinyml checkpoint"),
+        ("state_dict", "not a tinyml checkpoint"),
+        ("other_version", "version 99"),
+        ("missing", "not found"),
+    ],
+)
 def test_foreign_files_are_refused(tmp_path, content, message):
     path = tmp_path / "x.pt"
     if content == "text":

@@ -19,15 +19,35 @@ REPO = Path(__file__).resolve().parent.parent
 
 def tinyml(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "tinyml", *args], capture_output=True, text=True, cwd=REPO,
-                          env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "tinyml", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("cli") / "run"
-    r = tinyml("train", "--data", "synthetic:40", "--resolution", "32", "--epochs", "2", "--batch-size", "16",
-               "--threads", "1", "--out", str(out), "--quiet")
+    r = tinyml(
+        "train",
+        "--data",
+        "synthetic:40",
+        "--resolution",
+        "32",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+        "--quiet",
+    )
     assert r.returncode == 0, r.stderr
     assert f"wrote {out / 'best.pt'}" in r.stdout and "best val_acc" in r.stdout
     return out
@@ -42,15 +62,41 @@ def test_train_cli_writes_run_dir(trained):
 
 
 def test_train_cli_resume_of_finished_run(trained, capsys):
-    assert main(["train", "--data", "synthetic:40", "--resolution", "32", "--epochs", "2", "--batch-size", "16",
-                 "--threads", "1", "--out", str(trained), "--resume", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                "synthetic:40",
+                "--resolution",
+                "32",
+                "--epochs",
+                "2",
+                "--batch-size",
+                "16",
+                "--threads",
+                "1",
+                "--out",
+                str(trained),
+                "--resume",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert "best val_acc" in capsys.readouterr().out
 
 
 def test_profile_cli_on_trained_checkpoint(trained, tmp_path):
     r = tinyml("profile", str(trained / "best.pt"), "--json", str(tmp_path / "p.json"))
     assert r.returncode == 0, r.stderr
-    for header in ("params (trainable)", "params (+BN stats)", "params (BN folded)", "MACs", "out bytes (int8)"):
+    for header in (
+        "params (trainable)",
+        "params (+BN stats)",
+        "params (BN folded)",
+        "MACs",
+        "out bytes (int8)",
+    ):
         assert header in r.stdout
     data = json.loads((tmp_path / "p.json").read_text())
     assert data["totals"]["model_config"]["resolution"] == 32
@@ -63,8 +109,12 @@ def test_profile_cli_exact_counts_for_the_reference_model(tmp_path, capsys):
     save_checkpoint(tmp_path / "ref.pt", build_model(cfg), cfg)
     assert main(["profile", str(tmp_path / "ref.pt"), "--json", str(tmp_path / "ref.json")]) == 0
     totals = json.loads((tmp_path / "ref.json").read_text())["totals"]
-    assert (totals["macs"], totals["params_trainable"], totals["params_bn_stats"], totals["params_folded"]) == \
-        (7_489_664, 216_322, 221_794, 210_850)
+    assert (
+        totals["macs"],
+        totals["params_trainable"],
+        totals["params_bn_stats"],
+        totals["params_folded"],
+    ) == (7_489_664, 216_322, 221_794, 210_850)
     out = capsys.readouterr().out
     assert "7,489,664 MACs" in out and "221,794 with BN statistics" in out and "210,850 BN folded" in out
     assert main(["profile", str(tmp_path / "ref.pt"), "--per-layer"]) == 0
@@ -78,19 +128,31 @@ def assert_one_line_error(r: subprocess.CompletedProcess, verb: str, text: str) 
 
 
 def test_cli_errors_in_a_subprocess(tmp_path):
-    assert_one_line_error(tinyml("train", "--data", "imagenet", "--out", str(tmp_path / "x")), "train",
-                          "unknown data source 'imagenet'")
+    assert_one_line_error(
+        tinyml("train", "--data", "imagenet", "--out", str(tmp_path / "x")),
+        "train",
+        "unknown data source 'imagenet'",
+    )
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"\x00" * 100)
     assert_one_line_error(tinyml("profile", str(junk)), "profile", "is not a tinyml checkpoint")
 
 
-@pytest.mark.parametrize("argv, text", [
-    (["train", "--data", "folder:/nonexistent/tinyml-ds", "--out", "{tmp}/r"], "dataset folder"),
-    (["train", "--data", "synthetic:40", "--epochs", "0", "--out", "{tmp}/r"], "epochs must be at least 1"),
-    (["train", "--data", "synthetic:40", "--resolution", "16", "--out", "{tmp}/r"], "resolution must be at least"),
-    (["profile", "{tmp}/missing.pt"], "not found"),
-])
+@pytest.mark.parametrize(
+    "argv, text",
+    [
+        (["train", "--data", "folder:/nonexistent/tinyml-ds", "--out", "{tmp}/r"], "dataset folder"),
+        (
+            ["train", "--data", "synthetic:40", "--epochs", "0", "--out", "{tmp}/r"],
+            "epochs must be at least 1",
+        ),
+        (
+            ["train", "--data", "synthetic:40", "--resolution", "16", "--out", "{tmp}/r"],
+            "resolution must be at least",
+        ),
+        (["profile", "{tmp}/missing.pt"], "not found"),
+    ],
+)
 def test_cli_errors_in_process(tmp_path, capsys, argv, text):
     assert main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -99,7 +161,22 @@ def test_cli_errors_in_process(tmp_path, capsys, argv, text):
 
 def test_existing_run_is_not_overwritten(trained, capsys):
     before = (trained / "last.pt").read_bytes()
-    assert main(["train", "--data", "synthetic:40", "--resolution", "32", "--epochs", "2", "--out", str(trained),
-                 "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                "synthetic:40",
+                "--resolution",
+                "32",
+                "--epochs",
+                "2",
+                "--out",
+                str(trained),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert "already holds a run" in capsys.readouterr().err
     assert (trained / "last.pt").read_bytes() == before

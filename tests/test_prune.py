@@ -258,3 +258,24 @@ def test_prune_refuses_a_cut_deeper_than_a_pruned_base(tmp_path, capsys):
     argv = ["prune", "--base", str(tmp_path / "cut4.pt"), "--cut", "6", "--out", str(tmp_path / "o")]
     assert main(argv) == 2
     assert "already cut after block 4" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("head,convs,fcs", [("dscnn32_16", 4, 1)])  # `dense` pools the same way
+def test_pruned_models_convert_to_int8_with_average_pool(tmp_path, head, convs, fcs):
+    """The heads' AdaptiveAvgPool2d(1) becomes AVERAGE_POOL_2D (never MEAN); the head maps op for op."""
+    from tinyml.data import load_splits
+    from tinyml.models import save_checkpoint
+    from tinyml.quantize.quantize import quantize_checkpoint
+
+    cfg = ModelConfig(**TINY, cut=2, head=head)
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "m.pt", build_model(cfg), cfg)
+    splits = load_splits(TINY_DATA, resolution=32, channels=3, progress=False)
+    report = quantize_checkpoint(tmp_path / "m.pt", tmp_path / "m.tflite", splits=splits, progress=False)
+    ops = list(report.ops)
+    assert ops[:5] == ["CONV_2D"] + ["DEPTHWISE_CONV_2D", "CONV_2D"] * 2  # blocks 0..2
+    pool = ops.index("AVERAGE_POOL_2D")
+    assert "MEAN" not in ops and ops.count("AVERAGE_POOL_2D") == 1
+    assert len([op for op in ops[5:pool] if op.endswith("CONV_2D")]) == convs
+    assert ops[pool:].count("FULLY_CONNECTED") == fcs

@@ -39,14 +39,17 @@ def without_time(history: list[dict]) -> list[dict]:
     return [{k: v for k, v in m.items() if k != "seconds"} for m in history]
 
 
-@pytest.mark.parametrize("epochs, expected", [
-    (50, [1e-3] * 20 + [5e-4] * 10 + [2.5e-4] * 20),
-    (10, [1e-3] * 4 + [5e-4] * 2 + [2.5e-4] * 4),
-    (5, [1e-3] * 2 + [5e-4] * 1 + [2.5e-4] * 2),
-    (3, [1e-3, 5e-4, 2.5e-4]),
-    (2, [1e-3, 2.5e-4]),
-    (1, [1e-3]),
-])
+@pytest.mark.parametrize(
+    "epochs, expected",
+    [
+        (50, [1e-3] * 20 + [5e-4] * 10 + [2.5e-4] * 20),
+        (10, [1e-3] * 4 + [5e-4] * 2 + [2.5e-4] * 4),
+        (5, [1e-3] * 2 + [5e-4] * 1 + [2.5e-4] * 2),
+        (3, [1e-3, 5e-4, 2.5e-4]),
+        (2, [1e-3, 2.5e-4]),
+        (1, [1e-3]),
+    ],
+)
 def test_mlperf_schedule_scales_to_epochs(epochs, expected):
     tcfg = TrainConfig(epochs=epochs)
     assert [tcfg.lr_at(e) for e in range(epochs)] == expected
@@ -85,15 +88,24 @@ def test_resume_after_interruption_equals_uninterrupted(small_splits, uninterrup
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train_model(fresh_model(), CFG, small_splits, SMALL, tmp_path, progress=False,
-                    on_epoch_end=interrupt_after_two)
+        train_model(
+            fresh_model(),
+            CFG,
+            small_splits,
+            SMALL,
+            tmp_path,
+            progress=False,
+            on_epoch_end=interrupt_after_two,
+        )
     assert load_checkpoint(tmp_path / "last.pt")[1].epoch == 2
     model = fresh_model(seed=123)  # whatever the new process initialises, resume restores everything
     res_b = train_model(model, CFG, small_splits, SMALL, tmp_path, resume=True, progress=False)
     assert same_weights(weights(model), final_a)
     assert without_time(res_b.history) == without_time(res_a.history)
     assert res_b.best_epoch == res_a.best_epoch
-    assert same_weights(weights(load_checkpoint(res_b.best_path)[0]), weights(load_checkpoint(res_a.best_path)[0]))
+    assert same_weights(
+        weights(load_checkpoint(res_b.best_path)[0]), weights(load_checkpoint(res_a.best_path)[0])
+    )
 
 
 def test_same_seed_same_weights_other_seed_differs(small_splits, uninterrupted, tmp_path):
@@ -103,22 +115,38 @@ def test_same_seed_same_weights_other_seed_differs(small_splits, uninterrupted, 
     assert same_weights(weights(model), final_a)
     one_epoch = [fresh_model(), fresh_model()]
     for seed, model in enumerate(one_epoch):
-        train_model(model, CFG, small_splits, TrainConfig(epochs=1, batch_size=16, seed=seed, threads=1),
-                    tmp_path / f"seed{seed}", progress=False)
-    assert not same_weights(weights(one_epoch[0]), weights(one_epoch[1]))  # seed drives shuffle + augmentation
+        train_model(
+            model,
+            CFG,
+            small_splits,
+            TrainConfig(epochs=1, batch_size=16, seed=seed, threads=1),
+            tmp_path / f"seed{seed}",
+            progress=False,
+        )
+    assert not same_weights(
+        weights(one_epoch[0]), weights(one_epoch[1])
+    )  # seed drives shuffle + augmentation
 
 
 def test_existing_run_needs_resume_and_matching_settings(small_splits, uninterrupted, tmp_path):
     res_a, final_a = uninterrupted
     with pytest.raises(TinymlError, match="already holds a run"):
         train_model(fresh_model(), CFG, small_splits, SMALL, res_a.out_dir, progress=False)
-    changed = TrainConfig(**{**SMALL.to_dict(), "batch_size": 8, "lr": tuple(SMALL.lr),
-                             "lr_epochs": tuple(SMALL.lr_epochs)})
+    changed = TrainConfig(
+        **{**SMALL.to_dict(), "batch_size": 8, "lr": tuple(SMALL.lr), "lr_epochs": tuple(SMALL.lr_epochs)}
+    )
     with pytest.raises(TinymlError, match="batch_size: 16 -> 8"):
         train_model(fresh_model(), CFG, small_splits, changed, res_a.out_dir, resume=True, progress=False)
     with pytest.raises(TinymlError, match="model config"):
-        train_model(fresh_model(cfg=ModelConfig(resolution=32, channels=1)), ModelConfig(resolution=32, channels=1),
-                    small_splits, SMALL, res_a.out_dir, resume=True, progress=False)
+        train_model(
+            fresh_model(cfg=ModelConfig(resolution=32, channels=1)),
+            ModelConfig(resolution=32, channels=1),
+            small_splits,
+            SMALL,
+            res_a.out_dir,
+            resume=True,
+            progress=False,
+        )
     # resuming a finished run trains nothing and leaves the weights as they were
     model = fresh_model(seed=5)
     res = train_model(model, CFG, small_splits, SMALL, res_a.out_dir, resume=True, progress=False)
@@ -145,12 +173,13 @@ def test_everything_frozen_is_an_error(small_splits, tmp_path):
 
 @pytest.mark.slow
 def test_learns_synthetic_data_clearly_above_chance(tmp_path):
-    """1,200 images at 48x48, 6 epochs: measured val accuracy 0.81-0.87 on seeds 0-2; chance is 0.5, and a
-    model or loader that breaks the label/image link stays near it (120 val images: 0.5 +- 0.05)."""
+    """1,200 training images at 48x48, 6 epochs, batch 16. Measured best val accuracy (400 images): 0.767,
+    0.780, 0.698 for seeds 0-2; with shuffled training labels (a loader that breaks the image/label link)
+    0.555 with one class recall at 0.36. Chance is 0.5 +- 0.025 here."""
     cfg = ModelConfig(resolution=48)
-    splits = load_splits("synthetic:1200", resolution=48, seed=0)
-    tcfg = TrainConfig(epochs=6, seed=0, data="synthetic:1200", threads=1)
+    splits = load_splits("synthetic:1600", resolution=48, seed=0, val_fraction=0.25)
+    tcfg = TrainConfig(epochs=6, batch_size=16, seed=0, data="synthetic:1600", val_fraction=0.25, threads=1)
     res = train_model(fresh_model(cfg=cfg), cfg, splits, tcfg, tmp_path, progress=False)
-    assert res.best_val_acc >= 0.72, res.history
+    assert res.best_val_acc >= 0.66, res.history
     best = res.history[res.best_epoch - 1]
     assert min(best["val_recall_0"], best["val_recall_1"]) >= 0.55  # not one class predicted for everything

@@ -35,8 +35,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    checks: list[Callable[[], Check]] = [check_python, check_packages, check_toolchain, check_make, check_qemu,
-                                         check_boards, check_pyocd]
+    checks: list[Callable[[], Check]] = [
+        check_python,
+        check_packages,
+        check_toolchain,
+        check_make,
+        check_qemu,
+        check_boards,
+        check_pyocd,
+    ]
     if not args.quick:
         checks.append(check_selftest)
     results = []
@@ -66,8 +73,12 @@ def check_python() -> Check:
     v = sys.version_info
     detail = f"{v.major}.{v.minor}.{v.micro} ({sys.executable})"
     if (v.major, v.minor) != (3, 11):
-        return Check("warn", "python", detail + ": the pinned packages are tested with Python 3.11",
-                     "PYTHON=python3.11 make setup")
+        return Check(
+            "warn",
+            "python",
+            detail + ": the pinned packages are tested with Python 3.11",
+            "PYTHON=python3.11 make setup",
+        )
     return Check("ok", "python", detail)
 
 
@@ -109,16 +120,35 @@ def check_toolchain() -> Check:
     version = _run([gcc, "-dumpfullversion"]).stdout.strip()
     missing = [t for t in ("arm-none-eabi-nm", "arm-none-eabi-objcopy") if shutil.which(t) is None]
     if missing:
-        return Check("FAIL", "arm-none-eabi-gcc", f"{version}, but {', '.join(missing)} missing", TOOLCHAIN_FIX)
+        return Check(
+            "FAIL", "arm-none-eabi-gcc", f"{version}, but {', '.join(missing)} missing", TOOLCHAIN_FIX
+        )
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "t.c"
         src.write_text("#include <string.h>\nint main(void) { char b[8]; memset(b, 1, 8); return b[3]; }\n")
-        r = _run([gcc, "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-O2",
-                  "--specs=nano.specs", "--specs=nosys.specs", str(src), "-o", str(Path(tmp) / "t.elf")])
+        r = _run(
+            [
+                gcc,
+                "-mcpu=cortex-m4",
+                "-mthumb",
+                "-mfloat-abi=hard",
+                "-mfpu=fpv4-sp-d16",
+                "-O2",
+                "--specs=nano.specs",
+                "--specs=nosys.specs",
+                str(src),
+                "-o",
+                str(Path(tmp) / "t.elf"),
+            ]
+        )
     if r.returncode != 0:
-        return Check("FAIL", "arm-none-eabi-gcc", f"{version} cannot link with newlib-nano: "
-                     f"{r.stderr.strip().splitlines()[-1] if r.stderr.strip() else 'unknown error'}",
-                     f"{APT} libnewlib-arm-none-eabi")
+        return Check(
+            "FAIL",
+            "arm-none-eabi-gcc",
+            f"{version} cannot link with newlib-nano: "
+            f"{r.stderr.strip().splitlines()[-1] if r.stderr.strip() else 'unknown error'}",
+            f"{APT} libnewlib-arm-none-eabi",
+        )
     return Check("ok", "arm-none-eabi-gcc", f"{version}, links Cortex-M4F code against newlib-nano")
 
 
@@ -145,14 +175,20 @@ def _emulated_machines() -> dict[str, str]:
 def check_qemu() -> Check:
     qemu = shutil.which("qemu-system-arm")
     if qemu is None:
-        return Check("FAIL", "qemu-system-arm", "not found: emulated boards cannot run", f"{APT} qemu-system-arm")
+        return Check(
+            "FAIL", "qemu-system-arm", "not found: emulated boards cannot run", f"{APT} qemu-system-arm"
+        )
     version = _run([qemu, "--version"]).stdout.splitlines()[0].replace("QEMU emulator version ", "")
     machines = set(re.findall(r"^(\S+)\s", _run([qemu, "-machine", "help"]).stdout, re.M))
     need = _emulated_machines()
     lacking = [f"{board} ({m})" for board, m in need.items() if m not in machines]
     if lacking:
-        return Check("FAIL", "qemu-system-arm", f"{version} lacks machines for {', '.join(lacking)}",
-                     f"{APT} qemu-system-arm  (QEMU >= 7.0 has them all)")
+        return Check(
+            "FAIL",
+            "qemu-system-arm",
+            f"{version} lacks machines for {', '.join(lacking)}",
+            f"{APT} qemu-system-arm  (QEMU >= 7.0 has them all)",
+        )
     return Check("ok", "qemu-system-arm", f"{version}, machines {', '.join(sorted(set(need.values())))}")
 
 
@@ -179,8 +215,12 @@ def check_pyocd() -> Check:
     real = [load_board(n) for n in board_names()]
     packs = [f"{b.name}: pyocd pack install {b.pyocd_pack}" for b in real if not b.emulated and b.pyocd_pack]
     if shutil.which("pyocd") is None and not (Path(sys.executable).parent / "pyocd").exists():
-        return Check("warn", "pyocd", "not installed: needed only to flash real boards",
-                     f"{sys.executable} -m pip install pyocd")
+        return Check(
+            "warn",
+            "pyocd",
+            "not installed: needed only to flash real boards",
+            f"{sys.executable} -m pip install pyocd",
+        )
     note = ("; real boards needing a CMSIS pack once (downloads): " + ", ".join(packs)) if packs else ""
     return Check("ok", "pyocd", "installed (flashes real boards)" + note)
 
@@ -208,7 +248,15 @@ def check_selftest() -> Check:
             out = dev.get_output(4)
             dev.exit()
     if out != selftest_expected(x).tobytes():
-        return Check("FAIL", "self-test", f"the firmware answered {out.hex()}, expected "
-                     f"{selftest_expected(x).tobytes().hex()}: the serial path corrupts data")
-    return Check("ok", "self-test", f"firmware built, booted on {board.name} (QEMU {board.qemu_machine}) and "
-                 f"answered over serial in {time.monotonic() - t0:.1f} s ({counts[0]} instructions per run)")
+        return Check(
+            "FAIL",
+            "self-test",
+            f"the firmware answered {out.hex()}, expected "
+            f"{selftest_expected(x).tobytes().hex()}: the serial path corrupts data",
+        )
+    return Check(
+        "ok",
+        "self-test",
+        f"firmware built, booted on {board.name} (QEMU {board.qemu_machine}) and "
+        f"answered over serial in {time.monotonic() - t0:.1f} s ({counts[0]} instructions per run)",
+    )

@@ -1,8 +1,8 @@
 """`tinyml profile MODEL`: per-layer output shapes, parameters, MACs and int8 activation bytes, with totals.
 
-    tinyml profile runs/demo/train/best.pt
-    tinyml profile model.tflite --json profile.json
-    tinyml profile runs/demo/train/best.pt --per-layer     # every torch module instead of fused ops
+tinyml profile runs/demo/train/best.pt
+tinyml profile model.tflite --json profile.json
+tinyml profile runs/demo/train/best.pt --per-layer     # every torch module instead of fused ops
 """
 
 from __future__ import annotations
@@ -16,9 +16,14 @@ from tinyml.errors import TinymlError
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=Path, metavar="MODEL", help="a tinyml checkpoint (.pt) or a .tflite file")
-    p.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write rows and totals as JSON")
-    p.add_argument("--per-layer", action="store_true",
-                   help="one row per torch module (pad, conv, bn, relu) instead of per fused op")
+    p.add_argument(
+        "--json", type=Path, default=None, metavar="PATH", help="also write rows and totals as JSON"
+    )
+    p.add_argument(
+        "--per-layer",
+        action="store_true",
+        help="one row per torch module (pad, conv, bn, relu) instead of per fused op",
+    )
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
 
 
@@ -44,19 +49,31 @@ def _print_checkpoint_profile(path: Path, rows: list[dict], totals: dict, markdo
 
     cols = list(HEADERS)
     shown = [{HEADERS[k]: r.get(k) for k in cols} for r in rows]
-    shown.append({HEADERS["layer"]: "total", HEADERS["params_trainable"]: totals["params_trainable"],
-                  HEADERS["params_bn_stats"]: totals["params_bn_stats"],
-                  HEADERS["params_folded"]: totals["params_folded"], HEADERS["macs"]: totals["macs"]})
+    shown.append(
+        {
+            HEADERS["layer"]: "total",
+            HEADERS["params_trainable"]: totals["params_trainable"],
+            HEADERS["params_bn_stats"]: totals["params_bn_stats"],
+            HEADERS["params_folded"]: totals["params_folded"],
+            HEADERS["macs"]: totals["macs"],
+        }
+    )
     cfg = totals.get("model_config", {})
-    print(f"{path}: {cfg.get('arch', 'model')} alpha {cfg.get('alpha')} input "
-          f"{cfg.get('resolution')}x{cfg.get('resolution')}x{cfg.get('channels')}"
-          + (f", cut after block {cfg['cut']} + head {cfg['head']}" if cfg.get("cut") is not None else ""))
-    print("params: trainable = torch parameters; +BN stats = Keras count (adds BN moving mean/var); "
-          "BN folded = stored in an int8 model after folding BN into conv. MACs: conv + dense only.")
+    print(
+        f"{path}: {cfg.get('arch', 'model')} alpha {cfg.get('alpha')} input "
+        f"{cfg.get('resolution')}x{cfg.get('resolution')}x{cfg.get('channels')}"
+        + (f", cut after block {cfg['cut']} + head {cfg['head']}" if cfg.get("cut") is not None else "")
+    )
+    print(
+        "params: trainable = torch parameters; +BN stats = Keras count (adds BN moving mean/var); "
+        "BN folded = stored in an int8 model after folding BN into conv. MACs: conv + dense only."
+    )
     print(format_table(shown, [HEADERS[k] for k in cols], markdown=markdown))
-    print(f"totals: {totals['macs']:,} MACs; params {totals['params_trainable']:,} trainable, "
-          f"{totals['params_bn_stats']:,} with BN statistics, {totals['params_folded']:,} BN folded; "
-          f"activation peak {totals['act_peak_bytes']:,} B int8 (input+output of {totals['act_peak_layer']})")
+    print(
+        f"totals: {totals['macs']:,} MACs; params {totals['params_trainable']:,} trainable, "
+        f"{totals['params_bn_stats']:,} with BN statistics, {totals['params_folded']:,} BN folded; "
+        f"activation peak {totals['act_peak_bytes']:,} B int8 (input+output of {totals['act_peak_layer']})"
+    )
 
 
 def _print_generic(path: Path, rows: list[dict], totals: dict, markdown: bool) -> None:
@@ -64,7 +81,9 @@ def _print_generic(path: Path, rows: list[dict], totals: dict, markdown: bool) -
 
     print(f"{path}:")
     print(format_table(rows, markdown=markdown))
-    print("totals: " + ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in totals.items()))
+    print(
+        "totals: " + ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in totals.items())
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,8 +97,10 @@ def run(args: argparse.Namespace) -> int:
             from tinyml.compile.profile import profile_tflite
         except ModuleNotFoundError as e:
             if e.name and e.name.startswith("tinyml.compile"):
-                raise TinymlError("profiling a .tflite needs the compiler stage (tinyml.compile.profile), "
-                                  "which is not installed") from None
+                raise TinymlError(
+                    "profiling a .tflite needs the compiler stage (tinyml.compile.profile), "
+                    "which is not installed"
+                ) from None
             raise
         rows, totals = profile_tflite(path)
         _print_generic(path, rows, totals, args.markdown)

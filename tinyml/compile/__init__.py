@@ -12,17 +12,22 @@ from tinyml.compile import emit, ops, planner, tflite
 from tinyml.compile.emit import Compiled
 
 
-def analyze(path: str | os.PathLike, name: str = "model") -> Compiled:
-    """Parse, check and plan a model without writing anything (raises TinymlError on anything unsupported)."""
+def analyze(path: str | os.PathLike, name: str = "model", reference: bool = False) -> Compiled:
+    """Parse, check and plan a model without writing anything (raises TinymlError on anything unsupported).
+
+    reference=True uses only the reference kernels (plain loops, exact for any parameters): tests use it to
+    check the fast kernels against them."""
     emit.check_name(name)
     model = tflite.load(path)
-    layers = ops.build_layers(model)
+    layers = ops.build_layers(model, reference)
     return Compiled(model, tuple(layers), planner.plan(layers, model), name)
 
 
-def compile_tflite(path: str | os.PathLike, out_dir: str | os.PathLike, name: str = "model") -> Compiled:
+def compile_tflite(
+    path: str | os.PathLike, out_dir: str | os.PathLike, name: str = "model", reference: bool = False
+) -> Compiled:
     """Compile `path` into `out_dir` (replaced atomically) and return what was compiled."""
-    c = analyze(path, name)
+    c = analyze(path, name, reference)
     source = Path(path).name
     emit.write_dir(out_dir, emit.render(c, source), emit.manifest(c, source))
     return c

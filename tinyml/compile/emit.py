@@ -19,13 +19,15 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from tinyml.compile.ops import ConstArray, Layer, Params, Ref, shape_str
+from tinyml.compile.ops import ConstArray, Layer, Params, Ref, Scratch, shape_str
 from tinyml.compile.planner import MemoryPlan
 from tinyml.compile.tflite import TfliteModel
 from tinyml.errors import TinymlError
 
+CTYPE_BYTES = {"int8_t": 1, "int16_t": 2, "int32_t": 4, "tinyml_channel_t": 4}  # per value
 MARKER = "tinyml_compile.json"  # written into every output dir; also what allows replacing an existing dir
 KERNEL_HEADER = "tinyml_kernels.h"
+KERNEL_DEPS = {"conv2d_1x1_s8": ("tinyml_mat_s8",), "conv2d_im2col_s8": ("tinyml_mat_s8",)}
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,11 @@ class Compiled:
     @property
     def const_bytes(self) -> int:
         """Bytes of the const arrays the generated code carries (weights, folded biases, multipliers...)."""
-        return sum(c.values.size * (1 if c.ctype == "int8_t" else 4) for la in self.layers for c in la.consts)
+        return sum(
+            c.nbytes if c.rows else c.values.size * CTYPE_BYTES[c.ctype]
+            for la in self.layers
+            for c in la.consts
+        )
 
     @property
     def kernels(self) -> tuple[str, ...]:
@@ -87,21 +93,38 @@ def _c_float(x: float) -> str:
     return f"{float(np.float32(x))!r}f"
 
 
-def _c_value(v: int | Ref | tuple, var: str) -> str:
+def _c_value(v: int | Ref | Scratch | tuple, var: str, scratch: str) -> str:
     if isinstance(v, Ref):
         return f"{var}_{v.name}"
+    if isinstance(v, Scratch):
+        return scratch
     if isinstance(v, tuple) and v and isinstance(v[0], tuple):
-        return _c_struct(v, var)
+        return _c_struct(v, var, scratch)
     if isinstance(v, tuple):
         return "{" + ", ".join(str(int(x)) for x in v) + "}"
     return str(int(v))
 
 
-def _c_struct(params: Params, var: str) -> str:
-    return "{" + ", ".join(f".{k} = {_c_value(v, var)}" for k, v in params) + "}"
+def _c_struct(params: Params, var: str, scratch: str = "0") -> str:
+    return "{" + ", ".join(f".{k} = {_c_value(v, var, scratch)}" for k, v in params) + "}"
+
+
+def _c_struct_lines(params: Params, var: str, scratch: str, width: int = 100) -> str:
+    """The layer's params initializer, its top-level fields wrapped to lines of about `width` characters."""
+    items = [f".{k} = {_c_value(v, var, scratch)}" for k, v in params]
+    lines, cur = [], ""
+    for item in items:
+        if cur and len(cur) + len(item) + 2 > width:
+            lines.append(cur + ",")
+            cur = ""
+        cur = f"{cur}, {item}" if cur else item
+    lines.append(cur + ",")
+    return "{\n" + "\n".join("    " + line for line in lines) + "\n}"
 
 
 def _numbers(values: np.ndarray, per_line: int) -> str:
+    if values.ndim == 2:  # a table of structs: one row per line
+        return "\n".join("    {" + ", ".join(str(int(v)) for v in row) + "}," for row in values)
     vals = [str(int(v)) for v in values.reshape(-1)]
     return "\n".join("    " + ", ".join(vals[i : i + per_line]) + "," for i in range(0, len(vals), per_line))
 
@@ -137,7 +160,7 @@ def render(c: Compiled, source: str) -> dict[str, str]:
     }
     layers, arrays = [], []
     uses_memcpy = False
-    for la in c.layers:
+    for i, la in enumerate(c.layers):
         var = f"{name}_l{la.index}"
         out_t = model.tensors[la.output]
         out_expr = plan.expr(la.output, "arena")
@@ -161,7 +184,7 @@ def render(c: Compiled, source: str) -> dict[str, str]:
                 "out_rank": min(4, len(la.out_shape)),
                 "params_type": la.params_type,
                 "var": var,
-                "params": _c_struct(la.params, var) if la.params else "",
+                "params": _c_struct_lines(la.params, var, _scratch_expr(c, i)) if la.params else "",
                 "summary": la.summary,
                 "call": call,
                 "out_expr": out_expr,
@@ -193,19 +216,24 @@ def render(c: Compiled, source: str) -> dict[str, str]:
     }
     kdir = resources.files("tinyml.compile").joinpath("kernels")
     files[KERNEL_HEADER] = kdir.joinpath(KERNEL_HEADER).read_text()
-    for k in c.kernels:
-        files[f"{k}.c"] = kdir.joinpath(f"{k}.c").read_text()
+    for src in sorted({d for k in c.kernels for d in (k, *KERNEL_DEPS.get(k, ()))}):
+        files[f"{src}.c"] = kdir.joinpath(f"{src}.c").read_text()
     return files
 
 
+def _scratch_expr(c: Compiled, layer_pos: int) -> str:
+    off = c.plan.scratch.get(layer_pos)
+    return "0" if off is None else f"{c.name}_arena + {off}"
+
+
 def _array(a: ConstArray, var: str, la: Layer, first: bool) -> dict:
-    per_line = 16 if a.ctype == "int8_t" else 8
+    per_line = {"int8_t": 16, "int16_t": 12}.get(a.ctype, 8)
     return {
         "var": f"{var}_{a.name}",
         "ctype": a.ctype,
-        "count": a.values.size,
+        "count": len(a.rows) if a.rows else a.values.shape[0] if a.values.ndim == 2 else a.values.size,
         "comment": a.comment,
-        "body": _numbers(a.values, per_line),
+        "body": "\n".join(f"    {r}," for r in a.rows) if a.rows else _numbers(a.values, per_line),
         "layer": la.index,
         "layer_header": f"{la.op} {shape_str(la.out_shape)}" if first else "",
     }

@@ -28,12 +28,19 @@ class Ref:
 @dataclass(frozen=True)
 class ConstArray:
     name: str  # short name, e.g. "weights"; emitted as <prefix>_l<i>_<name>
-    ctype: str  # "int8_t" or "int32_t"
-    values: np.ndarray  # flat
+    ctype: str  # "int8_t", "int16_t", "int32_t", or a struct type (values then [rows, fields], or `rows`)
+    values: np.ndarray  # flat, or one row per struct
     comment: str = ""
+    rows: tuple[str, ...] = ()  # pre-rendered C initializers of nested structs (then values is unused)
+    nbytes: int = 0  # bytes, when rows are given
 
 
-Params = tuple[tuple[str, "int | Ref | Params"], ...]
+@dataclass(frozen=True)
+class Scratch:
+    """A params field that points at the layer's scratch bytes in the arena (placed by the planner)."""
+
+
+Params = tuple[tuple[str, "int | Ref | Scratch | Params"], ...]
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,7 @@ class Layer:
     summary: str  # one line for the generated comment: shapes, kernel geometry, activation, quantization
     alias: bool = False  # RESHAPE: output shares its input's memory when the plan allows
     inplace: dict[int, int] = field(default_factory=dict)  # input position -> min byte gap (see planner)
+    scratch_bytes: int = 0  # arena bytes the kernel needs while it runs
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -156,34 +164,141 @@ def _channel_scales(ctx: OpContext, w: Tensor, n: int, what: str) -> np.ndarray:
     return scales
 
 
-def _requant(ctx: OpContext, x: Tensor, w: Tensor, y: Tensor, n: int, act: int) -> tuple[Params, list]:
-    """Per-output-channel (M, e) and the activation clamp, shared by conv, depthwise and FC."""
+@dataclass(frozen=True)
+class Requant:
+    """Per-output-channel requantization of conv, depthwise and FC, and whether the fast path is exact."""
+
+    table: np.ndarray  # [n, 4] int64 for the reference kernels: folded bias, M, rshift (= -e), 0
+    fast_table: np.ndarray | None  # for the fast kernels (radd filled in), None when they would not be exact
+    params: Params  # the tinyml_requant_t initializer
+
+    @property
+    def fast(self) -> bool:
+        """Each channel: |acc| < 2^30 and 1 <= rshift <= 22, or a constant output; the fast path is exact."""
+        return self.fast_table is not None
+
+
+def _requant(
+    ctx: OpContext, x: Tensor, w: Tensor, y: Tensor, bias: Tensor | None, w_rows: np.ndarray, act: int
+) -> Requant:
+    """w_rows: the weights as [n output channels, taps] (taps = everything one output accumulates)."""
+    n = w_rows.shape[0]
     s_w = _channel_scales(ctx, w, n, "filter")
     r = float(x.scale) * s_w / float(y.scale)
     mult, shift = quant.quantize_multipliers(r)
     lo, hi = quant.activation_range(act, y.scale, y.zero_point, ctx.where)
-    consts = [
-        ConstArray("mult", "int32_t", np.array(mult, np.int64), "requantization multiplier M per channel"),
-        ConstArray("shift", "int32_t", np.array(shift, np.int64), "exponent e per channel (>0: left)"),
-    ]
+    w64 = w_rows.astype(np.int64)
+    folded = _folded_bias(ctx, bias, w64.sum(axis=1), x.zero_point, n)
+    rshift = -np.array(shift, np.int64)
+    mult = np.array(mult, np.int64)
+    k = np.clip(rshift, 1, 22)
+    radd = (1 << (k - 1)) + y.zero_point * (1 << k)
+    reach = 128 * np.abs(w64).sum(axis=1)  # inputs and padding are int8: |acc - bias| <= reach
+    ok = (rshift >= 1) & (rshift <= 22) & (np.abs(folded) + reach < 2**30)
+    table = np.stack([folded, mult, rshift, np.zeros_like(folded)], axis=1)
+    fast_table = np.stack([folded, mult, rshift, radd], axis=1)
+    for c in np.flatnonzero(~ok):  # e.g. dead channels (zero weights, tiny scale): maybe a constant output
+        ys = [
+            int(np.clip(quant.requantize(int(a), int(mult[c]), -int(rshift[c])) + y.zero_point, lo, hi))
+            for a in (folded[c] - reach[c], folded[c] + reach[c])
+        ]
+        if ys[0] == ys[1]:  # requantization is monotonic: constant. The fast path with M = 0 gives radd >> 1
+            fast_table[c] = (0, 0, 1, 2 * ys[0] + 1)
+            ok[c] = True
     q = (
         ("in_zp", x.zero_point),
         ("out_zp", y.zero_point),
         ("act_min", lo),
         ("act_max", hi),
-        ("mult", Ref("mult")),
-        ("shift", Ref("shift")),
+        ("ch", Ref("ch")),
     )
-    return q, consts
+    return Requant(table, fast_table if np.all(ok) else None, q)
 
 
-def _folded_bias(bias: Tensor | None, w_sums: np.ndarray, z_in: int, n: int) -> np.ndarray:
+def _channel_array(rq: Requant, fast: bool) -> ConstArray:
+    if fast:  # the fast kernels accumulate 2 * acc (doubled inputs or weights): the bias is doubled too
+        table = rq.fast_table * np.array([2, 1, 1, 1])
+        return ConstArray(
+            "ch",
+            "tinyml_channel_t",
+            table,
+            "per output channel: {2 x folded bias, M, rshift, radd} (constant channels: M = 0)",
+        )
+    return ConstArray("ch", "tinyml_channel_t", rq.table, "per output channel: {folded bias, M, rshift, -}")
+
+
+def _folded_bias(ctx: OpContext, bias: Tensor | None, w_sums: np.ndarray, z_in: int, n: int) -> np.ndarray:
     """bias - z_in * sum(w) per channel, wrapped to int32 like TFLM's int32 accumulator (INT8.md §5)."""
     b = bias.array().astype(np.int64).reshape(-1) if bias is not None else np.zeros(n, np.int64)
     if b.size != n:
-        raise TinymlError(f"bias has {b.size} values for {n} channels")
+        raise ctx.fail(f"bias has {b.size} values for {n} channels")
     v = (b - z_in * w_sums.astype(np.int64)) & 0xFFFFFFFF
     return np.where(v >= 2**31, v - 2**32, v)
+
+
+def _pair_blocked(w_rows: np.ndarray) -> np.ndarray:
+    """[n, depth] -> tinyml_mat2_s8's layout: rows padded to a multiple of 4, then for each pair of output
+    channels the groups of 4 interleaved (4 bytes of channel 2j, 4 of 2j+1, ...); a last odd row alone."""
+    n, depth = w_rows.shape
+    pad = -depth % 4
+    w = np.concatenate([w_rows, np.zeros((n, pad), w_rows.dtype)], axis=1)
+    groups = w.shape[1] // 4
+    pairs = w[: n - n % 2].reshape(n // 2, 2, groups, 4).transpose(0, 2, 1, 3).reshape(-1)
+    return np.concatenate([pairs, w[n - n % 2 :].reshape(-1)])
+
+
+def _dw_groups(w_taps: np.ndarray, rq: Requant) -> ConstArray:
+    """tinyml_dw_group_t records: per group of 4 channels the doubled biases, {M, rshift, radd}, the doubled
+    int16 weights per tap in lanes 0, 2, 1, 3 (padding channels: zero weights, output 0, never stored)."""
+    table = rq.fast_table
+    c = table.shape[0]
+    pad = np.tile(np.array([[0, 0, 1, 1]], np.int64), (-c % 4, 1))
+    t = np.concatenate([table, pad]).reshape(-1, 4, 4)
+    w = _weights16(w_taps).reshape(-1, 9, 4)
+    rows = []
+    for g in range(t.shape[0]):
+        bias = ", ".join(str(2 * int(v)) for v in t[g, :, 0])
+        rq_rows = ", ".join("{" + ", ".join(str(int(v)) for v in t[g, j, 1:]) + "}" for j in range(4))
+        taps = ", ".join("{" + ", ".join(str(int(v)) for v in w[g, k]) + "}" for k in range(9))
+        rows.append(f"{{{{{bias}}}, {{{rq_rows}}}, {{{taps}}}}}")
+    return ConstArray(
+        "groups",
+        "tinyml_dw_group_t",
+        np.zeros(0),
+        "per 4 channels: {2 x bias}, {M, rshift, radd}, {doubled weights per tap, lanes 0,2,1,3}",
+        tuple(rows),
+        136 * len(rows),
+    )
+
+
+def _weights16(w_taps: np.ndarray) -> np.ndarray:
+    """[taps, channels] -> [groups of 4][taps][lanes 0, 2, 1, 3] int16, doubled (depthwise_conv2d_3x3_s8)."""
+    taps, c = w_taps.shape
+    w = np.concatenate([w_taps, np.zeros((taps, -c % 4), w_taps.dtype)], axis=1).astype(np.int64) * 2
+    return w.reshape(taps, -1, 4)[:, :, [0, 2, 1, 3]].transpose(1, 0, 2).reshape(-1)
+
+
+def inplace_gap(
+    in_hw: tuple[int, int],
+    ci: int,
+    out_hw: tuple[int, int],
+    co: int,
+    k: tuple[int, int],
+    stride: tuple[int, int],
+    pad: tuple[int, int],
+    block: int,
+) -> int:
+    """Least in_offset - out_offset for which a kernel that walks output pixels in order, `block` at a time,
+    never overwrites input it still has to read (the windows of its block and of every later pixel)."""
+    (ih, iw), (oh, ow) = in_hw, out_hw
+    oy, ox = np.divmod(np.arange(oh * ow), ow)
+    y0 = np.clip(oy * stride[0] - pad[0], 0, ih - 1)
+    x0 = np.clip(ox * stride[1] - pad[1], 0, iw - 1)
+    first_read = y0 * iw + x0  # lowest input pixel in each window
+    need = np.minimum.accumulate(first_read[::-1])[::-1]  # lowest still needed from pixel p on
+    block_start = (np.arange(oh * ow) // block) * block
+    need = need[block_start]
+    return int(np.max((np.arange(oh * ow) + 1) * co - need * ci))
 
 
 def _quant_desc(x: Tensor, w: Tensor | None, y: Tensor) -> str:
@@ -197,28 +312,33 @@ def _act_name(act: int) -> str:
     return "" if act == 0 else f", {quant.ACTIVATIONS.get(act, act)}"
 
 
-def conv2d(ctx: OpContext) -> Layer:
-    x, y = ctx.act(0), ctx.out()
-    w = ctx.const(1, "int8", "filter")
-    bias = ctx.const(2, "int32", "bias", optional=True)
-    ih, iw, ic = _nhwc(ctx, x, "input")
-    oh, ow, oc = _nhwc(ctx, y, "output")
-    if len(w.shape) != 4 or w.shape[0] != oc:
-        raise ctx.fail(f"filter shape {list(w.shape)} does not match {oc} output channels")
-    _, kh, kw, fc = w.shape
-    if ic % fc or oc % (ic // fc):
-        raise ctx.fail(f"filter depth {fc} does not divide input depth {ic} into groups")
-    padding, sw, sh = int(ctx.opt(0, "<b")), int(ctx.opt(1, "<i", 1)), int(ctx.opt(2, "<i", 1))
-    act, dw, dh = int(ctx.opt(3, "<b")), int(ctx.opt(4, "<i", 1)), int(ctx.opt(5, "<i", 1))
-    (eh, pt), (ew, pl) = _padding(ih, kh, sh, dh, padding), _padding(iw, kw, sw, dw, padding)
-    if (eh, ew) != (oh, ow):
-        raise ctx.fail(f"output {oh}x{ow} does not match the geometry (expected {eh}x{ew})")
-    wa = w.array()
-    q, consts = _requant(ctx, x, w, y, oc, act)
-    folded = _folded_bias(bias, wa.reshape(oc, -1).sum(axis=1), x.zero_point, oc)
-    pointwise = kh == kw == 1 and fc == ic
-    kernel = "conv2d_1x1_s8" if pointwise else "conv2d_s8"
-    params = (
+def _geometry(kh, kw, sh, sw, dh, dw, padding) -> str:
+    g = f"{kh}x{kw} s{sh}" if sh == sw else f"{kh}x{kw} s{sh}x{sw}"
+    return g + (f" d{dh}" if dh > 1 or dw > 1 else "") + (" SAME" if padding == SAME else " VALID")
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """A convolution after parsing: depthwise with one input channel is handled as a conv (CONV_2D form)."""
+
+    x: Tensor
+    y: Tensor
+    w_rows: np.ndarray  # [out_c, k_h * k_w * filter_c] in OHWI order
+    k: tuple[int, int]
+    stride: tuple[int, int]
+    dil: tuple[int, int]
+    pad: tuple[int, int]
+    filter_c: int
+
+
+def _conv_layer(
+    ctx: OpContext, spec: ConvSpec, rq: Requant, reference: bool, summary: str, macs: int, weight_bytes: int
+) -> Layer:
+    x, y = spec.x, spec.y
+    ih, iw, ic = x.shape[1:]
+    oh, ow, oc = y.shape[1:]
+    (kh, kw), (sh, sw), (dh, dw), (pt, pl) = spec.k, spec.stride, spec.dil, spec.pad
+    geometry = (
         ("in_h", ih),
         ("in_w", iw),
         ("in_c", ic),
@@ -227,44 +347,107 @@ def conv2d(ctx: OpContext) -> Layer:
         ("out_c", oc),
         ("k_h", kh),
         ("k_w", kw),
-        ("filter_c", fc),
+        ("filter_c", spec.filter_c),
         ("stride_h", sh),
         ("stride_w", sw),
         ("dil_h", dh),
         ("dil_w", dw),
         ("pad_top", pt),
         ("pad_left", pl),
-        ("weights", Ref("weights")),
-        ("bias", Ref("bias")),
-        ("q", q),
     )
-    consts = [
-        ConstArray("weights", "int8_t", wa.reshape(-1), f"[{oc}][{kh}][{kw}][{fc}] OHWI"),
-        ConstArray("bias", "int32_t", folded, "bias - z_in * sum(weights)"),
-        *consts,
-    ]
-    geo = (
-        f"{kh}x{kw} s{sh}"
-        + (f" d{dh}" if dh > 1 or dw > 1 else "")
-        + (" SAME" if padding == SAME else " VALID")
+    fast = rq.fast and not reference and spec.filter_c == ic
+    weights16 = None
+    if fast and ic == 1 and (kh, kw, dh, dw) == (3, 3, 1, 1):
+        kernel, depth, scratch, block = "conv2d_3x3_1ch_s8", 0, 0, 1
+        rows = spec.w_rows.reshape(oc, 3, 3).astype(np.int64) * 2  # doubled: the kernel accumulates 2 * acc
+        pairs = np.stack([rows[:, :, 0], rows[:, :, 2], rows[:, :, 1], np.zeros_like(rows[:, :, 0])], axis=2)
+        weights16 = ConstArray(
+            "weights16", "int16_t", pairs.reshape(-1), f"[{oc}][3 rows][(w0, w2), (w1, 0)] int16, doubled"
+        )
+    elif fast and kh == kw == 1 and ic % 4 == 0:
+        kernel, depth, scratch = "conv2d_1x1_s8", ic, 4 * ic
+        block = 2
+    elif fast:
+        kernel, depth = "conv2d_im2col_s8", (kh * kw * ic + 3) // 4 * 4
+        scratch, block = 6 * depth, 2
+    else:
+        kernel, depth, scratch, block = "conv2d_s8", 0, 0, 1
+    if weights16 is not None:
+        weights = weights16
+    elif depth:
+        weights = ConstArray(
+            "weights",
+            "int8_t",
+            _pair_blocked(spec.w_rows),
+            f"[{oc}][{kh}][{kw}][{ic}] OHWI, pairs of output channels blocked by 4",
+        )
+    else:
+        weights = ConstArray(
+            "weights", "int8_t", spec.w_rows.reshape(-1), f"[{oc}][{kh}][{kw}][{spec.filter_c}] OHWI"
+        )
+    refs = (("weights", 0), ("weights16", Ref("weights16"))) if weights16 else (("weights", Ref("weights")),)
+    params = (*geometry, *refs, ("q", rq.params), ("scratch", Scratch() if scratch else 0))
+    gap = (
+        inplace_gap((ih, iw), ic, (oh, ow), oc, spec.k, spec.stride, spec.pad, block)
+        if dh == dw == 1
+        else None
     )
+    chan = _channel_array(rq, fast)
     return Layer(
         ctx.op.index,
         ctx.op.op,
         kernel,
         "conv2d_params_t",
         params,
-        tuple(consts),
+        (weights, chan),
         (x.index,),
         y.index,
         y.shape,
-        oh * ow * oc * kh * kw * fc,
-        w.nbytes + (bias.nbytes if bias else 0),
-        f"{shape_str(x.shape)} -> {shape_str(y.shape)}, {geo}{_act_name(act)}; {_quant_desc(x, w, y)}",
+        macs,
+        weight_bytes,
+        summary,
+        scratch_bytes=scratch,
+        inplace={} if gap is None else {0: gap},
     )
 
 
-def depthwise_conv2d(ctx: OpContext) -> Layer:
+def conv2d(ctx: OpContext, reference: bool = False) -> Layer:
+    x, y = ctx.act(0), ctx.out()
+    w = ctx.const(1, "int8", "filter")
+    bias = ctx.const(2, "int32", "bias", optional=True)
+    ih, iw, ic = _nhwc(ctx, x, "input")
+    oh, ow, oc = _nhwc(ctx, y, "output")
+    if len(w.shape) != 4 or w.shape[0] != oc:
+        raise ctx.fail(f"filter shape {list(w.shape)} does not match {oc} output channels")
+    _, kh, kw, fc = w.shape
+    if fc == 0 or ic % fc or oc % (ic // fc):
+        raise ctx.fail(f"filter depth {fc} does not divide input depth {ic} into groups")
+    padding, sw, sh = int(ctx.opt(0, "<b")), int(ctx.opt(1, "<i", 1)), int(ctx.opt(2, "<i", 1))
+    act, dw, dh = int(ctx.opt(3, "<b")), int(ctx.opt(4, "<i", 1)), int(ctx.opt(5, "<i", 1))
+    if min(sh, sw, dh, dw) < 1:
+        raise ctx.fail(f"invalid strides {sh}x{sw} or dilations {dh}x{dw}")
+    (eh, pt), (ew, pl) = _padding(ih, kh, sh, dh, padding), _padding(iw, kw, sw, dw, padding)
+    if (eh, ew) != (oh, ow):
+        raise ctx.fail(f"output {oh}x{ow} does not match the geometry (expected {eh}x{ew})")
+    w_rows = w.array().reshape(oc, -1)
+    rq = _requant(ctx, x, w, y, bias, w_rows, act)
+    summary = (
+        f"{shape_str(x.shape)} -> {shape_str(y.shape)}, {_geometry(kh, kw, sh, sw, dh, dw, padding)}"
+        f"{_act_name(act)}; {_quant_desc(x, w, y)}"
+    )
+    spec = ConvSpec(x, y, w_rows, (kh, kw), (sh, sw), (dh, dw), (pt, pl), fc)
+    return _conv_layer(
+        ctx,
+        spec,
+        rq,
+        reference,
+        summary,
+        oh * ow * oc * kh * kw * fc,
+        w.nbytes + (bias.nbytes if bias else 0),
+    )
+
+
+def depthwise_conv2d(ctx: OpContext, reference: bool = False) -> Layer:
     x, y = ctx.act(0), ctx.out()
     w = ctx.const(1, "int8", "filter")
     bias = ctx.const(2, "int32", "bias", optional=True)
@@ -276,16 +459,22 @@ def depthwise_conv2d(ctx: OpContext) -> Layer:
     padding, sw, sh = int(ctx.opt(0, "<b")), int(ctx.opt(1, "<i", 1)), int(ctx.opt(2, "<i", 1))
     dm, act = oc // ic if ic else 0, int(ctx.opt(4, "<b"))
     dw, dh = int(ctx.opt(5, "<i", 1)), int(ctx.opt(6, "<i", 1))
-    if dm * ic != oc:
+    if dm * ic != oc or dm == 0:
         raise ctx.fail(f"{oc} output channels is not a multiple of {ic} input channels")
+    if min(sh, sw, dh, dw) < 1:
+        raise ctx.fail(f"invalid strides {sh}x{sw} or dilations {dh}x{dw}")
     (eh, pt), (ew, pl) = _padding(ih, kh, sh, dh, padding), _padding(iw, kw, sw, dw, padding)
     if (eh, ew) != (oh, ow):
         raise ctx.fail(f"output {oh}x{ow} does not match the geometry (expected {eh}x{ew})")
-    wa = w.array()
-    q, consts = _requant(ctx, x, w, y, oc, act)
-    folded = _folded_bias(bias, wa.reshape(kh * kw, oc).sum(axis=0), x.zero_point, oc)
-    kernel = "depthwise_conv2d_s8"
-    params = (
+    wa = w.array().reshape(kh * kw, oc)
+    rq = _requant(ctx, x, w, y, bias, wa.T, act)
+    geo = _geometry(kh, kw, sh, sw, dh, dw, padding) + (f" dm{dm}" if dm > 1 else "")
+    summary = f"{shape_str(x.shape)} -> {shape_str(y.shape)}, {geo}{_act_name(act)}; {_quant_desc(x, w, y)}"
+    macs, wbytes = oh * ow * oc * kh * kw, w.nbytes + (bias.nbytes if bias else 0)
+    if ic == 1 and rq.fast and not reference:  # one input channel: a convolution with oc filters of depth 1
+        spec = ConvSpec(x, y, wa.T.copy(), (kh, kw), (sh, sw), (dh, dw), (pt, pl), 1)
+        return _conv_layer(ctx, spec, rq, reference, summary, macs, wbytes)
+    geometry = (
         ("in_h", ih),
         ("in_w", iw),
         ("in_c", ic),
@@ -301,45 +490,47 @@ def depthwise_conv2d(ctx: OpContext) -> Layer:
         ("dil_w", dw),
         ("pad_top", pt),
         ("pad_left", pl),
-        ("weights", Ref("weights")),
-        ("bias", Ref("bias")),
-        ("q", q),
     )
-    consts = [
-        ConstArray("weights", "int8_t", wa.reshape(-1), f"[{kh}][{kw}][{oc}] HWC"),
-        ConstArray("bias", "int32_t", folded, "bias - z_in * sum(weights)"),
-        *consts,
-    ]
-    geo = (
-        f"{kh}x{kw} s{sh}"
-        + (f" d{dh}" if dh > 1 or dw > 1 else "")
-        + (" SAME" if padding == SAME else " VALID")
-    )
-    geo += f" dm{dm}" if dm > 1 else ""
+    if rq.fast and not reference and (kh, kw, dm, dh, dw) == (3, 3, 1, 1, 1):
+        kernel = "depthwise_conv2d_3x3_s8"
+        weights = _dw_groups(wa, rq)
+        refs = (("weights", 0), ("groups", Ref("groups")))
+        scratch = (ic + 3) // 4 * 4
+        params_q = tuple((k, 0 if k == "ch" else v) for k, v in rq.params)
+        gap = inplace_gap((ih, iw), ic, (oh, ow), oc, (kh, kw), (sh, sw), (pt, pl), 1)
+    else:
+        kernel = "depthwise_conv2d_s8"
+        weights = ConstArray("weights", "int8_t", wa.reshape(-1), f"[{kh}][{kw}][{oc}] HWC")
+        refs = (("weights", Ref("weights")), ("groups", 0))
+        gap, scratch, params_q = None, 0, rq.params
+    params = (*geometry, *refs, ("q", params_q), ("scratch", Scratch() if scratch else 0))
+    consts = (weights,) if scratch else (weights, _channel_array(rq, False))
     return Layer(
         ctx.op.index,
         ctx.op.op,
         kernel,
         "depthwise_conv2d_params_t",
         params,
-        tuple(consts),
+        consts,
         (x.index,),
         y.index,
         y.shape,
-        oh * ow * oc * kh * kw,
-        w.nbytes + (bias.nbytes if bias else 0),
-        f"{shape_str(x.shape)} -> {shape_str(y.shape)}, {geo}{_act_name(act)}; {_quant_desc(x, w, y)}",
+        macs,
+        wbytes,
+        summary,
+        inplace={} if gap is None else {0: gap},
+        scratch_bytes=scratch,
     )
 
 
-def fully_connected(ctx: OpContext) -> Layer:
+def fully_connected(ctx: OpContext, reference: bool = False) -> Layer:
     x, y = ctx.act(0), ctx.out()
     w = ctx.const(1, "int8", "weights")
     bias = ctx.const(2, "int32", "bias", optional=True)
     if len(w.shape) != 2:
         raise ctx.fail(f"weights shape {list(w.shape)}, expected 2-D")
     n, d = w.shape
-    if x.size % d:
+    if d == 0 or x.size % d:
         raise ctx.fail(f"input of {x.size} values is not a multiple of the weights depth {d}")
     if int(ctx.opt(1, "<b")) != 0:
         raise ctx.fail("shuffled weights format is not supported")
@@ -350,28 +541,22 @@ def fully_connected(ctx: OpContext) -> Layer:
         raise ctx.fail(f"output of {y.size} values, expected {batches}x{n}")
     act = int(ctx.opt(0, "<b"))
     wa = w.array()
-    q, consts = _requant(ctx, x, w, y, n, act)
-    folded = _folded_bias(bias, wa.sum(axis=1), x.zero_point, n)
+    rq = _requant(ctx, x, w, y, bias, wa, act)
     params = (
         ("batches", batches),
         ("in_depth", d),
         ("out_depth", n),
         ("weights", Ref("weights")),
-        ("bias", Ref("bias")),
-        ("q", q),
+        ("q", rq.params),
     )
-    consts = [
-        ConstArray("weights", "int8_t", wa.reshape(-1), f"[{n}][{d}]"),
-        ConstArray("bias", "int32_t", folded, "bias - z_in * sum(weights)"),
-        *consts,
-    ]
+    weights = ConstArray("weights", "int8_t", wa.reshape(-1), f"[{n}][{d}]")
     return Layer(
         ctx.op.index,
         ctx.op.op,
         "fully_connected_s8",
         "fully_connected_params_t",
         params,
-        tuple(consts),
+        (weights, _channel_array(rq, False)),
         (x.index,),
         y.index,
         y.shape,
@@ -644,7 +829,10 @@ BUILDERS = {
 }
 
 
-def build_layers(model: TfliteModel) -> list[Layer]:
+FAST_BUILDERS = (conv2d, depthwise_conv2d, fully_connected)  # take `reference` (force the reference kernels)
+
+
+def build_layers(model: TfliteModel, reference: bool = False) -> list[Layer]:
     """Check the model is something we compile (one int8 input/output, supported ops) and make its layers."""
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise TinymlError(
@@ -669,7 +857,8 @@ def build_layers(model: TfliteModel) -> list[Layer]:
             raise TinymlError(
                 f"op {op.index} ({op.op}) is not supported; supported ops: {', '.join(sorted(BUILDERS))}"
             )
-        layer = builder(OpContext(op, model))
+        ctx = OpContext(op, model)
+        layer = builder(ctx, reference) if builder in FAST_BUILDERS else builder(ctx)
         for a in layer.inputs:
             if isinstance(a, int) and a not in produced:
                 raise TinymlError(f"op {op.index} ({op.op}) reads tensor {a} before any op produces it")

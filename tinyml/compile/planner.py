@@ -8,6 +8,7 @@ with it (in-place), given a minimum byte gap `in_offset - out_offset >= gap` its
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 from tinyml.compile.ops import Layer
@@ -33,10 +34,14 @@ class MemoryPlan:
     buffers: tuple[Buffer, ...]
     of_tensor: dict[int, Buffer]
     arena_bytes: int
-    lower_bound: int  # max over layers of the arena bytes of (inputs + output) of that layer
+    lower_bound: (
+        int  # max over layers of the arena bytes of inputs + output (+ scratch) of that layer, where an
+    )
+    # in-place input and its output count as their least overlapped span
     lower_bound_layer: int
     live_peak: int  # max over layers of the bytes of all arena buffers alive at that layer (no overlap)
     copies: frozenset[int]  # layer indices of RESHAPEs that must copy (input and output could not alias)
+    scratch: dict[int, int]  # layer index -> arena offset of its kernel scratch
 
     def expr(self, tensor: int, arena: str) -> str:
         """C expression of a tensor's address inside model_invoke."""
@@ -54,10 +59,12 @@ class MemoryPlan:
                 f"{','.join(map(str, b.tensors)):<14} {b.size:>7} {b.first:>4}-{b.last:<4}  "
                 f"{place:<14} {name[:60]}"
             )
+        for i, off in sorted(self.scratch.items()):
+            rows.append(f"{'scratch':<14} {'':>7} {i:>4}-{i:<4}  arena+{off:<8} kernel scratch of layer {i}")
         rows.append(
             f"arena peak {self.arena_bytes} B; lower bound {self.lower_bound} B "
-            f"(max over layers of inputs + output in the arena, layer {self.lower_bound_layer}); "
-            f"all live tensors at once {self.live_peak} B"
+            f"(max over layers of inputs + output + scratch, in-place pairs overlapped, layer "
+            f"{self.lower_bound_layer}); without overlap all live tensors take {self.live_peak} B"
         )
         return "\n".join(rows)
 
@@ -108,7 +115,12 @@ def plan(layers: list[Layer], model: TfliteModel) -> MemoryPlan:
             src = layer.inputs[pos]
             if isinstance(src, int) and last[find(src)] == i:
                 gaps[(find(layer.output), find(src))] = gap
-    offsets = _first_fit([g for g in members if where[g] == "arena"], sizes, first, last, gaps)
+    for i, layer in enumerate(layers):  # kernel scratch: alive only while its layer runs
+        if layer.scratch_bytes:
+            key = -1 - i
+            sizes[key], first[key], last[key], where[key] = layer.scratch_bytes, i, i, "arena"
+    offsets = _best_fit_order([g for g in where if where[g] == "arena"], sizes, first, last, gaps)
+    scratch = {-1 - key: off for key, off in offsets.items() if key < 0}
     buffers = {
         g: Buffer(tuple(sorted(members[g])), sizes[g], first[g], last[g], where[g], offsets.get(g, 0))
         for g in members
@@ -116,8 +128,14 @@ def plan(layers: list[Layer], model: TfliteModel) -> MemoryPlan:
     arena = max((offsets[g] + sizes[g] for g in offsets), default=0)
     bound, bound_layer = 0, 0
     for i, layer in enumerate(layers):
-        gs = {find(a) for a in layer.inputs if isinstance(a, int)} | {find(layer.output)}
-        s = sum(sizes[g] for g in gs if where[g] == "arena")
+        out = find(layer.output)
+        gs = {find(a) for a in layer.inputs if isinstance(a, int)} | {out}
+        s = sum(sizes[g] for g in gs if where[g] == "arena") + layer.scratch_bytes
+        for g in gs:  # an in-place input and the output only need their overlapped span
+            gap = gaps.get((out, g))
+            if gap is not None and where[g] == where[out] == "arena":
+                span = max(sizes[g] + gap, sizes[out]) if gap >= 0 else max(sizes[g], sizes[out] - gap)
+                s -= sizes[g] + sizes[out] - span
         if s > bound:
             bound, bound_layer = s, i
     live = max((sum(sizes[g] for g in offsets if first[g] <= i <= last[g]) for i in range(n)), default=0)
@@ -129,6 +147,7 @@ def plan(layers: list[Layer], model: TfliteModel) -> MemoryPlan:
         bound_layer,
         live,
         frozenset(copies),
+        scratch,
     )
 
 
@@ -136,15 +155,48 @@ def _align(v: int) -> int:
     return (v + ALIGN - 1) // ALIGN * ALIGN
 
 
-def _first_fit(
+def _best_fit_order(
     groups: list[int],
+    sizes: dict[int, int],
+    first: dict[int, int],
+    last: dict[int, int],
+    gaps: dict[tuple[int, int], int],
+    tries: int = 100,
+) -> dict[int, int]:
+    """First-fit in several placement orders; keep the smallest arena.
+
+    Decreasing size (TFLM's order) is good without in-place layers, but a chain of in-place layers wants each
+    input placed above its output, which execution order (or reversed execution order) gives. Seeded random
+    orders cover the rest; plans are cheap (tens of tensors), and the result is deterministic."""
+    orders = [
+        sorted(groups, key=lambda g: (-sizes[g], first[g], g)),
+        sorted(groups, key=lambda g: (first[g], -sizes[g], g)),
+        sorted(groups, key=lambda g: (-first[g], -sizes[g], g)),
+    ]
+    rng = random.Random(0)
+    for _ in range(tries):
+        order = list(orders[0])
+        rng.shuffle(order)
+        orders.append(order)
+    best: dict[int, int] = {}
+    best_peak = None
+    for order in orders:
+        placed = _first_fit(order, sizes, first, last, gaps)
+        peak = max((placed[g] + sizes[g] for g in placed), default=0)
+        if best_peak is None or peak < best_peak:
+            best, best_peak = placed, peak
+    return best
+
+
+def _first_fit(
+    order: list[int],
     sizes: dict[int, int],
     first: dict[int, int],
     last: dict[int, int],
     gaps: dict[tuple[int, int], int],
 ) -> dict[int, int]:
     placed: dict[int, int] = {}
-    for g in sorted(groups, key=lambda g: (-sizes[g], first[g], g)):
+    for g in order:
         others = [h for h in placed if first[h] <= last[g] and first[g] <= last[h]]
         cands = {0} | {_align(placed[h] + sizes[h]) for h in others}
         for h in others:

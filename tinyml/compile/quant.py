@@ -91,3 +91,22 @@ def add_params(
         if e > 0:
             raise TinymlError(f"ADD multiplier {m}*2^{e} >= 1 (output scale too small)")
     return p1, p2, po
+
+
+def _srdhm(a: int, b: int) -> int:
+    if a == b == -(2**31):
+        return 2**31 - 1
+    p = a * b
+    return (p + 2**30) >> 31  # nearest, ties toward +inf (INT8.md §2)
+
+
+def _rdbpot(x: int, k: int) -> int:
+    mask = (1 << k) - 1
+    return (x >> k) + (1 if (x & mask) > (mask >> 1) + (1 if x < 0 else 0) else 0)
+
+
+def requantize(acc: int, m: int, e: int) -> int:
+    """MultiplyByQuantizedMultiplier exactly as TFLM computes it (double rounding, int32 left shift)."""
+    left, right = max(e, 0), max(-e, 0)
+    x = ((acc << left) + 2**31) % 2**32 - 2**31
+    return _rdbpot(_srdhm(x, m), right)

@@ -1,6 +1,6 @@
 """Datasets for person / no-person: COCO Visual Wake Words, image folders, and a synthetic stand-in.
 
-    splits = load_splits("synthetic")          # or "synthetic:6000", "vww:/data/coco", "folder:/data/vw_coco2014_96"
+    splits = load_splits("synthetic")   # or "synthetic:6000", "vww:/data/coco", "folder:/data/vw_coco2014_96"
 
 Every source gives uint8 NHWC images at the model resolution (RGB or grayscale) and labels 0 = non_person,
 1 = person (TFLM person_detect's output order). The model's float input is uint8 / 255; its int8 input is
@@ -36,15 +36,21 @@ class Splits:
         def counts(y: np.ndarray) -> str:
             return "/".join(str(int((y == c).sum())) for c in range(len(self.classes)))
 
-        return (f"{self.source}: train {len(self.train_y)} ({counts(self.train_y)} {'/'.join(self.classes)}), "
-                f"val {len(self.val_y)} ({counts(self.val_y)}), {self.train_x.shape[1]}x{self.train_x.shape[2]}"
-                f"x{self.train_x.shape[3]}")
+        return (
+            f"{self.source}: train {len(self.train_y)} ({counts(self.train_y)} {'/'.join(self.classes)}), "
+            f"val {len(self.val_y)} ({counts(self.val_y)}), {self.train_x.shape[1]}x{self.train_x.shape[2]}"
+            f"x{self.train_x.shape[3]}"
+        )
 
 
 def to_gray(x: np.ndarray) -> np.ndarray:
     """RGB uint8 NHWC -> 1-channel luma with PIL's "L" weights (the file loaders use PIL itself)."""
-    luma = (x[..., 0].astype(np.uint32) * 19595 + x[..., 1].astype(np.uint32) * 38470
-            + x[..., 2].astype(np.uint32) * 7471 + 0x8000) >> 16
+    luma = (
+        x[..., 0].astype(np.uint32) * 19595
+        + x[..., 1].astype(np.uint32) * 38470
+        + x[..., 2].astype(np.uint32) * 7471
+        + 0x8000
+    ) >> 16
     return luma.astype(np.uint8)[..., None]
 
 
@@ -58,8 +64,10 @@ def split_indices(y: np.ndarray, val_fraction: float, seed: int) -> tuple[np.nda
         idx = rng.permutation(np.flatnonzero(y == c))
         n_val = max(1, int(round(len(idx) * val_fraction)))
         if n_val >= len(idx):
-            raise TinymlError(f"class {CLASSES[c] if c < len(CLASSES) else c} has {len(idx)} image(s): "
-                              "too few for a train/validation split")
+            raise TinymlError(
+                f"class {CLASSES[c] if c < len(CLASSES) else c} has {len(idx)} image(s): "
+                "too few for a train/validation split"
+            )
         val.append(idx[:n_val])
         train.append(idx[n_val:])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
@@ -74,8 +82,16 @@ def parse_spec(spec: str) -> tuple[str, str]:
     return kind, arg
 
 
-def load_splits(spec: str, resolution: int = 96, channels: int = 3, val_fraction: float = 0.1, seed: int = 0,
-                cache_dir: Path | None = None, limit: int | None = None, progress: bool = True) -> Splits:
+def load_splits(
+    spec: str,
+    resolution: int = 96,
+    channels: int = 3,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    cache_dir: Path | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+) -> Splits:
     """Load a dataset by spec and split it; `limit` caps the image count (balanced) for quick tries."""
     if channels not in (1, 3):
         raise TinymlError(f"channels must be 1 or 3, got {channels}")
@@ -83,6 +99,7 @@ def load_splits(spec: str, resolution: int = 96, channels: int = 3, val_fraction
     skipped = 0
     if kind == "synthetic":
         from tinyml.data.synthetic import DEFAULT_COUNT, synthetic_dataset
+
         try:
             count = int(arg) if arg else DEFAULT_COUNT
         except ValueError:
@@ -96,9 +113,11 @@ def load_splits(spec: str, resolution: int = 96, channels: int = 3, val_fraction
             x = to_gray(x)
     elif kind == "folder":
         from tinyml.data.folder import load_folder
+
         x, y, skipped = load_folder(Path(arg).expanduser(), resolution, channels, cache_dir, limit, progress)
     else:
         from tinyml.data.coco import load_vww
+
         x, y, skipped = load_vww(Path(arg).expanduser(), resolution, channels, cache_dir, limit, progress)
     tr, va = split_indices(y, val_fraction, seed)
     return Splits(train_x=x[tr], train_y=y[tr], val_x=x[va], val_y=y[va], source=spec, skipped=skipped)

@@ -1,7 +1,7 @@
 """MLPerf Tiny VWW augmentation on whole batches in torch: one affine warp per image, cheap and seedable.
 
 The Keras ImageDataGenerator of the MLPerf reference uses rotation_range=10, width/height_shift_range=0.05,
-zoom_range=0.1 and horizontal_flip; fill mode "nearest" (edge pixels repeat), which `padding_mode="border"` gives.
+zoom_range=0.1 and horizontal_flip; fill mode "nearest" (edge pixels repeat) = `padding_mode="border"`.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
-"""Visual Wake Words from a COCO root: label 1 ("person") when any person annotation covers > 0.5% of the image.
+"""Visual Wake Words from a COCO root: label 1 ("person") when a person annotation covers > 0.5% of the image.
 
 The rule is TF slim's `build_visualwakewords_data` (the one MLPerf Tiny's `vw_coco2014_96` archive was built
-with): it divides COCO's annotation `area` field (the segmentation area; the box's w*h when `area` is missing) by
-image width * height and needs it strictly above 0.005. Like TF slim, crowd annotations (`iscrowd=1`) count.
-Every split found (`annotations/instances_<split>.json` with images in `<split>/`, e.g. train2014 + val2014) is
-pooled; `load_splits` then holds out the validation fraction. The decoded arrays are cached, keyed by the
-annotation files (size, mtime), resolution, channels and limit, so a second run skips JSON parsing and decoding.
+with): it divides COCO's annotation `area` field (the segmentation area; the box's w*h when `area` is
+missing) by image width * height and needs it strictly above 0.005. Like TF slim, crowd annotations
+(`iscrowd=1`) count. Every split found (`annotations/instances_<split>.json` with images in `<split>/`,
+e.g. train2014 + val2014) is pooled; `load_splits` then holds out the validation fraction. The decoded
+arrays are cached, keyed by the annotation files (size, mtime), resolution, channels and limit, so a second
+run skips JSON parsing and decoding.
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyml.data.images import cache_key, cached, decode_many, default_cache_dir, file_stamp, require_dir, warn
+from tinyml.data.images import (
+    cache_key,
+    cached,
+    decode_many,
+    default_cache_dir,
+    file_stamp,
+    require_dir,
+    warn,
+)
 from tinyml.errors import TinymlError
 
 AREA_THRESHOLD = 0.005
@@ -47,8 +56,10 @@ def find_splits(root: Path) -> list[tuple[Path, Path]]:
     ann_dir = root / "annotations"
     files = sorted(ann_dir.glob("instances_*.json")) if ann_dir.is_dir() else []
     if not files:
-        raise TinymlError(f"COCO root {root} has no annotations/instances_*.json "
-                          "(expected annotations/instances_train2014.json and train2014/)")
+        raise TinymlError(
+            f"COCO root {root} has no annotations/instances_*.json "
+            "(expected annotations/instances_train2014.json and train2014/)"
+        )
     pairs = []
     for f in files:
         img_dir = root / f.stem.removeprefix("instances_")
@@ -57,8 +68,10 @@ def find_splits(root: Path) -> list[tuple[Path, Path]]:
         else:
             warn(f"ignoring {f.name}: image folder {img_dir} not found")
     if not pairs:
-        raise TinymlError(f"COCO root {root}: no annotation file has its image folder "
-                          f"(looked for {', '.join(f.stem.removeprefix('instances_') for f in files)}/)")
+        raise TinymlError(
+            f"COCO root {root}: no annotation file has its image folder "
+            f"(looked for {', '.join(f.stem.removeprefix('instances_') for f in files)}/)"
+        )
     return pairs
 
 
@@ -77,12 +90,27 @@ def _list_images(pairs: list[tuple[Path, Path]]) -> tuple[list[Path], np.ndarray
     return paths, np.array(labels, np.int64)
 
 
-def load_vww(root: Path, resolution: int, channels: int, cache_dir: Path | None = None, limit: int | None = None,
-             progress: bool = True) -> tuple[np.ndarray, np.ndarray, int]:
-    """(x, y, skipped count) for the pooled COCO splits; images missing or unreadable are skipped and counted."""
+def load_vww(
+    root: Path,
+    resolution: int,
+    channels: int,
+    cache_dir: Path | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(x, y, skipped count) for the pooled COCO splits; missing or unreadable images are skipped, counted."""
     pairs = find_splits(root)
-    key = cache_key({"kind": "vww", "root": str(root.resolve()), "res": resolution, "ch": channels, "limit": limit,
-                     "ann": file_stamp([a for a, _ in pairs]), "threshold": AREA_THRESHOLD})
+    key = cache_key(
+        {
+            "kind": "vww",
+            "root": str(root.resolve()),
+            "res": resolution,
+            "ch": channels,
+            "limit": limit,
+            "ann": file_stamp([a for a, _ in pairs]),
+            "threshold": AREA_THRESHOLD,
+        }
+    )
     cache = (cache_dir or default_cache_dir(root)) / f"vww_{resolution}_{channels}_{key}.npz"
 
     def build() -> dict[str, np.ndarray]:
@@ -92,13 +120,19 @@ def load_vww(root: Path, resolution: int, channels: int, cache_dir: Path | None 
             keep.sort()
             paths, labels = [paths[i] for i in keep], labels[keep]
         x, kept, skipped = decode_many(paths, resolution, channels, "decoding COCO", progress=progress)
-        return {"x": x, "y": labels[kept], "skipped": np.array(len(skipped)),
-                "first_skipped": np.array(str(skipped[0]) if skipped else "")}
+        return {
+            "x": x,
+            "y": labels[kept],
+            "skipped": np.array(len(skipped)),
+            "first_skipped": np.array(str(skipped[0]) if skipped else ""),
+        }
 
     arrays = cached(cache, build)
     if int(arrays["skipped"]):
-        warn(f"skipped {int(arrays['skipped'])} missing or unreadable COCO image(s) "
-             f"(first: {arrays['first_skipped']})")
+        warn(
+            f"skipped {int(arrays['skipped'])} missing or unreadable COCO image(s) "
+            f"(first: {arrays['first_skipped']})"
+        )
     y = arrays["y"]
     for c, name in enumerate(("non_person", "person")):
         if not (y == c).any():

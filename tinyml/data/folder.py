@@ -29,8 +29,10 @@ def list_folder(root: Path) -> list[tuple[Path, int]]:
         d = root / name
         if not d.is_dir():
             found = ", ".join(sorted(p.name for p in root.iterdir() if p.is_dir())) or "none"
-            raise TinymlError(f"dataset folder {root} has no {name}/ subfolder (expected {'/ and '.join(CLASS_DIRS)}/;"
-                              f" found: {found})")
+            raise TinymlError(
+                f"dataset folder {root} has no {name}/ subfolder (expected {'/ and '.join(CLASS_DIRS)}/;"
+                f" found: {found})"
+            )
         files = sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise TinymlError(f"class folder {d} holds no images ({', '.join(IMAGE_SUFFIXES[:3])}, ...)")
@@ -38,26 +40,48 @@ def list_folder(root: Path) -> list[tuple[Path, int]]:
     return items
 
 
-def load_folder(root: Path, resolution: int, channels: int, cache_dir: Path | None = None,
-                limit: int | None = None, progress: bool = True) -> tuple[np.ndarray, np.ndarray, int]:
+def load_folder(
+    root: Path,
+    resolution: int,
+    channels: int,
+    cache_dir: Path | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray, int]:
     """(x, y, skipped count) decoded from the folder tree, cached by file list + size + mtime."""
     items = list_folder(root)
     if limit is not None:
         items = _balanced_prefix(items, limit)
     paths = [p for p, _ in items]
     labels = np.array([lab for _, lab in items], np.int64)
-    key = cache_key({"kind": "folder", "root": str(root.resolve()), "res": resolution, "ch": channels,
-                     "files": file_stamp(paths)})
+    key = cache_key(
+        {
+            "kind": "folder",
+            "root": str(root.resolve()),
+            "res": resolution,
+            "ch": channels,
+            "files": file_stamp(paths),
+        }
+    )
     cache = (cache_dir or default_cache_dir(root)) / f"folder_{resolution}_{channels}_{key}.npz"
 
     def build() -> dict[str, np.ndarray]:
-        x, kept, skipped = decode_many(paths, resolution, channels, f"decoding {root.name}", progress=progress)
-        return {"x": x, "y": labels[kept], "skipped": np.array(len(skipped)),
-                "first_skipped": np.array(str(skipped[0]) if skipped else "")}
+        x, kept, skipped = decode_many(
+            paths, resolution, channels, f"decoding {root.name}", progress=progress
+        )
+        return {
+            "x": x,
+            "y": labels[kept],
+            "skipped": np.array(len(skipped)),
+            "first_skipped": np.array(str(skipped[0]) if skipped else ""),
+        }
 
     arrays = cached(cache, build)
     if int(arrays["skipped"]):
-        warn(f"skipped {int(arrays['skipped'])} unreadable image(s) in {root} (first: {arrays['first_skipped']})")
+        warn(
+            f"skipped {int(arrays['skipped'])} unreadable image(s) in {root} "
+            f"(first: {arrays['first_skipped']})"
+        )
     y = arrays["y"]
     for label, name in enumerate(CLASS_DIRS):
         if not (y == label).any():

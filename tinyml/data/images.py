@@ -44,9 +44,15 @@ def decode_image(path: Path, resolution: int, channels: int) -> np.ndarray | Non
     return arr.reshape(resolution, resolution, channels)
 
 
-def decode_many(paths: Sequence[Path], resolution: int, channels: int, desc: str, workers: int | None = None,
-                progress: bool = True) -> tuple[np.ndarray, np.ndarray, list[Path]]:
-    """(images [M,H,W,C], kept indices into `paths`, skipped paths). PIL releases the GIL, so threads scale."""
+def decode_many(
+    paths: Sequence[Path],
+    resolution: int,
+    channels: int,
+    desc: str,
+    workers: int | None = None,
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray, list[Path]]:
+    """(images [M,H,W,C], kept indices into `paths`, skipped paths); PIL releases the GIL: threads scale."""
     from tqdm import tqdm
 
     x = np.empty((len(paths), resolution, resolution, channels), np.uint8)
@@ -60,8 +66,14 @@ def decode_many(paths: Sequence[Path], resolution: int, channels: int, desc: str
             ok[i] = True
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for _ in tqdm(pool.map(one, range(len(paths))), total=len(paths), desc=desc, unit="img",
-                      disable=not progress or len(paths) < 200, leave=False):
+        for _ in tqdm(
+            pool.map(one, range(len(paths))),
+            total=len(paths),
+            desc=desc,
+            unit="img",
+            disable=not progress or len(paths) < 200,
+            leave=False,
+        ):
             pass
     kept = np.flatnonzero(ok)
     skipped = [paths[i] for i in np.flatnonzero(~ok)]
@@ -69,7 +81,7 @@ def decode_many(paths: Sequence[Path], resolution: int, channels: int, desc: str
 
 
 def default_cache_dir(data_root: Path) -> Path:
-    """`DATA_ROOT/.tinyml-cache` when writable, else ~/.cache/tinyml (read-only datasets still get a cache)."""
+    """`DATA_ROOT/.tinyml-cache` when writable, else ~/.cache/tinyml (read-only datasets get a cache too)."""
     d = data_root / ".tinyml-cache"
     try:
         d.mkdir(exist_ok=True)
@@ -113,5 +125,7 @@ def cached(path: Path, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, 
 
 def require_dir(path: Path, what: str) -> Path:
     if not path.is_dir():
-        raise TinymlError(f"{what} {path} not found" if not path.exists() else f"{what} {path} is not a directory")
+        raise TinymlError(
+            f"{what} {path} not found" if not path.exists() else f"{what} {path} is not a directory"
+        )
     return path

@@ -1,9 +1,10 @@
 """A deterministic, learnable stand-in for Visual Wake Words: stick-figure people on clutter vs. clutter only.
 
-Both classes share the same background statistics and the same clutter shapes (discs, boxes, bars, ellipses), so
-colour or "has a circle" alone does not separate them: a person is the arrangement — a head above a torso with
-two arms and two legs — in a random pose, size, colour and position. Image i depends only on (seed, i), so
-`synthetic:N` for a larger N keeps the first images, and generation is plain numpy (thousands per second).
+Both classes share the same background statistics and the same clutter shapes (discs, boxes, bars,
+ellipses), so colour or "has a circle" alone does not separate them: a person is the arrangement - a head
+above a torso with two arms and two legs - in a random pose, size, colour and position. Image i depends only
+on (seed, i), so `synthetic:N` for a larger N keeps the first images; `load_splits` uses a fixed seed (the
+dataset is fixed, like a folder; the training seed picks the split). Plain numpy: ~500 images/s at 96x96.
 """
 
 from __future__ import annotations
@@ -32,8 +33,12 @@ class _Canvas:
         self.ys, self.xs = _grid(self.size)
 
     def _paint(self, box: tuple[float, float, float, float], coverage_fn, color: np.ndarray) -> None:
-        x0, y0, x1, y1 = (int(math.floor(box[0])) - 1, int(math.floor(box[1])) - 1,
-                          int(math.ceil(box[2])) + 2, int(math.ceil(box[3])) + 2)
+        x0, y0, x1, y1 = (
+            int(math.floor(box[0])) - 1,
+            int(math.floor(box[1])) - 1,
+            int(math.ceil(box[2])) + 2,
+            int(math.ceil(box[3])) + 2,
+        )
         x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, self.size), min(y1, self.size)
         if x0 >= x1 or y0 >= y1:
             return
@@ -65,8 +70,11 @@ class _Canvas:
             px, py = x0 + t * dx - xs, y0 + t * dy - ys
             return radius - np.sqrt(px * px + py * py) + 0.5
 
-        self._paint((min(x0, x1) - radius, min(y0, y1) - radius, max(x0, x1) + radius, max(y0, y1) + radius),
-                    cov, color)
+        self._paint(
+            (min(x0, x1) - radius, min(y0, y1) - radius, max(x0, x1) + radius, max(y0, y1) + radius),
+            cov,
+            color,
+        )
 
     def rect(self, x0: float, y0: float, x1: float, y1: float, color: np.ndarray) -> None:
         def cov(xs, ys):
@@ -79,8 +87,8 @@ def _color(rng: np.random.Generator) -> np.ndarray:
     return rng.uniform(0.0, 1.0, 3).astype(np.float32)
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """Smooth random field: base colour + gradient + low-frequency blotches."""
+def _background(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Smooth random field: base colour + gradient + low-frequency blotches; returns (image, base colour)."""
     ys, xs = _grid(size)
     base = _color(rng) * 0.8 + 0.1
     g = rng.normal(0, 0.25, (2, 3)).astype(np.float32)
@@ -92,7 +100,7 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     f = (pos - i0)[:, None]
     rows = coarse[i0] * (1 - f[..., None]) + coarse[i0 + 1] * f[..., None]  # bilinear: rows, then columns
     blot = rows[:, i0] * (1 - f[None, :, :]) + rows[:, i0 + 1] * f[None, :, :]
-    return (img + blot).astype(np.float32)
+    return (img + blot).astype(np.float32), base
 
 
 def _clutter(rng: np.random.Generator, cv: _Canvas, count: int) -> None:
@@ -110,12 +118,22 @@ def _clutter(rng: np.random.Generator, cv: _Canvas, count: int) -> None:
         elif kind == 2:  # bar, same thickness range as limbs
             ang = rng.uniform(0, math.pi)
             ln = rng.uniform(0.1, 0.45) * s
-            cv.capsule(cx, cy, cx + ln * math.cos(ang), cy + ln * math.sin(ang), rng.uniform(0.01, 0.035) * s, col)
+            cv.capsule(
+                cx, cy, cx + ln * math.cos(ang), cy + ln * math.sin(ang), rng.uniform(0.01, 0.035) * s, col
+            )
         else:  # ellipse, same range as torsos
-            cv.ellipse(cx, cy, rng.uniform(0.04, 0.2) * s, rng.uniform(0.04, 0.2) * s, rng.uniform(0, math.pi), col)
+            cv.ellipse(
+                cx, cy, rng.uniform(0.04, 0.2) * s, rng.uniform(0.04, 0.2) * s, rng.uniform(0, math.pi), col
+            )
 
 
-def _person(rng: np.random.Generator, cv: _Canvas) -> None:
+def _contrasting(rng: np.random.Generator, against: np.ndarray) -> np.ndarray:
+    """A random colour that stands out from `against` (a figure in camouflage is no use to learn from)."""
+    c = _color(rng)
+    return c if np.abs(c - against).sum() > 0.6 else (1.0 - c).astype(np.float32)
+
+
+def _person(rng: np.random.Generator, cv: _Canvas, bg: np.ndarray) -> None:
     """Head, torso, two arms, two legs; pose, scale, position and colours vary."""
     s = cv.size
     h = rng.uniform(0.5, 0.9) * s  # figure height
@@ -123,7 +141,7 @@ def _person(rng: np.random.Generator, cv: _Canvas) -> None:
     top = rng.uniform(0.02, 0.98) * s - h / 2
     top = float(np.clip(top, -0.05 * s, s - 0.95 * h))
     lean = rng.uniform(-0.15, 0.15)
-    skin, shirt, trousers = _color(rng), _color(rng), _color(rng)
+    skin, shirt, trousers = _color(rng), _contrasting(rng, bg), _contrasting(rng, bg)
     if rng.uniform() < 0.5:
         skin = np.array([0.9, 0.7, 0.55], np.float32) * rng.uniform(0.4, 1.1)
     head_r = h * rng.uniform(0.08, 0.11)
@@ -138,8 +156,14 @@ def _person(rng: np.random.Generator, cv: _Canvas) -> None:
         kx, ky = hip_x + side * limb, hip_y
         cv.capsule(kx, ky, kx + ln * math.cos(ang), ky + ln * math.sin(ang), limb, trousers)
     # torso
-    cv.ellipse((cx + hip_x) / 2, (neck_y + hip_y) / 2, h * rng.uniform(0.08, 0.12), (hip_y - neck_y) / 2 + limb,
-               math.atan2(hip_x - cx, hip_y - neck_y) * -1.0, shirt)
+    cv.ellipse(
+        (cx + hip_x) / 2,
+        (neck_y + hip_y) / 2,
+        h * rng.uniform(0.08, 0.12),
+        (hip_y - neck_y) / 2 + limb,
+        math.atan2(hip_x - cx, hip_y - neck_y) * -1.0,
+        shirt,
+    )
     # arms from the shoulders, anywhere from hanging down to raised
     sh_y = neck_y + h * 0.05
     for side in (-1, 1):
@@ -153,11 +177,12 @@ def _person(rng: np.random.Generator, cv: _Canvas) -> None:
 def synthetic_image(seed: int, index: int, size: int, person: bool) -> np.ndarray:
     """One HxWx3 uint8 image, a pure function of (seed, index, size, person)."""
     rng = np.random.default_rng([seed, index, size])
-    cv = _Canvas(_background(rng, size))
+    img, bg = _background(rng, size)
+    cv = _Canvas(img)
     n_before = int(rng.integers(1, 5))
     _clutter(rng, cv, n_before)
     if person:
-        _person(rng, cv)
+        _person(rng, cv, bg)
     _clutter(rng, cv, int(rng.integers(0, 2)))  # occluders in front
     noise = rng.normal(0, rng.uniform(0.0, 0.04), cv.img.shape).astype(np.float32)
     return (np.clip(cv.img + noise, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

@@ -3,8 +3,8 @@
     result = bench_model("model.tflite", board="cortex-m", runs=10, build_dir="runs/x/fw")
     result.mean, result.bit_exact, result.flash_bytes, result.to_json()
 
-Emulated boards: the model is compiled, exported and built in `build_dir`, QEMU boots it on a free TCP port and
-is killed afterwards whatever happens, so calls with different build dirs can run in parallel processes.
+Emulated boards: the model is compiled, exported and built in `build_dir`, QEMU boots it on a free TCP port
+and is killed afterwards whatever happens, so calls with different build dirs can run in parallel processes.
 Real boards: pass `port` (the board already runs firmware exported for this model).
 """
 
@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -54,9 +54,11 @@ class InputResult:
             return f"{self.name}: device returned {dev.size} bytes, TFLM {ref.size}"
         bad = np.flatnonzero(dev != ref)
         worst = int(np.abs(dev.astype(int) - ref.astype(int)).max())
-        return (f"{self.name}: {bad.size} of {dev.size} output bytes differ (first at index {bad[0]}: device "
-                f"{dev[bad[0]]}, TFLM {ref[bad[0]]}; largest difference {worst} LSB); device {dev[:8].tolist()} "
-                f"vs TFLM {ref[:8].tolist()}")
+        return (
+            f"{self.name}: {bad.size} of {dev.size} output bytes differ (first at index {bad[0]}: device "
+            f"{dev[bad[0]]}, TFLM {ref[bad[0]]}; largest difference {worst} LSB); device {dev[:8].tolist()} "
+            f"vs TFLM {ref[:8].tolist()}"
+        )
 
 
 @dataclass(frozen=True)
@@ -105,8 +107,14 @@ class BenchResult:
     @property
     def stats(self) -> dict[str, float]:
         c = np.asarray(self.counts, dtype=np.float64)
-        return {"mean": float(c.mean()), "std": float(c.std()), "min": float(c.min()),
-                "p50": float(np.percentile(c, 50)), "p90": float(np.percentile(c, 90)), "max": float(c.max())}
+        return {
+            "mean": float(c.mean()),
+            "std": float(c.std()),
+            "min": float(c.min()),
+            "p50": float(np.percentile(c, 50)),
+            "p90": float(np.percentile(c, 90)),
+            "max": float(c.max()),
+        }
 
     @property
     def mean(self) -> float:
@@ -120,22 +128,57 @@ class BenchResult:
         """The `--json` document; its schema is documented in the README (section bench)."""
         s = self.stats
         doc = {
-            "schema": SCHEMA, "board": self.board, "emulated": self.emulated, "model": self.model,
-            "model_path": self.model_path, "model_sha256": self.model_sha256, "unit": self.unit,
-            "clock_hz": self.clock_hz, "warmup": self.warmup, "runs_per_input": self.runs_per_input,
-            "runs": self.counts, **{k: (int(v) if k in ("min", "max") else v) for k, v in s.items()},
+            "schema": SCHEMA,
+            "board": self.board,
+            "emulated": self.emulated,
+            "model": self.model,
+            "model_path": self.model_path,
+            "model_sha256": self.model_sha256,
+            "unit": self.unit,
+            "clock_hz": self.clock_hz,
+            "warmup": self.warmup,
+            "runs_per_input": self.runs_per_input,
+            "runs": self.counts,
+            **{k: (int(v) if k in ("min", "max") else v) for k, v in s.items()},
             "ms": {k: self.ms(v) for k, v in s.items()},
-            "outputs": [r.output.hex() for r in self.inputs], "bit_exact": self.bit_exact,
-            "inputs": [{"name": r.name, "runs": list(r.counts), "output": r.output.hex(),
-                        "expected": r.expected.hex(), "bit_exact": r.bit_exact} for r in self.inputs],
-            "flash_bytes": self.flash_bytes, "ram_bytes": self.ram_bytes, "flash_size": self.flash_size,
-            "ram_size": self.ram_size, "arena_bytes": self.arena_bytes, "stack_peak_bytes": self.stack_peak_bytes,
-            "per_layer": None if self.per_layer is None else [
-                {"index": la.index, "op": la.op, "kernel": la.kernel, "macs": la.macs, "count": la.count,
-                 "per_mac": la.per_mac, "ms": self.ms(la.count)} for la in self.per_layer],
-            "cflags": self.device.get("cflags", ""), "compiler": self.device.get("compiler", ""),
-            "device": self.device, "tinyml_commit": git_commit(), "wall_s": round(self.wall_s, 3),
-            "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "outputs": [r.output.hex() for r in self.inputs],
+            "bit_exact": self.bit_exact,
+            "inputs": [
+                {
+                    "name": r.name,
+                    "runs": list(r.counts),
+                    "output": r.output.hex(),
+                    "expected": r.expected.hex(),
+                    "bit_exact": r.bit_exact,
+                }
+                for r in self.inputs
+            ],
+            "flash_bytes": self.flash_bytes,
+            "ram_bytes": self.ram_bytes,
+            "flash_size": self.flash_size,
+            "ram_size": self.ram_size,
+            "arena_bytes": self.arena_bytes,
+            "stack_peak_bytes": self.stack_peak_bytes,
+            "per_layer": None
+            if self.per_layer is None
+            else [
+                {
+                    "index": la.index,
+                    "op": la.op,
+                    "kernel": la.kernel,
+                    "macs": la.macs,
+                    "count": la.count,
+                    "per_mac": la.per_mac,
+                    "ms": self.ms(la.count),
+                }
+                for la in self.per_layer
+            ],
+            "cflags": self.device.get("cflags", ""),
+            "compiler": self.device.get("compiler", ""),
+            "device": self.device,
+            "tinyml_commit": git_commit(),
+            "wall_s": round(self.wall_s, 3),
+            "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         return doc
 
@@ -143,15 +186,19 @@ class BenchResult:
         """The human-readable report: latency, memory, exactness (and the per-layer table when measured)."""
         s = self.stats
         unit = self.unit
-        rows = [{"": unit, **{k: int(round(v)) for k, v in s.items()}},
-                {"": f"ms @ {self.clock_hz / 1e6:g} MHz", **{k: round(self.ms(v), 3) for k, v in s.items()}}]
-        lines = [f"{self.model} on {self.board}: {len(self.counts)} runs ({len(self.inputs)} inputs x "
-                 f"{self.runs_per_input}, {self.warmup} warm-up)" + (" [emulated: counts are exact "
-                                                                     "instructions]" if self.emulated else ""),
-                 format_table(rows),
-                 f"flash {self.flash_bytes:,} B of {self.flash_size:,} B; RAM {self.ram_bytes:,} B of "
-                 f"{self.ram_size:,} B (arena {self.arena_bytes:,} B, stack peak {self.stack_peak_bytes:,} B)",
-                 f"outputs vs TFLM: {sum(r.bit_exact for r in self.inputs)}/{len(self.inputs)} bit-exact"]
+        rows = [
+            {"": unit, **{k: int(round(v)) for k, v in s.items()}},
+            {"": f"ms @ {self.clock_hz / 1e6:g} MHz", **{k: round(self.ms(v), 3) for k, v in s.items()}},
+        ]
+        lines = [
+            f"{self.model} on {self.board}: {len(self.counts)} runs ({len(self.inputs)} inputs x "
+            f"{self.runs_per_input}, {self.warmup} warm-up)"
+            + (" [emulated: counts are exact instructions]" if self.emulated else ""),
+            format_table(rows),
+            f"flash {self.flash_bytes:,} B of {self.flash_size:,} B; RAM {self.ram_bytes:,} B of "
+            f"{self.ram_size:,} B (arena {self.arena_bytes:,} B, stack peak {self.stack_peak_bytes:,} B)",
+            f"outputs vs TFLM: {sum(r.bit_exact for r in self.inputs)}/{len(self.inputs)} bit-exact",
+        ]
         if self.per_layer:
             lines += ["", self.layer_table()]
         return "\n".join(lines)
@@ -159,18 +206,42 @@ class BenchResult:
     def layer_table(self) -> str:
         total = sum(la.count for la in self.per_layer or ()) or 1
         per = "instr/MAC" if self.unit == "instructions" else "cycles/MAC"
-        rows = [{"#": la.index, "op": la.op, "kernel": la.kernel or "-", "MACs": la.macs, self.unit: la.count,
-                 "ms": round(self.ms(la.count), 3), per: None if la.per_mac is None else round(la.per_mac, 2),
-                 "%": round(100 * la.count / total, 1)} for la in self.per_layer or ()]
+        rows = [
+            {
+                "#": la.index,
+                "op": la.op,
+                "kernel": la.kernel or "-",
+                "MACs": la.macs,
+                self.unit: la.count,
+                "ms": round(self.ms(la.count), 3),
+                per: None if la.per_mac is None else round(la.per_mac, 2),
+                "%": round(100 * la.count / total, 1),
+            }
+            for la in self.per_layer or ()
+        ]
         macs = sum(la.macs for la in self.per_layer or ())
-        rows.append({"#": "", "op": "total", "kernel": "", "MACs": macs, self.unit: total,
-                     "ms": round(self.ms(total), 3), per: round(total / macs, 2) if macs else None, "%": 100.0})
+        rows.append(
+            {
+                "#": "",
+                "op": "total",
+                "kernel": "",
+                "MACs": macs,
+                self.unit: total,
+                "ms": round(self.ms(total), 3),
+                per: round(total / macs, 2) if macs else None,
+                "%": 100.0,
+            }
+        )
         return format_table(rows)
 
 
 def default_build_dir(model: Path, board: Board, per_layer: bool) -> Path:
     digest = hashlib.sha256(model.read_bytes()).hexdigest()[:8]
-    return Path("build") / "tinyml-bench" / f"{board.name}-{model.stem}-{digest}{'-profile' if per_layer else ''}"
+    return (
+        Path("build")
+        / "tinyml-bench"
+        / f"{board.name}-{model.stem}-{digest}{'-profile' if per_layer else ''}"
+    )
 
 
 @contextmanager
@@ -185,8 +256,12 @@ def _locked(build_dir: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def build_firmware(model: str | Path, board: str | Board = DEFAULT_BOARD, build_dir: str | Path | None = None,
-                   per_layer: bool = False) -> Path:
+def build_firmware(
+    model: str | Path,
+    board: str | Board = DEFAULT_BOARD,
+    build_dir: str | Path | None = None,
+    per_layer: bool = False,
+) -> Path:
     """Export and build the firmware for `model` on `board` (incrementally); returns the ELF."""
     model = Path(model)
     board = load_board(board) if isinstance(board, str) else board
@@ -196,14 +271,25 @@ def build_firmware(model: str | Path, board: str | Board = DEFAULT_BOARD, build_
         return build_project(project).elf
 
 
-def bench_model(model: str | Path, board: str | Board = DEFAULT_BOARD, *, runs: int = DEFAULT_RUNS,
-                warmup: int = DEFAULT_WARMUP, inputs: Sequence[BenchInput | np.ndarray] | None = None,
-                random: int = DEFAULT_RANDOM_INPUTS, seed: int = 0, per_layer: bool = False,
-                build_dir: str | Path | None = None, port: str | None = None, baud: int | None = None,
-                timeout: float = 60.0, progress: bool = False) -> BenchResult:
+def bench_model(
+    model: str | Path,
+    board: str | Board = DEFAULT_BOARD,
+    *,
+    runs: int = DEFAULT_RUNS,
+    warmup: int = DEFAULT_WARMUP,
+    inputs: Sequence[BenchInput | np.ndarray] | None = None,
+    random: int = DEFAULT_RANDOM_INPUTS,
+    seed: int = 0,
+    per_layer: bool = False,
+    build_dir: str | Path | None = None,
+    port: str | None = None,
+    baud: int | None = None,
+    timeout: float = 60.0,
+    progress: bool = False,
+) -> BenchResult:
     """Build (emulated boards) or connect (`port`), run every input `warmup + runs` times, compare with TFLM.
 
-    Raises TinymlError for anything that stops the measurement (no device, timeout, crash, model does not fit);
+    Raises TinymlError for anything that stops the measurement (no device, timeout, crash, model too big);
     a device output that differs from TFLM does not raise: it shows in `bit_exact` and `inputs[i].mismatch()`.
     """
     from tinyml.tflm import TflmReference
@@ -227,8 +313,10 @@ def bench_model(model: str | Path, board: str | Board = DEFAULT_BOARD, *, runs: 
             result = session.run(Device(link), link.name)
     else:
         if not board.emulated:
-            raise TinymlError(f"board {board.name} is a real board: flash it (`make flash` in a project from "
-                              f"`tinyml export`) and pass --port (e.g. /dev/ttyACM0)")
+            raise TinymlError(
+                f"board {board.name} is a real board: flash it (`make flash` in a project from "
+                f"`tinyml export`) and pass --port (e.g. /dev/ttyACM0)"
+            )
         elf = build_firmware(model, board, build_dir, per_layer)
         with QemuBoard(board, elf) as qemu:
             try:
@@ -247,8 +335,9 @@ def _as_inputs(inputs: Sequence[BenchInput | np.ndarray], nbytes: int) -> list[B
     for i, x in enumerate(inputs):
         case = x if isinstance(x, BenchInput) else BenchInput(f"input #{i}", np.asarray(x).reshape(-1))
         if case.data.dtype != np.int8 or case.data.size != nbytes:
-            raise TinymlError(f"input {case.name}: need {nbytes} int8 values, got {case.data.size} "
-                              f"{case.data.dtype}")
+            raise TinymlError(
+                f"input {case.name}: need {nbytes} int8 values, got {case.data.size} {case.data.dtype}"
+            )
         out.append(case)
     return out
 
@@ -291,13 +380,25 @@ class _Session:
         layers = self._profile(dev, run_wall) if self.per_layer else None
         info = dev.info()  # again: the stack peak now includes the inferences
         return BenchResult(
-            board=info["board"], model=info["model"], model_path=str(self.model), model_sha256=info["model_sha256"],
-            unit=info["unit"], clock_hz=int(info["clock_hz"]), emulated=info["unit"] == "instructions",
+            board=info["board"],
+            model=info["model"],
+            model_path=str(self.model),
+            model_sha256=info["model_sha256"],
+            unit=info["unit"],
+            clock_hz=int(info["clock_hz"]),
+            emulated=info["unit"] == "instructions",
             warmup=self.warmup,
-            runs_per_input=self.runs, inputs=tuple(results), flash_bytes=int(info["flash_bytes"]),
-            ram_bytes=int(info["ram_bytes"]), flash_size=int(info["flash_size"]), ram_size=int(info["ram_size"]),
-            arena_bytes=int(info["arena_bytes"]), stack_peak_bytes=int(info["stack_peak_bytes"]),
-            per_layer=layers, device=info)
+            runs_per_input=self.runs,
+            inputs=tuple(results),
+            flash_bytes=int(info["flash_bytes"]),
+            ram_bytes=int(info["ram_bytes"]),
+            flash_size=int(info["flash_size"]),
+            ram_size=int(info["ram_size"]),
+            arena_bytes=int(info["arena_bytes"]),
+            stack_peak_bytes=int(info["stack_peak_bytes"]),
+            per_layer=layers,
+            device=info,
+        )
 
     def _invoke(self, dev: Device, runs: int, run_wall: float) -> list[int]:
         counts: list[int] = []
@@ -309,11 +410,15 @@ class _Session:
     def _check_device(self, info: dict[str, str], where: str) -> None:
         sha = hashlib.sha256(self.model_bytes).hexdigest()
         if info.get("model_sha256") != sha:
-            raise TinymlError(f"{where} runs model '{info.get('model')}' (sha256 {info.get('model_sha256', '?')[:12]}), "
-                              f"not {self.model.name} (sha256 {sha[:12]}): export and flash this model first")
+            raise TinymlError(
+                f"{where} runs model '{info.get('model')}' (sha256 {info.get('model_sha256', '?')[:12]}), "
+                f"not {self.model.name} (sha256 {sha[:12]}): export and flash this model first"
+            )
         if int(info.get("input_bytes", -1)) != self.cases[0].data.size:
-            raise TinymlError(f"{where} expects {info.get('input_bytes')} input bytes, the model takes "
-                              f"{self.cases[0].data.size}")
+            raise TinymlError(
+                f"{where} expects {info.get('input_bytes')} input bytes, the model takes "
+                f"{self.cases[0].data.size}"
+            )
 
     def _profile(self, dev: Device, run_wall: float) -> tuple[LayerResult, ...]:
         from tinyml.compile import analyze
@@ -325,4 +430,6 @@ class _Session:
         layers = analyze(self.model).layers
         if len(layers) != len(counts):
             raise TinymlError(f"device profiled {len(counts)} layers, the model has {len(layers)}")
-        return tuple(LayerResult(la.index, la.op, la.kernel or "", la.macs, c) for la, c in zip(layers, counts))
+        return tuple(
+            LayerResult(la.index, la.op, la.kernel or "", la.macs, c) for la, c in zip(layers, counts)
+        )

@@ -1,8 +1,8 @@
 """`tinyml bench`: latency of a model on a board over serial, every output checked against TFLM.
 
-    tinyml bench --model person_detect.tflite                        # emulated Cortex-M4 (builds, boots QEMU)
-    tinyml bench --model m.tflite --board mps2-an500 --per-layer --json bench.json
-    tinyml bench --model m.tflite --port /dev/ttyACM0 --baud 115200  # a real board already flashed
+tinyml bench --model person_detect.tflite                        # emulated Cortex-M4 (builds, boots QEMU)
+tinyml bench --model m.tflite --board mps2-an500 --per-layer --json bench.json
+tinyml bench --model m.tflite --port /dev/ttyACM0 --baud 115200  # a real board already flashed
 """
 
 from __future__ import annotations
@@ -16,27 +16,56 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from tinyml.firmware.boards import DEFAULT_BOARD
 
     p.add_argument("--model", required=True, metavar="MODEL.tflite", help="full-int8 .tflite")
-    p.add_argument("--board", default=DEFAULT_BOARD,
-                   help=f"board name from boards/ or a board .toml (default {DEFAULT_BOARD}); emulated boards "
-                        f"are built and booted in QEMU")
-    p.add_argument("--port", help="serial port of a real board already running firmware for MODEL "
-                                  "(/dev/ttyACM0, COM3, or socket://HOST:PORT for `make flash` under QEMU)")
+    p.add_argument(
+        "--board",
+        default=DEFAULT_BOARD,
+        help=f"board name from boards/ or a board .toml (default {DEFAULT_BOARD}); emulated boards "
+        f"are built and booted in QEMU",
+    )
+    p.add_argument(
+        "--port",
+        help="serial port of a real board already running firmware for MODEL "
+        "(/dev/ttyACM0, COM3, or socket://HOST:PORT for `make flash` under QEMU)",
+    )
     p.add_argument("--baud", type=int, help="baud rate for --port (default: the board file's, 115200)")
-    p.add_argument("--runs", type=int, default=DEFAULT_RUNS, help=f"timed runs per input (default {DEFAULT_RUNS})")
-    p.add_argument("--warmup", type=int, default=DEFAULT_WARMUP,
-                   help=f"untimed runs per input first (default {DEFAULT_WARMUP})")
-    p.add_argument("--input", nargs="+", metavar="FILE",
-                   help="image files (preprocessed as MODEL.json beside the model says, else as its input tensor "
-                        "implies), int8 .npy tensors or raw .bin bytes, fed as-is (default: random inputs)")
-    p.add_argument("--random", type=int, default=DEFAULT_RANDOM_INPUTS, metavar="N",
-                   help=f"number of random inputs when no --input is given (default {DEFAULT_RANDOM_INPUTS})")
+    p.add_argument(
+        "--runs", type=int, default=DEFAULT_RUNS, help=f"timed runs per input (default {DEFAULT_RUNS})"
+    )
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=DEFAULT_WARMUP,
+        help=f"untimed runs per input first (default {DEFAULT_WARMUP})",
+    )
+    p.add_argument(
+        "--input",
+        nargs="+",
+        metavar="FILE",
+        help="image files (preprocessed as MODEL.json beside the model says, else as its input tensor "
+        "implies), int8 .npy tensors or raw .bin bytes, fed as-is (default: random inputs)",
+    )
+    p.add_argument(
+        "--random",
+        type=int,
+        default=DEFAULT_RANDOM_INPUTS,
+        metavar="N",
+        help=f"number of random inputs when no --input is given (default {DEFAULT_RANDOM_INPUTS})",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
-    p.add_argument("--per-layer", action="store_true",
-                   help="also profile every layer (builds the firmware with per-layer marks)")
+    p.add_argument(
+        "--per-layer",
+        action="store_true",
+        help="also profile every layer (builds the firmware with per-layer marks)",
+    )
     p.add_argument("--json", metavar="PATH", help="write the full result as JSON (schema in the README)")
-    p.add_argument("--build-dir", metavar="DIR",
-                   help="where the firmware project is exported and built (default build/tinyml-bench/...)")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for one device answer (default 60)")
+    p.add_argument(
+        "--build-dir",
+        metavar="DIR",
+        help="where the firmware project is exported and built (default build/tinyml-bench/...)",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds to wait for one device answer (default 60)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,17 +77,30 @@ def run(args: argparse.Namespace) -> int:
 
     model = Path(args.model)
     inputs = load_inputs(args.input, model) if args.input else None
-    r = bench_model(model, args.board, runs=args.runs, warmup=args.warmup, inputs=inputs, random=args.random,
-                    seed=args.seed, per_layer=args.per_layer, build_dir=args.build_dir, port=args.port,
-                    baud=args.baud, timeout=args.timeout, progress=sys.stderr.isatty())
+    r = bench_model(
+        model,
+        args.board,
+        runs=args.runs,
+        warmup=args.warmup,
+        inputs=inputs,
+        random=args.random,
+        seed=args.seed,
+        per_layer=args.per_layer,
+        build_dir=args.build_dir,
+        port=args.port,
+        baud=args.baud,
+        timeout=args.timeout,
+        progress=sys.stderr.isatty(),
+    )
     print(r.summary())
     if args.json:
         write_json_atomic(args.json, r.to_json())
         print(f"wrote {args.json}")
     if not r.bit_exact:
         print("\n" + "!" * 78, file=sys.stderr)
-        print(f"MISMATCH: the device's output differs from TFLM's on {sum(not x.bit_exact for x in r.inputs)} of "
-              f"{len(r.inputs)} inputs:", file=sys.stderr)
+        bad = sum(not x.bit_exact for x in r.inputs)
+        print(f"MISMATCH: the device's output differs from TFLM's on {bad} of {len(r.inputs)} inputs:",
+              file=sys.stderr)
         for x in r.inputs:
             if not x.bit_exact:
                 print("  " + x.mismatch(), file=sys.stderr)

@@ -1,8 +1,8 @@
 """Inputs for `tinyml bench`: image files preprocessed the way the model was trained, raw tensors, or random.
 
 Preprocessing comes from MODEL.json beside the .tflite when `tinyml quantize` wrote one (resolution, channels,
-color, input scale/zero point); otherwise it is inferred from the input tensor: HxWxC, gray for C=1 and RGB for
-C=3, and pixels mapped onto the tensor's real range ([0, 1] or [-1, 1]) then quantized.
+color, input scale/zero point); otherwise it is inferred from the input tensor: HxWxC, gray for C=1 and RGB
+for C=3, and pixels mapped onto the tensor's real range ([0, 1] or [-1, 1]) then quantized.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ class Preprocess:
     scale: float
     zero_point: int
     pixel_range: tuple[float, float]  # the real value a pixel of 0 and of 255 becomes
-    source: str  # where this came from, for the report
 
     def quantize(self, pixels: np.ndarray) -> np.ndarray:
         lo, hi = self.pixel_range
@@ -43,13 +42,15 @@ class BenchInput:
 
 def input_spec(shape: tuple[int, ...]) -> tuple[int, int, int]:
     if len(shape) != 4 or shape[0] != 1 or shape[3] not in (1, 3):
-        raise TinymlError(f"cannot feed an image to an input of shape {list(shape)} (need [1, H, W, 1 or 3]); "
-                          f"pass an int8 .npy tensor instead")
+        raise TinymlError(
+            f"cannot feed an image to an input of shape {list(shape)} (need [1, H, W, 1 or 3]); "
+            f"pass an int8 .npy tensor instead"
+        )
     return shape[1], shape[2], shape[3]
 
 
 def preprocessing(model_path: Path, shape: tuple[int, ...], scale: float, zero_point: int) -> Preprocess:
-    """The model's recorded preprocessing (MODEL.json from `tinyml quantize`), else one inferred from its input."""
+    """The preprocessing MODEL.json (from `tinyml quantize`) records, else one inferred from the input."""
     h, w, c = input_spec(shape)
     meta = model_path.with_suffix(".json")
     if meta.exists():
@@ -63,11 +64,10 @@ def preprocessing(model_path: Path, shape: tuple[int, ...], scale: float, zero_p
                 raise TinymlError(f"{meta} says {res}x{res}x{ch} but {model_path.name} takes {h}x{w}x{c}")
             # float = uint8 / 255 (the quantizer's rule), then the tensor's own quantization
             return Preprocess(h, w, c, float(pre.get("input_scale", scale)),
-                              int(pre.get("input_zero_point", zero_point)), (0.0, 1.0), f"{meta.name}")
+                              int(pre.get("input_zero_point", zero_point)), (0.0, 1.0))
+    # No record: map pixels onto the real range the int8 input covers, [-1, 1] or [0, 1].
     lo = scale * (-128 - zero_point)
-    pixel_range = (-1.0, 1.0) if lo < -0.25 else (0.0, 1.0)
-    return Preprocess(h, w, c, scale, zero_point, pixel_range,
-                      f"inferred from the input tensor (pixels -> [{pixel_range[0]:g}, {pixel_range[1]:g}])")
+    return Preprocess(h, w, c, scale, zero_point, (-1.0, 1.0) if lo < -0.25 else (0.0, 1.0))
 
 
 def load_image(path: Path, pre: Preprocess) -> np.ndarray:
@@ -83,8 +83,9 @@ def load_image(path: Path, pre: Preprocess) -> np.ndarray:
     return pre.quantize(pixels).reshape(-1)
 
 
-def load_input(path: str | Path, model_path: Path, shape: tuple[int, ...], scale: float,
-               zero_point: int) -> BenchInput:
+def load_input(
+    path: str | Path, model_path: Path, shape: tuple[int, ...], scale: float, zero_point: int
+) -> BenchInput:
     """One --input file: an image (preprocessed), an int8 .npy tensor, or raw bytes (.bin), fed as-is."""
     path = Path(path)
     nbytes = int(np.prod(shape))
@@ -97,16 +98,20 @@ def load_input(path: str | Path, model_path: Path, shape: tuple[int, ...], scale
         except (OSError, ValueError) as e:
             raise TinymlError(f"{path}: not a readable .npy file ({e})") from None
         if arr.dtype != np.int8:
-            raise TinymlError(f"{path}: dtype {arr.dtype}, but the model input is int8 (quantize it first, or pass "
-                              f"the image file)")
+            raise TinymlError(
+                f"{path}: dtype {arr.dtype}, but the model input is int8 (quantize it first, or pass "
+                f"the image file)"
+            )
         data = arr.reshape(-1)
     elif suffix in RAW_SUFFIXES:
         data = np.frombuffer(path.read_bytes(), dtype=np.int8)
     elif suffix in IMAGE_SUFFIXES:
         data = load_image(path, preprocessing(model_path, shape, scale, zero_point))
     else:
-        raise TinymlError(f"{path}: unknown input type '{suffix}' (images {', '.join(IMAGE_SUFFIXES)}; int8 .npy; "
-                          f"raw bytes {', '.join(RAW_SUFFIXES)})")
+        raise TinymlError(
+            f"{path}: unknown input type '{suffix}' (images {', '.join(IMAGE_SUFFIXES)}; int8 .npy; "
+            f"raw bytes {', '.join(RAW_SUFFIXES)})"
+        )
     if data.size != nbytes:
         raise TinymlError(f"{path}: {data.size} values, the model input {list(shape)} takes {nbytes}")
     return BenchInput(path.name, np.ascontiguousarray(data, dtype=np.int8))
@@ -123,5 +128,7 @@ def load_inputs(paths: list[str | Path], model_path: Path) -> list[BenchInput]:
 
 def random_inputs(count: int, nbytes: int, seed: int = 0) -> list[BenchInput]:
     rng = np.random.default_rng(seed)
-    return [BenchInput(f"random #{i} (seed {seed})", rng.integers(-128, 128, nbytes, dtype=np.int8))
-            for i in range(count)]
+    return [
+        BenchInput(f"random #{i} (seed {seed})", rng.integers(-128, 128, nbytes, dtype=np.int8))
+        for i in range(count)
+    ]

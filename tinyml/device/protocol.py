@@ -122,12 +122,20 @@ class FrameReader:
         """The next frame with a valid CRC; noise and corrupt frames are skipped (and remembered)."""
         while True:
             self._hunt_sync(deadline)
-            header = self._read_exact(HEADER.size, deadline)
+            try:
+                header = self._read_exact(HEADER.size, deadline)
+            except DeviceTimeout:
+                self.pending[:0] = SYNC  # a frame cut short by the deadline stays whole for the next read
+                raise
             cmd, seq, length = HEADER.unpack(header)
             if length > self.max_payload:
                 self._skip(SYNC, header)
                 continue
-            rest = self._read_exact(length + 2, deadline)
+            try:
+                rest = self._read_exact(length + 2, deadline)
+            except DeviceTimeout:
+                self.pending[:0] = SYNC + header
+                raise
             payload, (crc,) = rest[:-2], struct.unpack("<H", rest[-2:])
             if crc16_ccitt(header + payload) != crc:
                 self._skip(SYNC, header + rest)
@@ -141,7 +149,11 @@ class FrameReader:
                 self._skip(b)
                 b = self._read_exact(1, deadline)
                 continue
-            b2 = self._read_exact(1, deadline)
+            try:
+                b2 = self._read_exact(1, deadline)
+            except DeviceTimeout:
+                self.pending[:0] = b
+                raise
             if b2 == SYNC[1:]:
                 return
             self._skip(b)
@@ -152,8 +164,10 @@ class FrameReader:
         self.garbage += data
         if len(self.garbage) > MAX_GARBAGE:
             sample = bytes(self.garbage[:32]).hex(" ")
-            raise DeviceGarbage(f"{self.link.name} sends data that is not tinyml frames (first bytes: {sample}): "
-                                f"wrong --baud, wrong port, or firmware that is not tinyml's?")
+            raise DeviceGarbage(
+                f"{self.link.name} sends data that is not tinyml frames (first bytes: {sample}): "
+                f"wrong --baud, wrong port, or firmware that is not tinyml's?"
+            )
 
 
 @dataclass(frozen=True)
@@ -175,8 +189,9 @@ class Device:
 
     # ---- requests ----
 
-    def request(self, cmd: int, payload: bytes = b"", timeout: float | None = None,
-                retries: int | None = None) -> bytes:
+    def request(
+        self, cmd: int, payload: bytes = b"", timeout: float | None = None, retries: int | None = None
+    ) -> bytes:
         """Send a command and return its reply payload; retried on timeout (every command is idempotent)."""
         timeout = self.timeout if timeout is None else timeout
         retries = self.retries if retries is None else retries
@@ -188,8 +203,10 @@ class Device:
                 return self._await(cmd, self._seq, time.monotonic() + timeout)
             except DeviceTimeout:
                 if attempt == retries:
-                    raise DeviceTimeout(f"no answer to {name} from {self.link.name} within {timeout:g} s "
-                                        f"({retries + 1} tries)") from None
+                    raise DeviceTimeout(
+                        f"no answer to {name} from {self.link.name} within {timeout:g} s "
+                        f"({retries + 1} tries)"
+                    ) from None
         raise AssertionError("unreachable")
 
     def _await(self, cmd: int, seq: int, deadline: float) -> bytes:
@@ -211,11 +228,15 @@ class Device:
         """Handshake: check it is a tinyml firmware speaking our protocol version."""
         p = self.request(Cmd.HELLO, timeout=timeout, retries=tries - 1)
         if len(p) < 9 or p[:6] != b"TINYML":
-            raise DeviceGarbage(f"{self.link.name} answered HELLO with {p[:16].hex(' ')}: not a tinyml firmware")
+            raise DeviceGarbage(
+                f"{self.link.name} answered HELLO with {p[:16].hex(' ')}: not a tinyml firmware"
+            )
         version, max_payload = p[6], struct.unpack("<H", p[7:9])[0]
         if version != VERSION:
-            raise TinymlError(f"the firmware speaks protocol version {version}, this tinyml speaks {VERSION}: "
-                              f"re-export and flash it with this tinyml")
+            raise TinymlError(
+                f"the firmware speaks protocol version {version}, this tinyml speaks {VERSION}: "
+                f"re-export and flash it with this tinyml"
+            )
         self.max_payload = max_payload
         self.reader.max_payload = max_payload
         return Hello(version, max_payload)
@@ -227,7 +248,7 @@ class Device:
     def set_input(self, data: bytes) -> None:
         step = self.max_payload - 4
         for off in range(0, len(data), step):
-            self.request(Cmd.SET_INPUT, struct.pack("<I", off) + data[off:off + step])
+            self.request(Cmd.SET_INPUT, struct.pack("<I", off) + data[off : off + step])
 
     def invoke(self, runs: int = 1, timeout: float | None = None) -> list[int]:
         """Run the model `runs` times on the current input; the count (cycles or instructions) of each run."""
@@ -235,10 +256,13 @@ class Device:
         batch = (self.max_payload - 2) // 8
         while len(counts) < runs:
             n = min(batch, runs - len(counts))
-            p = self.request(Cmd.INVOKE, struct.pack("<H", n), timeout=timeout)
+            # not retried: a lost reply after minutes of inference should end the run, not restart it
+            p = self.request(Cmd.INVOKE, struct.pack("<H", n), timeout=timeout, retries=0)
             (got,) = struct.unpack("<H", p[:2])
             if got != n or len(p) != 2 + 8 * n:
-                raise TinymlError(f"malformed INVOKE reply from {self.link.name} ({len(p)} bytes for {n} runs)")
+                raise TinymlError(
+                    f"malformed INVOKE reply from {self.link.name} ({len(p)} bytes for {n} runs)"
+                )
             counts += list(struct.unpack(f"<{n}Q", p[2:]))
         return counts
 

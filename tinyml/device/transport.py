@@ -1,4 +1,4 @@
-"""Byte links to a board: a serial port (real board) or QEMU's TCP serial server (emulated board), both via pyserial.
+"""Byte links to a board: a serial port (real board) or QEMU's TCP serial server (emulated), via pyserial.
 
 `QemuBoard` boots an image with the serial port on a loopback TCP server whose port the OS picks (port=0:
 QEMU prints the one it got), so any number can run side by side; it always kills QEMU on the way out.
@@ -34,7 +34,10 @@ class Link:
         deadline = time.monotonic() + connect_timeout
         while True:
             try:
-                self.port = serial.serial_for_url(url, baudrate=baud, timeout=0.1, write_timeout=connect_timeout)
+                # exclusive: a port another program holds is an error now, not interleaved bytes later
+                self.port = serial.serial_for_url(url, baudrate=baud, timeout=0.1,
+                                                  write_timeout=connect_timeout,
+                                                  exclusive=url.startswith("/dev/") or None)
                 break
             except (serial.SerialException, OSError, ValueError) as e:
                 # A TCP server that is still starting refuses for a moment; a missing device never appears.
@@ -94,7 +97,9 @@ def _hint(url: str) -> str:
     if url.startswith("socket://"):
         return " (is the emulated board running? `make flash` in an exported project prints the address)"
     if url.startswith("/dev/"):
-        return " (is the board plugged in? check `ls /dev/ttyACM* /dev/ttyUSB*`; is another program using it?)"
+        return (
+            " (is the board plugged in? check `ls /dev/ttyACM* /dev/ttyUSB*`; is another program using it?)"
+        )
     return ""
 
 
@@ -123,11 +128,13 @@ class QemuBoard:
         cmd = self.board.qemu_command(self.elf, port=0)
         with open(self._log_path, "wb") as log:
             try:
-                self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                             start_new_session=True)
+                self.proc = subprocess.Popen(
+                    cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+                )
             except FileNotFoundError:
-                raise TinymlError("qemu-system-arm not found: apt-get install qemu-system-arm "
-                                  "(or run `tinyml doctor`)") from None
+                raise TinymlError(
+                    "qemu-system-arm not found: apt-get install qemu-system-arm (or run `tinyml doctor`)"
+                ) from None
         try:
             self.port = self._wait_for_port()
         except BaseException:
@@ -142,11 +149,15 @@ class QemuBoard:
             if m:
                 return int(m.group(1))
             if self.proc.poll() is not None:
-                raise TinymlError(f"QEMU ({self.board.qemu_machine}) exited with code {self.proc.returncode} "
-                                  f"before starting: {self.log_tail()}")
+                raise TinymlError(
+                    f"QEMU ({self.board.qemu_machine}) exited with code {self.proc.returncode} "
+                    f"before starting: {self.log_tail()}"
+                )
             time.sleep(0.01)
-        raise TinymlError(f"QEMU ({self.board.qemu_machine}) did not open its serial port within "
-                          f"{QEMU_START_TIMEOUT:.0f} s: {self.log_tail()}")
+        raise TinymlError(
+            f"QEMU ({self.board.qemu_machine}) did not open its serial port within "
+            f"{QEMU_START_TIMEOUT:.0f} s: {self.log_tail()}"
+        )
 
     def log_text(self) -> str:
         try:

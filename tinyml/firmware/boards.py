@@ -1,7 +1,8 @@
 """Boards: one TOML file per board in `boards/` (or any path), read into a frozen `Board`.
 
-A board file says everything the firmware build and the runner need: the core's compiler flags, where flash and
-RAM are, the clock, which UART driver and where, which timer, and how to run it (QEMU machine, or pyocd target).
+A board file says everything the firmware build and the runner need: the core's compiler flags, where flash
+and RAM are, the clock, which UART driver and where, which timer, and how to run it (QEMU machine, or pyocd
+target).
 Adding a board is adding a file; `firmware/src/uart_<kind>.c` and `soc_<family>.c` name the C it needs.
 """
 
@@ -88,14 +89,30 @@ class Board:
         g = math.gcd(1_000_000_000, self.timer_hz)
         return 1_000_000_000 // g, self.timer_hz // g
 
-    def qemu_command(self, elf: Path, port: int = 0, host: str = "127.0.0.1",
-                     pidfile: Path | None = None) -> list[str]:
-        """QEMU with the image, a TCP serial server (port 0 = let the OS pick) and exact instruction timing."""
-        cmd = ["qemu-system-arm", "-M", self.qemu_machine, "-display", "none", "-monitor", "none",
-               "-icount", f"shift={self.icount_shift},align=off,sleep=off",
-               "-semihosting-config", "enable=on,target=native",
-               "-chardev", f"socket,id=s0,host={host},port={port},server=on,wait=on,nodelay=on",
-               "-serial", "chardev:s0", *self.qemu_args, "-kernel", str(elf)]
+    def qemu_command(
+        self, elf: Path, port: int = 0, host: str = "127.0.0.1", pidfile: Path | None = None
+    ) -> list[str]:
+        """QEMU with the image, a TCP serial server (port 0: the OS picks) and exact instruction timing."""
+        cmd = [
+            "qemu-system-arm",
+            "-M",
+            self.qemu_machine,
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-icount",
+            f"shift={self.icount_shift},align=off,sleep=off",
+            "-semihosting-config",
+            "enable=on,target=native",
+            "-chardev",
+            f"socket,id=s0,host={host},port={port},server=on,wait=on,nodelay=on",
+            "-serial",
+            "chardev:s0",
+            *self.qemu_args,
+            "-kernel",
+            str(elf),
+        ]
         if pidfile is not None:
             cmd[-2:-2] = ["-pidfile", str(pidfile)]
         return cmd
@@ -111,8 +128,10 @@ def load_board(name_or_path: str | Path = DEFAULT_BOARD) -> Board:
     if p.suffix != ".toml":
         p = BOARDS_DIR / f"{name_or_path}.toml"
     if not p.exists():
-        raise TinymlError(f"unknown board '{name_or_path}': known boards are {', '.join(board_names())} "
-                          f"(or pass a path to a board .toml)")
+        raise TinymlError(
+            f"unknown board '{name_or_path}': known boards are {', '.join(board_names())} "
+            f"(or pass a path to a board .toml)"
+        )
     try:
         data = tomllib.loads(p.read_text())
     except tomllib.TOMLDecodeError as e:
@@ -174,7 +193,9 @@ def _parse(data: dict, p: Path) -> Board:
 def _validate(b: Board) -> None:
     where = f"board file {b.path}"
     if b.uart_kind not in UART_KINDS or not (FIRMWARE_SRC / f"uart_{b.uart_kind}.c").exists():
-        raise TinymlError(f"{where}: uart.kind '{b.uart_kind}' has no driver (known: {', '.join(UART_KINDS)})")
+        raise TinymlError(
+            f"{where}: uart.kind '{b.uart_kind}' has no driver (known: {', '.join(UART_KINDS)})"
+        )
     if not (FIRMWARE_SRC / f"soc_{b.soc_family}.c").exists():
         raise TinymlError(f"{where}: soc.family '{b.soc_family}' has no firmware/src/soc_{b.soc_family}.c")
     if b.timer not in TIMER_KINDS:
@@ -189,8 +210,10 @@ def _validate(b: Board) -> None:
         # Exact counts need more than two ticks per instruction (see firmware/src/timer_systick.c).
         num, den = b.tick_ns
         if (1 << b.icount_shift) * den <= 2 * num:
-            raise TinymlError(f"{where}: run.icount_shift {b.icount_shift} is too small for exact instruction "
-                              f"counts at timer.hz {b.timer_hz} (need 2^shift ns > 2 ticks)")
+            raise TinymlError(
+                f"{where}: run.icount_shift {b.icount_shift} is too small for exact instruction "
+                f"counts at timer.hz {b.timer_hz} (need 2^shift ns > 2 ticks)"
+            )
     elif not b.pyocd_target:
         raise TinymlError(f"{where}: run.target (the pyocd target name) is required for run.kind = 'pyocd'")
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", b.name):

@@ -12,12 +12,22 @@ import argparse
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from tinyml.firmware.boards import DEFAULT_BOARD, board_names
 
-    p.add_argument("model", metavar="MODEL.tflite", help="full-int8 .tflite (or a `tinyml compile` output dir)")
-    p.add_argument("--board", default=DEFAULT_BOARD,
-                   help=f"one of {', '.join(board_names())}, or a board .toml (default {DEFAULT_BOARD})")
-    p.add_argument("-o", "--output", required=True, metavar="DIR", help="project directory (created or updated)")
-    p.add_argument("--profile", action="store_true",
-                   help="build with per-layer timing marks (what `tinyml bench --per-layer` reads)")
+    p.add_argument(
+        "model", metavar="MODEL.tflite", help="full-int8 .tflite (or a `tinyml compile` output dir)"
+    )
+    p.add_argument(
+        "--board",
+        default=DEFAULT_BOARD,
+        help=f"one of {', '.join(board_names())}, or a board .toml (default {DEFAULT_BOARD})",
+    )
+    p.add_argument(
+        "-o", "--output", required=True, metavar="DIR", help="project directory (created or updated)"
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="build with per-layer timing marks (what `tinyml bench --per-layer` reads)",
+    )
     p.add_argument("--opt", default="-O2", help="optimization flag for the whole firmware (default -O2)")
     p.add_argument("--name", help="model name the firmware reports (default: the file name)")
     p.add_argument("--build", action="store_true", help="also run `make build` and print flash and RAM")
@@ -28,16 +38,25 @@ def run(args: argparse.Namespace) -> int:
     from tinyml.firmware.project import build_project, export_project
 
     board = load_board(args.board)
-    project = export_project(args.model, board, args.output, profile=args.profile, opt=args.opt, name=args.name)
+    project = export_project(
+        args.model, board, args.output, profile=args.profile, opt=args.opt, name=args.name
+    )
     m = project.model
     print(f"exported {m.name} for {board.name} ({board.description}) -> {project.dir}/")
-    print(f"  arena {m.arena_bytes:,} B, weights/params {m.const_bytes:,} B, {m.layers} layers"
-          + (", per-layer marks on" if args.profile else ""))
+    print(
+        f"  arena {m.arena_bytes:,} B, weights/params {m.const_bytes:,} B, {m.layers} layers"
+        + (", per-layer marks on" if args.profile else "")
+    )
     if args.build:
         fp = build_project(project).footprint
-        print(f"  built {project.elf}: flash {fp.flash_bytes:,} B of {board.flash_size:,} B, "
-              f"RAM {fp.ram_bytes:,} B of {board.ram_size:,} B (with a {board.stack_bytes:,} B stack)")
-    run_hint = ("boots it in QEMU with its serial port on TCP 127.0.0.1:4321" if board.emulated
-                else f"writes it with pyocd (target {board.pyocd_target})")
+        print(
+            f"  built {project.elf}: flash {fp.flash_bytes:,} B of {board.flash_size:,} B, "
+            f"RAM {fp.ram_bytes:,} B of {board.ram_size:,} B (with a {board.stack_bytes:,} B stack)"
+        )
+    run_hint = (
+        "boots it in QEMU with its serial port on TCP 127.0.0.1:4321"
+        if board.emulated
+        else f"writes it with pyocd (target {board.pyocd_target})"
+    )
     print(f"next: make -C {project.dir} build | size | flash ({run_hint}) | clean")
     return 0

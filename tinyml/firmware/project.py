@@ -1,4 +1,4 @@
-"""Firmware projects: a compiled model + the C runtime + files rendered from the board, buildable with make alone.
+"""Firmware projects: a compiled model + the C runtime + files rendered from the board, built by make alone.
 
     PROJECT/
       Makefile            build | size | flash | stop | clean   (rendered: board flags, QEMU/pyocd command)
@@ -34,12 +34,25 @@ from tinyml.util import write_bytes_atomic
 SELFTEST_MODEL = Path(__file__).parent / "selftest"  # a hand-written contract model (doctor, protocol tests)
 COMPILE_MANIFEST = "tinyml_compile.json"  # written by `tinyml compile` into every output directory
 EXPORT_MANIFEST = "tinyml_export.json"
-RUNTIME_COMMON = ("main.c", "startup.c", "fault.c", "protocol.c", "protocol.h", "text.c", "text.h", "semihost.c",
-                  "semihost.h", "timer.h", "uart.h", "runtime.h", "cortex_m.h")
+RUNTIME_COMMON = (
+    "main.c",
+    "startup.c",
+    "fault.c",
+    "protocol.c",
+    "protocol.h",
+    "text.c",
+    "text.h",
+    "semihost.c",
+    "semihost.h",
+    "timer.h",
+    "uart.h",
+    "runtime.h",
+    "cortex_m.h",
+)
 DEFAULT_OPT = "-O2"
 # The runtime's own share, for the budget check before building. Measured on the emulated boards (-O2): the
-# runtime's static RAM (serial buffers, profile marks) is about 2 KiB; flash beyond the model's const arrays is
-# about 8.5 KiB of runtime and kernels plus ~100 B per layer (call, params). Rounded up: estimates run high.
+# runtime's static RAM (serial buffers, profile marks) is about 2 KiB; flash beyond the model's const arrays
+# is about 8.5 KiB of runtime and kernels plus ~100 B per layer (call, params). Rounded up.
 RUNTIME_RAM_BYTES = 2560
 RUNTIME_FLASH_BYTES = 10 * 1024
 FLASH_PER_LAYER_BYTES = 96
@@ -78,9 +91,14 @@ class Project:
 
 
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.PackageLoader("tinyml.firmware", "templates"), trim_blocks=True,
-                              lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
-                              autoescape=False)
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("tinyml.firmware", "templates"),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+    )
 
 
 def read_model_info(model_dir: Path, name: str | None = None) -> ModelInfo:
@@ -90,8 +108,10 @@ def read_model_info(model_dir: Path, name: str | None = None) -> ModelInfo:
         raise TinymlError(f"{model_dir} is not a `tinyml compile` output (no {COMPILE_MANIFEST})")
     meta = json.loads(manifest.read_text())
     if meta.get("name", "model") != "model":
-        raise TinymlError(f"{model_dir} was compiled with --name {meta['name']}; the firmware needs the default "
-                          f"name 'model'")
+        raise TinymlError(
+            f"{model_dir} was compiled with --name {meta['name']}; the firmware needs the default "
+            f"name 'model'"
+        )
     header = (model_dir / "model.h").read_text()
 
     def define(macro: str) -> int:
@@ -101,10 +121,15 @@ def read_model_info(model_dir: Path, name: str | None = None) -> ModelInfo:
         return int(m.group(1))
 
     source = meta.get("source", "model.tflite")
-    return ModelInfo(name=name or Path(source).stem, sha256=meta.get("sha256", ""),
-                     arena_bytes=define("MODEL_ARENA_BYTES"), const_bytes=int(meta.get("const_bytes", 0)),
-                     layers=define("MODEL_NUM_LAYERS"), input_bytes=define("MODEL_INPUT_BYTES"),
-                     output_bytes=define("MODEL_OUTPUT_BYTES"))
+    return ModelInfo(
+        name=name or Path(source).stem,
+        sha256=meta.get("sha256", ""),
+        arena_bytes=define("MODEL_ARENA_BYTES"),
+        const_bytes=int(meta.get("const_bytes", 0)),
+        layers=define("MODEL_NUM_LAYERS"),
+        input_bytes=define("MODEL_INPUT_BYTES"),
+        output_bytes=define("MODEL_OUTPUT_BYTES"),
+    )
 
 
 def selftest_expected(x: np.ndarray) -> np.ndarray:
@@ -120,21 +145,35 @@ def estimate_footprint(model: ModelInfo, board: Board) -> Footprint:
     return Footprint(flash_bytes=flash, ram_bytes=ram, exact=False)
 
 
+class BudgetExceeded(TinymlError):
+    """A model that does not fit a board's flash or RAM, with the numbers (a sweep records them)."""
+
+    def __init__(self, model: str, board: str, needs: Footprint, flash_size: int, ram_size: int):
+        self.model, self.board, self.needs = model, board, needs
+        self.flash_size, self.ram_size = flash_size, ram_size
+        what = "" if needs.exact else "about "
+        problems = []
+        if needs.ram_bytes > ram_size:
+            problems.append(f"needs {what}{needs.ram_bytes:,} B RAM, board {board} has {ram_size:,} B")
+        if needs.flash_bytes > flash_size:
+            problems.append(f"needs {what}{needs.flash_bytes:,} B flash, board {board} has {flash_size:,} B")
+        super().__init__(f"model {model} does not fit: " + "; ".join(problems))
+
+
 def check_budget(fp: Footprint, board: Board, model_name: str) -> None:
     """Refuse a model that does not fit, with the numbers."""
-    what = "" if fp.exact else "about "
-    problems = []
-    if fp.ram_bytes > board.ram_size:
-        problems.append(f"needs {what}{fp.ram_bytes:,} B RAM, board {board.name} has {board.ram_size:,} B")
-    if fp.flash_bytes > board.flash_size:
-        problems.append(f"needs {what}{fp.flash_bytes:,} B flash, board {board.name} has {board.flash_size:,} B")
-    if problems:
-        raise TinymlError(f"model {model_name} does not fit: " + "; ".join(problems))
+    if fp.ram_bytes > board.ram_size or fp.flash_bytes > board.flash_size:
+        raise BudgetExceeded(model_name, board.name, fp, board.flash_size, board.ram_size)
 
 
 def runtime_sources(board: Board) -> list[Path]:
     """The firmware/src files this board's firmware is built from: common ones plus its drivers."""
-    names = [*RUNTIME_COMMON, f"uart_{board.uart_kind}.c", f"timer_{board.timer}.c", f"soc_{board.soc_family}.c"]
+    names = [
+        *RUNTIME_COMMON,
+        f"uart_{board.uart_kind}.c",
+        f"timer_{board.timer}.c",
+        f"soc_{board.soc_family}.c",
+    ]
     if board.soc_family.startswith("stm32"):
         names.append("stm32_gpio.h")
     return [FIRMWARE_SRC / n for n in names]
@@ -155,8 +194,10 @@ def _soc_macros(board: Board) -> list[tuple[str, str]]:
         elif isinstance(value, int):
             out.append((k, f"{value}u"))
         else:
-            raise TinymlError(f"board file {board.path}: soc.{key} = {value!r} is neither a pin (PA0), "
-                              f"a REGISTER:bit pair nor a number")
+            raise TinymlError(
+                f"board file {board.path}: soc.{key} = {value!r} is neither a pin (PA0), "
+                f"a REGISTER:bit pair nor a number"
+            )
     return out
 
 
@@ -165,10 +206,17 @@ def render_files(board: Board, model: ModelInfo, profile: bool, opt: str = DEFAU
     env = _env()
     defs = ["-DTINYML_PROFILE"] if profile else []
     qemu = board.qemu_command(Path("ELF"))
-    qemu_args = " ".join(qemu[1:qemu.index("-chardev")] + qemu[qemu.index("-serial") + 2:-2])
-    ctx = {"b": board, "model_name": model.name, "model_sha256": model.sha256, "arch_flags": " ".join(
-        board.arch_flags), "opt": opt, "defs": " ".join(defs), "qemu_args": qemu_args,
-        "soc_macros": _soc_macros(board)}
+    qemu_args = " ".join(qemu[1 : qemu.index("-chardev")] + qemu[qemu.index("-serial") + 2 : -2])
+    ctx = {
+        "b": board,
+        "model_name": model.name,
+        "model_sha256": model.sha256,
+        "arch_flags": " ".join(board.arch_flags),
+        "opt": opt,
+        "defs": " ".join(defs),
+        "qemu_args": qemu_args,
+        "soc_macros": _soc_macros(board),
+    }
     return {
         "Makefile": env.get_template("Makefile.j2").render(ctx),
         "link.ld": env.get_template("link.ld.j2").render(ctx),
@@ -195,14 +243,24 @@ def _sync_dir(src_files: dict[str, bytes], dst: Path) -> None:
 
 def _check_out_dir(out: Path) -> None:
     if out.exists() and any(out.iterdir()) and not (out / EXPORT_MANIFEST).exists():
-        raise TinymlError(f"{out} exists and is not a `tinyml export` project; choose another -o or remove it")
+        raise TinymlError(
+            f"{out} exists and is not a `tinyml export` project; choose another -o or remove it"
+        )
 
 
-def export_project(model: str | os.PathLike, board: Board, out_dir: str | os.PathLike, *, profile: bool = False,
-                   opt: str = DEFAULT_OPT, name: str | None = None) -> Project:
+def export_project(
+    model: str | os.PathLike,
+    board: Board,
+    out_dir: str | os.PathLike,
+    *,
+    profile: bool = False,
+    opt: str = DEFAULT_OPT,
+    name: str | None = None,
+) -> Project:
     """Render a project for `model` (a .tflite, or a `tinyml compile` output directory) on `board`.
 
-    Refuses, before writing anything, a model whose estimated flash or RAM exceeds the board's.
+    The model is compiled into a temporary directory first, so one whose flash or RAM estimate exceeds the
+    board's is refused (BudgetExceeded) before anything is written or built.
     """
     model, out = Path(model), Path(out_dir)
     _check_out_dir(out)
@@ -212,21 +270,21 @@ def export_project(model: str | os.PathLike, board: Board, out_dir: str | os.Pat
         if model.is_dir():
             compiled = model
         else:
-            from tinyml.compile import analyze, compile_tflite
+            from tinyml.compile import compile_tflite
 
-            c = analyze(model)
-            est = ModelInfo(name=name or model.stem, sha256="", arena_bytes=c.plan.arena_bytes,
-                            const_bytes=c.const_bytes, layers=len(c.layers),
-                            input_bytes=c.model.tensors[c.model.inputs[0]].nbytes,
-                            output_bytes=c.model.tensors[c.model.outputs[0]].nbytes)
-            check_budget(estimate_footprint(est, board), board, est.name)
             compiled = Path(tmp) / "model"
             compile_tflite(model, compiled)
         info = read_model_info(compiled, name or (None if model.is_dir() else model.stem))
         check_budget(estimate_footprint(info, board), board, info.name)
         # The manifest first: it is what marks the directory as ours if anything below fails.
-        manifest = {"tool": "tinyml export", "board": board.name, "model": info.name,
-                    "model_sha256": info.sha256, "profile": profile, "opt": opt}
+        manifest = {
+            "tool": "tinyml export",
+            "board": board.name,
+            "model": info.name,
+            "model_sha256": info.sha256,
+            "profile": profile,
+            "opt": opt,
+        }
         _write_if_changed(out / EXPORT_MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
         _sync_dir({p.name: p.read_bytes() for p in compiled.iterdir() if p.is_file()}, out / "model")
     _sync_dir({p.name: p.read_bytes() for p in runtime_sources(board)}, out / "runtime")
@@ -238,6 +296,7 @@ def export_project(model: str | os.PathLike, board: Board, out_dir: str | os.Pat
 
 # ---- building ----
 
+
 @dataclass(frozen=True)
 class BuildResult:
     elf: Path
@@ -247,8 +306,12 @@ class BuildResult:
 def _make(project_dir: Path, *targets: str, timeout: float = 600) -> subprocess.CompletedProcess:
     jobs = str(max(1, min(4, os.cpu_count() or 1)))
     try:
-        return subprocess.run(["make", "-C", str(project_dir), f"-j{jobs}", *targets], capture_output=True,
-                              text=True, timeout=timeout)
+        return subprocess.run(
+            ["make", "-C", str(project_dir), f"-j{jobs}", *targets],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except FileNotFoundError:
         raise TinymlError("`make` is not installed (apt-get install make)") from None
     except subprocess.TimeoutExpired:
@@ -258,31 +321,46 @@ def _make(project_dir: Path, *targets: str, timeout: float = 600) -> subprocess.
 def build_project(project: Project) -> BuildResult:
     """`make build` in the project; turns a memory overflow at link time into the budget error."""
     if shutil.which("arm-none-eabi-gcc") is None:
-        raise TinymlError("arm-none-eabi-gcc not found: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi "
-                          "(or run `tinyml doctor`)")
+        raise TinymlError(
+            "arm-none-eabi-gcc not found: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi "
+            "(or run `tinyml doctor`)"
+        )
     r = _make(project.dir, "build/firmware.elf", "build/firmware.bin")
     if r.returncode != 0:
         log = (r.stdout + r.stderr).strip()
-        over = re.findall(r"region `(\w+)' overflowed by (\d+) bytes", log)
+        over = dict(re.findall(r"region `(\w+)' overflowed by (\d+) bytes", log))
         if over:
-            b = project.board
-            sizes = {"FLASH": b.flash_size, "RAM": b.ram_size}
-            parts = [f"needs {sizes[reg] + int(n):,} B {reg if reg == 'RAM' else 'flash'}, board {b.name} has "
-                     f"{sizes[reg]:,} B" for reg, n in over]
-            raise TinymlError(f"model {project.model.name} does not fit: " + "; ".join(parts))
+            sizes = _linker_regions(project.dir / "link.ld")
+            flash, ram = sizes.get("FLASH", 0), sizes.get("RAM", 0)
+            needs = Footprint(flash_bytes=flash + int(over["FLASH"]) if "FLASH" in over else 0,
+                              ram_bytes=ram + int(over["RAM"]) if "RAM" in over else 0, exact=True)
+            raise BudgetExceeded(project.model.name, project.board.name, needs, flash, ram)
         tail = "\n".join(log.splitlines()[-25:])
         raise TinymlError(f"firmware build failed in {project.dir} (`make build`):\n{tail}")
     return BuildResult(elf=project.elf, footprint=image_footprint(project.elf))
 
 
+def _linker_regions(link_ld: Path) -> dict[str, int]:
+    """LENGTH of every MEMORY region of a linker script (what the link was checked against)."""
+    text = link_ld.read_text() if link_ld.exists() else ""
+    return {
+        m.group(1): int(m.group(2), 0)
+        for m in re.finditer(r"^\s*(\w+)\s*\([rwx]+\)\s*:.*LENGTH\s*=\s*(\w+)", text, re.M)
+    }
+
+
 def image_footprint(elf: Path) -> Footprint:
     """Flash and RAM of a linked image, from the symbols link.ld defines."""
     try:
-        out = subprocess.run(["arm-none-eabi-nm", str(elf)], capture_output=True, text=True, timeout=60,
-                             check=True).stdout
+        out = subprocess.run(
+            ["arm-none-eabi-nm", str(elf)], capture_output=True, text=True, timeout=60, check=True
+        ).stdout
     except (OSError, subprocess.SubprocessError) as e:
         raise TinymlError(f"cannot read {elf} with arm-none-eabi-nm: {e}") from None
-    syms = {m.group(2): int(m.group(1), 16) for m in re.finditer(r"^([0-9a-fA-F]+) [A-Za-z] __tinyml_(\w+)$", out, re.M)}
+    syms = {
+        m.group(2): int(m.group(1), 16)
+        for m in re.finditer(r"^([0-9a-fA-F]+) [A-Za-z] __tinyml_(\w+)$", out, re.M)
+    }
     if "flash_used" not in syms or "ram_used" not in syms:
         raise TinymlError(f"{elf} was not linked with a tinyml linker script (no __tinyml_flash_used)")
     return Footprint(flash_bytes=syms["flash_used"], ram_bytes=syms["ram_used"], exact=True)

@@ -23,7 +23,7 @@ VERSION = 1
 
 
 def preprocess_for(cfg: ModelConfig) -> dict[str, Any]:
-    """The input convention: float input = uint8 * input_scale + input_offset (NCHW); int8 input = uint8 - 128."""
+    """Input convention: float input = uint8 * input_scale + input_offset (NCHW); int8 input = uint8 - 128."""
     return {
         "resolution": cfg.resolution,
         "channels": cfg.channels,
@@ -52,9 +52,18 @@ class Checkpoint:
     path: Path | None = None
 
 
-def save_checkpoint(path: str | os.PathLike, model: nn.Module, cfg: ModelConfig, *, train: dict | None = None,
-                    metrics: dict | None = None, epoch: int | None = None, seed: int | None = None,
-                    resume_state: dict | None = None, **extra: Any) -> Path:
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    cfg: ModelConfig,
+    *,
+    train: dict | None = None,
+    metrics: dict | None = None,
+    epoch: int | None = None,
+    seed: int | None = None,
+    resume_state: dict | None = None,
+    **extra: Any,
+) -> Path:
     """Write atomically (a killed run never leaves half a checkpoint). `extra` keys are kept verbatim."""
     obj = {
         "format": FORMAT,
@@ -85,11 +94,15 @@ def read_checkpoint_file(path: str | os.PathLike) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch.load raises many types (pickle, zip, EOF) for foreign files
-        raise TinymlError(f"{path} is not a tinyml checkpoint (torch cannot read it: {type(e).__name__})") from None
+        raise TinymlError(
+            f"{path} is not a tinyml checkpoint (torch cannot read it: {type(e).__name__})"
+        ) from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise TinymlError(f"{path} is not a tinyml checkpoint")
     if obj.get("version") != VERSION:
-        raise TinymlError(f"{path} is tinyml checkpoint version {obj.get('version')}, this tinyml reads {VERSION}")
+        raise TinymlError(
+            f"{path} is tinyml checkpoint version {obj.get('version')}, this tinyml reads {VERSION}"
+        )
     return obj
 
 
@@ -104,8 +117,15 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, Checkpoint]:
         first = str(e).strip().splitlines()[0]
         raise TinymlError(f"{path}: weights do not fit the stored model config ({first})") from None
     model.eval()
-    ck = Checkpoint(model_config=cfg, preprocess=obj.get("preprocess") or preprocess_for(cfg),
-                    train=obj.get("train") or {}, metrics=obj.get("metrics") or {}, epoch=obj.get("epoch"),
-                    seed=obj.get("seed"), commit=obj.get("commit", "unknown"), extra=obj.get("extra") or {},
-                    path=Path(path))
+    ck = Checkpoint(
+        model_config=cfg,
+        preprocess=obj.get("preprocess") or preprocess_for(cfg),
+        train=obj.get("train") or {},
+        metrics=obj.get("metrics") or {},
+        epoch=obj.get("epoch"),
+        seed=obj.get("seed"),
+        commit=obj.get("commit", "unknown"),
+        extra=obj.get("extra") or {},
+        path=Path(path),
+    )
     return model, ck

@@ -1,12 +1,12 @@
 """MobileNetV1 in the MLPerf Tiny visual-wake-words layout, built so every later stage can walk it as a chain.
 
-Layout (MLPerf Tiny `vww_model.py`): conv3x3/2 with bias + BatchNorm + ReLU, then 13 depthwise-separable blocks
-(DW3x3 conv+bias+BN+ReLU, PW1x1 conv+bias+BN+ReLU), average pool over the whole map, dense. The model outputs
-logits: the softmax of the .tflite is added at conversion.
+Layout (MLPerf Tiny `vww_model.py`): conv3x3/2 with bias + BatchNorm + ReLU, then 13 depthwise-separable
+blocks (DW3x3 conv+bias+BN+ReLU, PW1x1 conv+bias+BN+ReLU), average pool over the whole map, dense. The model
+outputs logits: the softmax of the .tflite is added at conversion.
 
-Padding follows TensorFlow's "same": stride-1 3x3 convs pad 1 on every side (symmetric, as TF), stride-2 3x3
-convs get an explicit `nn.ZeroPad2d` with TF's split (bottom/right for even inputs) and padding 0, so the Keras
-mirror converts with no PAD ops.
+Padding follows TensorFlow's "same": stride-1 3x3 convs pad 1 on every side (symmetric, as TF), stride-2
+3x3 convs get an explicit `nn.ZeroPad2d` with TF's split (bottom/right for even inputs) and padding 0, so
+the Keras mirror converts with no PAD ops. (When TF's split is symmetric - odd input sizes - the conv pads.)
 
 BatchNorm uses eps=1e-3 (Keras' default, the MLPerf reference's) so the mirror copies it unchanged; momentum
 stays torch's 0.1 so statistics settle within the short runs of the demo.
@@ -23,15 +23,8 @@ import torch
 from torch import nn
 
 from tinyml.errors import TinymlError
+from tinyml.models.layout import BN_EPS, DS_BLOCKS, FIRST_CHANNELS, NUM_BLOCKS
 
-BN_EPS = 1e-3
-# (stride, output channels at alpha=1) of the 13 depthwise-separable blocks; block 0 is conv 3x3/2 -> 32.
-FIRST_CHANNELS = 32
-DS_BLOCKS: tuple[tuple[int, int], ...] = (
-    (1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512),
-    (1, 512), (1, 512), (1, 512), (1, 512), (1, 512), (2, 1024), (1, 1024),
-)
-NUM_BLOCKS = 1 + len(DS_BLOCKS)  # 14: index 0 = first conv, 1..13 = DS blocks
 ARCHS = ("mobilenet_v1",)
 
 
@@ -100,9 +93,10 @@ def tf_same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def conv_bn_relu(cin: int, cout: int, kernel: int, stride: int, size: int, depthwise: bool = False
-                 ) -> tuple[nn.Sequential, int]:
-    """conv(+bias) + BN + ReLU with TF "same" padding for a `size`x`size` input; returns (module, out size)."""
+def conv_bn_relu(
+    cin: int, cout: int, kernel: int, stride: int, size: int, depthwise: bool = False
+) -> tuple[nn.Sequential, int]:
+    """conv(+bias) + BN + ReLU, TF "same" padding for a `size`x`size` input; returns (module, out size)."""
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     before, after = tf_same_padding(size, kernel, stride)
     if before == after:
@@ -110,8 +104,9 @@ def conv_bn_relu(cin: int, cout: int, kernel: int, stride: int, size: int, depth
     else:
         layers["pad"] = nn.ZeroPad2d((before, after, before, after))
         pad = 0
-    layers["conv"] = nn.Conv2d(cin, cout, kernel, stride=stride, padding=pad, bias=True,
-                               groups=cin if depthwise else 1)
+    layers["conv"] = nn.Conv2d(
+        cin, cout, kernel, stride=stride, padding=pad, bias=True, groups=cin if depthwise else 1
+    )
     layers["bn"] = nn.BatchNorm2d(cout, eps=BN_EPS)
     layers["relu"] = nn.ReLU()
     return nn.Sequential(layers), math.ceil(size / stride)
@@ -140,8 +135,9 @@ def build_backbone(cfg: ModelConfig) -> tuple[nn.Sequential, int, int]:
 
 def classifier_head(in_channels: int, size: int, classes: int) -> nn.Sequential:
     """The MLPerf classifier: AveragePooling2D(whole map) -> Flatten -> Dense."""
-    return nn.Sequential(OrderedDict(
-        pool=nn.AvgPool2d(size), flatten=nn.Flatten(), fc=nn.Linear(in_channels, classes)))
+    return nn.Sequential(
+        OrderedDict(pool=nn.AvgPool2d(size), flatten=nn.Flatten(), fc=nn.Linear(in_channels, classes))
+    )
 
 
 class MobileNetV1(nn.Module):
@@ -155,6 +151,7 @@ class MobileNetV1(nn.Module):
             self.head = classifier_head(channels, size, cfg.classes)
         else:
             from tinyml.models.heads import build_head
+
             self.head = build_head(cfg.head, channels, cfg.classes, **dict(cfg.head_args))
         init_weights(self)
 
@@ -181,8 +178,16 @@ def build_model(cfg: ModelConfig) -> MobileNetV1:
 
 # Leaf primitives a model may contain: the quantize mirror and the profiler handle exactly these.
 PRIMITIVES: tuple[type[nn.Module], ...] = (
-    nn.ZeroPad2d, nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten,
-    nn.Linear, nn.Dropout,
+    nn.ZeroPad2d,
+    nn.Conv2d,
+    nn.BatchNorm2d,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.AvgPool2d,
+    nn.AdaptiveAvgPool2d,
+    nn.Flatten,
+    nn.Linear,
+    nn.Dropout,
 )
 
 
@@ -193,11 +198,15 @@ def named_flat_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
         if any(True for _ in m.children()):
             continue
         if not isinstance(m, PRIMITIVES):
-            raise TinymlError(f"layer {name} is a {type(m).__name__}, which the pipeline does not support "
-                              f"(supported: {', '.join(p.__name__ for p in PRIMITIVES)})")
+            raise TinymlError(
+                f"layer {name} is a {type(m).__name__}, which the pipeline does not support "
+                f"(supported: {', '.join(p.__name__ for p in PRIMITIVES)})"
+            )
         if isinstance(m, nn.Conv2d) and m.groups not in (1, m.in_channels):
-            raise TinymlError(f"layer {name}: grouped conv with groups={m.groups} is not supported "
-                              "(only groups=1 or depthwise)")
+            raise TinymlError(
+                f"layer {name}: grouped conv with groups={m.groups} is not supported "
+                "(only groups=1 or depthwise)"
+            )
         if isinstance(m, nn.AdaptiveAvgPool2d) and m.output_size not in (1, (1, 1)):
             raise TinymlError(f"layer {name}: AdaptiveAvgPool2d must have output size 1")
         out.append((name, m))

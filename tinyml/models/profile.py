@@ -20,8 +20,17 @@ from torch import nn
 
 from tinyml.models.mobilenet import named_flat_layers
 
-ROW_KEYS = ("layer", "op", "input", "output", "params_trainable", "params_bn_stats", "params_folded", "macs",
-            "act_bytes")
+ROW_KEYS = (
+    "layer",
+    "op",
+    "input",
+    "output",
+    "params_trainable",
+    "params_bn_stats",
+    "params_folded",
+    "macs",
+    "act_bytes",
+)
 # Table headers that spell the conventions out.
 HEADERS = {
     "layer": "layer",
@@ -59,9 +68,12 @@ def _hwc(shape: tuple[int, ...]) -> list[int]:
 def _trace(model: nn.Module, input_shape: tuple[int, ...]) -> list[_Leaf]:
     layers = named_flat_layers(model)
     shapes: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
-    hooks = [m.register_forward_hook(
-        lambda mod, inp, out, i=i: shapes.__setitem__(i, (tuple(inp[0].shape), tuple(out.shape))))
-        for i, (_, m) in enumerate(layers)]
+    hooks = [
+        m.register_forward_hook(
+            lambda mod, inp, out, i=i: shapes.__setitem__(i, (tuple(inp[0].shape), tuple(out.shape)))
+        )
+        for i, (_, m) in enumerate(layers)
+    ]
     was_training = model.training
     try:
         model.eval()
@@ -84,7 +96,7 @@ def _params(leaf: _Leaf) -> tuple[int, int, int]:
     if isinstance(m, nn.BatchNorm2d):
         c = m.num_features
         after_conv = isinstance(leaf.prev, nn.Conv2d)
-        # folding into a conv keeps nothing (or creates the bias a bias-free conv lacks); otherwise scale + shift
+        # folding into a conv keeps nothing (or adds the bias a bias-free conv lacks); else scale + shift
         folded = (0 if leaf.prev.bias is not None else c) if after_conv else 2 * c  # type: ignore[union-attr]
         return own, own + 2 * c, folded
     return own, own, own
@@ -105,9 +117,17 @@ def _op_name(leaf: _Leaf) -> str:
     if isinstance(m, nn.Conv2d):
         kind = "dw" if m.groups == m.in_channels and m.groups > 1 else "conv"
         return f"{kind}{m.kernel_size[0]}x{m.kernel_size[1]}/{m.stride[0]}"
-    return {nn.ZeroPad2d: "pad", nn.BatchNorm2d: "bn", nn.ReLU: "relu", nn.ReLU6: "relu6",
-            nn.AvgPool2d: "avgpool", nn.AdaptiveAvgPool2d: "gap", nn.Flatten: "flatten", nn.Linear: "dense",
-            nn.Dropout: "dropout"}.get(type(m), type(m).__name__.lower())
+    return {
+        nn.ZeroPad2d: "pad",
+        nn.BatchNorm2d: "bn",
+        nn.ReLU: "relu",
+        nn.ReLU6: "relu6",
+        nn.AvgPool2d: "avgpool",
+        nn.AdaptiveAvgPool2d: "gap",
+        nn.Flatten: "flatten",
+        nn.Linear: "dense",
+        nn.Dropout: "dropout",
+    }.get(type(m), type(m).__name__.lower())
 
 
 def _group(leaves: list[_Leaf]) -> list[_Group]:
@@ -117,9 +137,14 @@ def _group(leaves: list[_Leaf]) -> list[_Group]:
         m = leaf.module
         cur = groups[-1].members if groups else []
         cur_mods = [x.module for x in cur]
-        fusable_into = cur and isinstance(cur_mods[-1], (nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.ReLU, nn.ReLU6))
-        if isinstance(m, (nn.BatchNorm2d, nn.ReLU, nn.ReLU6)) and fusable_into \
-                and not any(isinstance(x, (nn.ReLU, nn.ReLU6)) for x in cur_mods):
+        fusable_into = cur and isinstance(
+            cur_mods[-1], (nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.ReLU, nn.ReLU6)
+        )
+        if (
+            isinstance(m, (nn.BatchNorm2d, nn.ReLU, nn.ReLU6))
+            and fusable_into
+            and not any(isinstance(x, (nn.ReLU, nn.ReLU6)) for x in cur_mods)
+        ):
             cur.append(leaf)
         elif isinstance(m, nn.Conv2d) and cur and all(isinstance(x, nn.ZeroPad2d) for x in cur_mods):
             cur.append(leaf)
@@ -154,18 +179,21 @@ def _row(members: list[_Leaf]) -> dict[str, Any]:
     }
 
 
-def profile_model(model: nn.Module, input_shape: tuple[int, ...], per_leaf: bool = False
-                  ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def profile_model(
+    model: nn.Module, input_shape: tuple[int, ...], per_leaf: bool = False
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows per fused op (or per leaf module with `per_leaf`) and totals, for an NCHW `input_shape`.
 
-    `input_shape` is (C, H, W) or (1, C, H, W). Totals: macs, params_trainable, params_bn_stats, params_folded,
-    act_peak_bytes (+ act_peak_layer), input_bytes, output_bytes.
+    `input_shape` is (C, H, W) or (1, C, H, W). Totals: macs, params_trainable, params_bn_stats,
+    params_folded, act_peak_bytes (+ act_peak_layer), input_bytes, output_bytes.
     """
     shape = tuple(input_shape) if len(input_shape) == 4 else (1, *input_shape)
     leaves = _trace(model, shape)
     groups = [_Group([x]) for x in leaves] if per_leaf else _group(leaves)
     rows = [_row(g.members) for g in groups]
-    peaks = [(math.prod(g.members[0].in_shape[1:]) + r["act_bytes"], r["layer"]) for g, r in zip(groups, rows)]
+    peaks = [
+        (math.prod(g.members[0].in_shape[1:]) + r["act_bytes"], r["layer"]) for g, r in zip(groups, rows)
+    ]
     peak, peak_layer = max(peaks)
     totals = {
         "input_shape": list(shape),

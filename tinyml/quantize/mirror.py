@@ -14,6 +14,7 @@ Layout rules (torch is NCHW, Keras NHWC):
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,7 +25,7 @@ from torch import nn
 
 from tinyml.errors import TinymlError
 
-# Mirror vs torch float outputs above this are a bug in the mirror, not rounding (float32 agrees to ~1e-6).
+# Mirror vs torch outputs (both float64) above this are a bug in the mirror, not rounding (~1e-12 when right).
 MIRROR_TOLERANCE = 1e-4
 
 
@@ -47,6 +48,7 @@ class _State:
     pad: tuple[int, int, int, int] = (0, 0, 0, 0)  # pending ZeroPad2d: top, bottom, left, right
     pad_name: str = ""
     flatten_chw: tuple[int, int, int] | None = None  # set after Flatten of a C,H,W map with H*W > 1
+    dtype: str = "float32"
 
 
 def _pair(v: int | Sequence[int]) -> tuple[int, int]:
@@ -81,7 +83,7 @@ def _conv_padding(name: str, mod: nn.Conv2d, st: _State) -> str:
 
 
 def _np(t: torch.Tensor | None) -> np.ndarray | None:
-    return None if t is None else t.detach().cpu().numpy().astype(np.float32)
+    return None if t is None else t.detach().cpu().numpy().astype(np.float64)
 
 
 def _conv(name: str, mod: nn.Conv2d, st: _State) -> tuple[keras.layers.Layer, list[np.ndarray]]:
@@ -91,7 +93,7 @@ def _conv(name: str, mod: nn.Conv2d, st: _State) -> tuple[keras.layers.Layer, li
     cin, cout, groups = mod.in_channels, mod.out_channels, mod.groups
     weight, bias = _np(mod.weight), _np(mod.bias)
     common = dict(kernel_size=_pair(mod.kernel_size), strides=_pair(mod.stride), padding=padding,
-                  use_bias=bias is not None, name=_kname(name))
+                  use_bias=bias is not None, **_kw(name, st))
     if groups == 1:
         layer = keras.layers.Conv2D(cout, **common)
         weights = [weight.transpose(2, 3, 1, 0)]
@@ -113,9 +115,9 @@ def _batchnorm(name: str, mod: nn.BatchNorm2d, st: _State) -> tuple[keras.layers
     if mod.running_mean is None or mod.running_var is None:
         raise TinymlError(f"layer {name}: BatchNorm2d without running statistics cannot be converted")
     c = mod.num_features
-    gamma = _np(mod.weight) if mod.affine else np.ones(c, np.float32)
-    beta = _np(mod.bias) if mod.affine else np.zeros(c, np.float32)
-    layer = keras.layers.BatchNormalization(epsilon=float(mod.eps), name=_kname(name))
+    gamma = _np(mod.weight) if mod.affine else np.ones(c)
+    beta = _np(mod.bias) if mod.affine else np.zeros(c)
+    layer = keras.layers.BatchNormalization(epsilon=float(mod.eps), **_kw(name, st))
     return layer, [gamma, beta, _np(mod.running_mean), _np(mod.running_var)]
 
 
@@ -128,7 +130,7 @@ def _linear(name: str, mod: nn.Linear, st: _State) -> tuple[keras.layers.Layer, 
         # Keras feature (h, w, c) is torch feature c*h*w-index: reorder columns instead of adding a TRANSPOSE.
         weight = weight.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(weight.shape[0], -1)
         st.flatten_chw = None
-    layer = keras.layers.Dense(mod.out_features, use_bias=bias is not None, name=_kname(name))
+    layer = keras.layers.Dense(mod.out_features, use_bias=bias is not None, **_kw(name, st))
     return layer, [weight.T.copy()] + ([bias] if bias is not None else [])
 
 
@@ -137,33 +139,36 @@ def _avgpool(name: str, mod: nn.AvgPool2d, st: _State) -> keras.layers.Layer:
         raise TinymlError(f"layer {name}: AvgPool2d with padding or ceil_mode is not supported")
     k = _pair(mod.kernel_size)
     s = _pair(mod.stride if mod.stride is not None else mod.kernel_size)
-    return keras.layers.AveragePooling2D(pool_size=k, strides=s, padding="valid", name=_kname(name))
+    return keras.layers.AveragePooling2D(pool_size=k, strides=s, padding="valid", **_kw(name, st))
 
 
 def _global_pool(name: str, mod: nn.AdaptiveAvgPool2d, st: _State) -> keras.layers.Layer:
     if _pair(mod.output_size) != (1, 1):
         raise TinymlError(f"layer {name}: AdaptiveAvgPool2d({mod.output_size}) is not supported (1 only)")
     # A pool over the whole map converts to AVERAGE_POOL_2D (as in person_detect), not to MEAN.
-    return keras.layers.AveragePooling2D(pool_size=st.shape[:2], padding="valid", name=_kname(name))
+    return keras.layers.AveragePooling2D(pool_size=st.shape[:2], padding="valid", **_kw(name, st))
 
 
-def _kname(name: str) -> str:
-    return "t_" + (name.replace(".", "_") or "root")
+def _kw(name: str, st: _State) -> dict[str, str]:
+    """Keras layer name (from the torch module name, so converter errors point at it) and dtype."""
+    return {"name": "t_" + (name.replace(".", "_") or "root"), "dtype": st.dtype}
 
 
 def _shape_after(layer: keras.layers.Layer, shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(int(d) for d in layer.compute_output_shape((1, *shape))[1:])
 
 
-def build_mirror(layers: Sequence[tuple[str, nn.Module]], input_shape_hwc: tuple[int, int, int]) -> Mirror:
+def build_mirror(layers: Sequence[tuple[str, nn.Module]], input_shape_hwc: tuple[int, int, int],
+                 dtype: str = "float32") -> Mirror:
     """Keras model computing the same function as the torch chain `layers` (name, leaf module) in eval mode.
 
     The Keras input is NHWC float with batch size fixed to 1 (a free batch adds SHAPE/STRIDED_SLICE ops).
-    A final softmax is appended unless the chain already ends in one.
+    A final softmax is appended unless the chain already ends in one. `dtype="float64"` builds the twin
+    used to check the mirror's math (see `mirror_max_abs_diff`).
     """
-    inputs = keras.Input(shape=input_shape_hwc, batch_size=1, name="input")
+    inputs = keras.Input(shape=input_shape_hwc, batch_size=1, name="input", dtype=dtype)
     x = inputs
-    st = _State(shape=tuple(input_shape_hwc))
+    st = _State(shape=tuple(input_shape_hwc), dtype=dtype)
     names: list[str] = []
     pending: list[tuple[keras.layers.Layer, list[np.ndarray]]] = []
     ends_in_softmax = False
@@ -186,9 +191,9 @@ def build_mirror(layers: Sequence[tuple[str, nn.Module]], input_shape_hwc: tuple
         elif isinstance(mod, nn.BatchNorm2d):
             layer, weights = _batchnorm(name, mod, st)
         elif isinstance(mod, nn.ReLU):
-            layer = keras.layers.ReLU(name=_kname(name))
+            layer = keras.layers.ReLU(**_kw(name, st))
         elif isinstance(mod, nn.ReLU6):
-            layer = keras.layers.ReLU(max_value=6.0, name=_kname(name))
+            layer = keras.layers.ReLU(max_value=6.0, **_kw(name, st))
         elif isinstance(mod, nn.AvgPool2d):
             layer = _avgpool(name, mod, st)
         elif isinstance(mod, nn.AdaptiveAvgPool2d):
@@ -196,7 +201,7 @@ def build_mirror(layers: Sequence[tuple[str, nn.Module]], input_shape_hwc: tuple
         elif isinstance(mod, nn.Flatten):
             if len(st.shape) == 3 and st.shape[0] * st.shape[1] > 1:
                 st.flatten_chw = (st.shape[2], st.shape[0], st.shape[1])
-            layer = keras.layers.Flatten(name=_kname(name))
+            layer = keras.layers.Flatten(**_kw(name, st))
         elif isinstance(mod, nn.Linear):
             layer, weights = _linear(name, mod, st)
         elif isinstance(mod, (nn.Dropout, nn.Identity)):
@@ -220,9 +225,9 @@ def build_mirror(layers: Sequence[tuple[str, nn.Module]], input_shape_hwc: tuple
         raise TinymlError(f"the model ends in a {st.shape} map, not a vector of class scores; end with "
                           "a global pool, Flatten and Linear")
     for layer, weights in pending:
-        _set_weights(layer, weights)
+        _set_weights(layer, [w.astype(dtype) for w in weights])
     logits = keras.Model(inputs, x, name="logits")
-    probs = keras.layers.Softmax(name="softmax")(x)
+    probs = keras.layers.Softmax(name="softmax", dtype=dtype)(x)
     return Mirror(model=keras.Model(inputs, probs, name="tinyml"), logits=logits, torch_names=tuple(names),
                   torch_has_softmax=ends_in_softmax)
 
@@ -237,13 +242,19 @@ def _set_weights(layer: keras.layers.Layer, weights: list[np.ndarray]) -> None:
 
 
 def mirror_max_abs_diff(torch_model: nn.Module, mirror: Mirror, images_u8: np.ndarray) -> float:
-    """Largest |torch - keras| over the logits of `images_u8` (N, H, W, C uint8), both fed uint8/255."""
+    """Largest |torch - keras| over the logits of `images_u8` (N, H, W, C uint8), both fed uint8/255.
+
+    Both sides run in the mirror's dtype. In float32 the two frameworks' summation orders drift apart by
+    ~1e-5 relative per layer through a trained MobileNet (~1e-4 at the logits), which would hide a small
+    mirror bug or fail a correct one; in float64 a correct mirror agrees to ~1e-12.
+    """
     if len(images_u8) == 0:
         return 0.0
-    x = images_u8.astype(np.float32) / 255.0
-    torch_model.eval()
+    dtype = np.dtype(mirror.model.inputs[0].dtype)
+    x = images_u8.astype(dtype) / 255.0
+    twin = copy.deepcopy(torch_model).to(torch.float64 if dtype == np.float64 else torch.float32).eval()
     with torch.no_grad():
-        ref = torch_model(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
+        ref = twin(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
     keras_model = mirror.model if mirror.torch_has_softmax else mirror.logits
     # The Input declares batch 1 (for the converter); eager calls still take a whole batch, 10x faster.
     got = np.concatenate([np.asarray(keras_model(x[i:i + 64], training=False)) for i in range(0, len(x), 64)])

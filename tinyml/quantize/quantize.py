@@ -61,11 +61,14 @@ class QuantReport:
     input: TensorQuant
     output: TensorQuant
     tflm_arena_bytes: int
-    mirror_max_abs_diff: float
+    mirror_max_abs_diff: float  # float64 twin vs torch float64: the check (fails above 1e-4)
+    mirror_max_abs_diff_float32: float  # the converted float32 mirror vs torch float32: rounding drift, info
     float_accuracy: float
     int8_accuracy: float  # measured with TFLM on every validation image
     val_images: int
     int8_float_agreement: float  # fraction of val images where int8 and float predict the same class
+    prob_mean_abs_diff: float  # mean |int8 - float| softmax probability over val images and classes
+    prob_max_abs_diff: float
     tflite_byte_exact: int  # val images where TFLite (no delegates) output == TFLM output, byte for byte
     tflite_max_abs_diff: int  # largest |TFLite - TFLM| over all outputs, in int8 LSB
     per_class_int8_accuracy: dict[str, float]
@@ -98,12 +101,15 @@ class QuantReport:
             "preprocess": asdict(self.preprocess),
             "checks": {
                 "mirror_max_abs_diff": self.mirror_max_abs_diff,
+                "mirror_max_abs_diff_float32": self.mirror_max_abs_diff_float32,
                 "float_accuracy": self.float_accuracy,
                 "int8_accuracy": self.int8_accuracy,
                 "accuracy_drop": self.accuracy_drop,
                 "int8_reference": "tflm",
                 "val_images": self.val_images,
                 "int8_float_agreement": self.int8_float_agreement,
+                "prob_mean_abs_diff": self.prob_mean_abs_diff,
+                "prob_max_abs_diff": self.prob_max_abs_diff,
                 "per_class_int8_accuracy": self.per_class_int8_accuracy,
                 "tflite_resolver": "BUILTIN_WITHOUT_DEFAULT_DELEGATES",
                 "tflite_byte_exact": self.tflite_byte_exact,
@@ -129,11 +135,14 @@ class QuantReport:
                        f"({', '.join(self.preprocess.classes)})"),
             ("calibration", f"{self.calibration['samples']} train images "
                             f"({', '.join(f'{k} {v}' for k, v in self.calibration['per_class'].items())})"),
-            ("mirror max |keras - torch|", f"{self.mirror_max_abs_diff:.2e}"),
+            ("mirror max |keras - torch|", f"{self.mirror_max_abs_diff:.1e} in float64, "
+                                           f"{self.mirror_max_abs_diff_float32:.1e} in float32"),
             ("float accuracy (torch)", f"{self.float_accuracy:.2%}"),
             ("int8 accuracy (TFLM)", f"{self.int8_accuracy:.2%} on {self.val_images} val images"),
-            ("accuracy drop", f"{self.accuracy_drop * 100:+.2f} points"),
+            ("accuracy drop (float - int8)", f"{self.accuracy_drop * 100:+.2f} points"),
             ("int8 = float prediction", f"{self.int8_float_agreement:.2%}"),
+            ("|int8 - float| probability", f"mean {self.prob_mean_abs_diff:.3f}, "
+                                           f"max {self.prob_max_abs_diff:.3f}"),
             ("TFLite == TFLM bytes", f"{self.tflite_byte_exact}/{self.val_images} "
                                      f"(max diff {self.tflite_max_abs_diff} LSB)"),
         ]
@@ -145,16 +154,19 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _float_predictions(model: nn.Module, images_u8: np.ndarray, batch: int = 256) -> np.ndarray:
+def _float_probabilities(model: nn.Module, images_u8: np.ndarray, has_softmax: bool,
+                         batch: int = 256) -> np.ndarray:
+    """Softmax outputs of the torch model on uint8 NHWC images (fed as uint8 / 255, NCHW)."""
     import torch
 
-    preds = []
+    probs = []
     model.eval()
     with torch.no_grad():
         for i in range(0, len(images_u8), batch):
             x = torch.from_numpy(images_u8[i:i + batch].transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
-            preds.append(model(x).argmax(dim=1).numpy())
-    return np.concatenate(preds) if preds else np.zeros(0, np.int64)
+            out = model(x)
+            probs.append((out if has_softmax else torch.softmax(out, dim=1)).numpy())
+    return np.concatenate(probs)
 
 
 def _tflite_interpreter(model_bytes: bytes):
@@ -232,9 +244,11 @@ def quantize_model(model: nn.Module, layers: list[tuple[str, nn.Module]], splits
     calib_u8 = splits.train_x[calib.indices]
 
     keras.backend.clear_session()  # one process may quantize many models (the sweep): keep Keras state flat
-    mirror = build_mirror(layers, (resolution, resolution, channels))
+    shape = (resolution, resolution, channels)
+    mirror = build_mirror(layers, shape)
     check_u8 = np.concatenate([calib_u8[:MIRROR_CHECK_IMAGES], splits.val_x[:MIRROR_CHECK_IMAGES]])
-    diff = mirror_max_abs_diff(model, mirror, check_u8)
+    diff = mirror_max_abs_diff(model, build_mirror(layers, shape, dtype="float64"), check_u8)
+    diff32 = mirror_max_abs_diff(model, mirror, check_u8)
     if not diff <= MIRROR_TOLERANCE:
         raise TinymlError(f"the Keras mirror differs from the torch model by {diff:.3g} "
                           f"(> {MIRROR_TOLERANCE}): a conversion bug, please report it with the checkpoint")
@@ -248,12 +262,14 @@ def quantize_model(model: nn.Module, layers: list[tuple[str, nn.Module]], splits
 
     t0 = time.perf_counter()
     arena = tflm_arena_bytes(model_bytes)
-    float_pred = _float_predictions(model, splits.val_x)
+    float_probs = _float_probabilities(model, splits.val_x, mirror.torch_has_softmax)
+    float_pred = float_probs.argmax(axis=1)
     ev = evaluate_int8(model_bytes, splits.val_x, progress=progress)
     times["evaluate"] = time.perf_counter() - t0
 
     y = splits.val_y
     int8_pred = ev.tflm_out.argmax(axis=1)  # ties go to the lower class index, as argmax on a device would
+    int8_probs = (ev.tflm_out.astype(np.float64) - fb.output.zero_point) * fb.output.scale
     exact = int(np.all(ev.tflm_out == ev.tflite_out, axis=1).sum())
     max_diff = int(np.max(np.abs(ev.tflm_out.astype(np.int16) - ev.tflite_out.astype(np.int16)), initial=0))
     per_class = {name: float(np.mean(int8_pred[y == c] == c))
@@ -263,15 +279,19 @@ def quantize_model(model: nn.Module, layers: list[tuple[str, nn.Module]], splits
     report = QuantReport(
         tflite_path=out, json_path=out.with_suffix(".json"), model_bytes=len(model_bytes),
         sha256=_sha256(model_bytes), ops=fb.ops, input=fb.input, output=fb.output, tflm_arena_bytes=arena,
-        mirror_max_abs_diff=diff, float_accuracy=float(np.mean(float_pred == y)),
+        mirror_max_abs_diff=diff, mirror_max_abs_diff_float32=diff32,
+        float_accuracy=float(np.mean(float_pred == y)),
         int8_accuracy=float(np.mean(int8_pred == y)), val_images=len(y),
-        int8_float_agreement=float(np.mean(int8_pred == float_pred)), tflite_byte_exact=exact,
+        int8_float_agreement=float(np.mean(int8_pred == float_pred)),
+        prob_mean_abs_diff=float(np.mean(np.abs(int8_probs - float_probs))),
+        prob_max_abs_diff=float(np.max(np.abs(int8_probs - float_probs))), tflite_byte_exact=exact,
         tflite_max_abs_diff=max_diff, per_class_int8_accuracy=per_class,
         calibration={"samples": int(len(calib.indices)), "requested": calibration_samples, "split": "train",
                      "per_class": {classes[c]: n for c, n in enumerate(calib.per_class)}, "seed": seed,
                      "input_range": "pinned to [0, 1] (one black and one white pixel in the first sample)"},
         preprocess=preprocess,
         source={**(source or {}), "seed": seed, "commit": git_commit(),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "data": splits.source, "train_images": int(len(splits.train_y))},
         seconds={k: round(v, 2) for k, v in times.items()},
     )
@@ -311,8 +331,8 @@ def quantize_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, *
                              val_fraction=float(train_cfg.get("val_fraction", 0.1)), seed=seed,
                              cache_dir=cache_dir, limit=limit, progress=progress)
     classes = tuple(pre.get("classes") or splits.classes)
-    source = {"checkpoint": str(checkpoint), "model_config": cfg.to_dict(), "checkpoint_commit": ck.commit,
-              "checkpoint_metrics": ck.metrics}
+    source = {"checkpoint": str(Path(checkpoint).resolve()), "model_config": cfg.to_dict(),
+              "checkpoint_commit": ck.commit, "checkpoint_metrics": ck.metrics}
     return quantize_model(model, named_flat_layers(model), splits, out, resolution=cfg.resolution,
                           channels=cfg.channels, classes=classes, calibration_samples=calibration_samples,
                           seed=seed, source=source, progress=progress)

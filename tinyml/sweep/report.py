@@ -18,13 +18,13 @@ from tinyml.util import write_json_atomic, write_text_atomic
 # Machine-readable columns first in results.csv; any other scalar field of a record follows them.
 CSV_COLUMNS = ["id", "method", "series", "cut", "head", "tail", "sparsity", "val_acc", "d_acc_pts",
                "params_bn_stats", "params_folded", "params_trainable", "nonzero_params", "weight_sparsity",
-               "params_vs_base", "macs", "macs_vs_base", "act_peak_bytes", "train_s", "epochs", "best_epoch",
+               "params_ratio", "macs", "macs_ratio", "act_peak_bytes", "train_s", "epochs", "best_epoch",
                "checkpoint"]
 # (header, field) of the human table (results.md and the terminal).
 TABLE_COLUMNS = [
     ("point", "id"), ("val acc", "val_acc"), ("Δacc pts", "d_acc_pts"), ("params (+BN)", "params_bn_stats"),
-    ("params (folded)", "params_folded"), ("nonzero", "nonzero_params"), ("params vs base", "params_vs_base"),
-    ("MACs", "macs"), ("MACs vs base", "macs_vs_base"), ("act peak B", "act_peak_bytes"),
+    ("params (folded)", "params_folded"), ("nonzero", "nonzero_params"), ("params vs base", "params_ratio"),
+    ("MACs", "macs"), ("MACs vs base", "macs_ratio"), ("act peak B", "act_peak_bytes"),
     ("train s", "train_s"),
 ]
 # (x field, x label, file): one accuracy chart each; a chart whose field no row has is skipped.
@@ -42,7 +42,7 @@ def sort_key(r: dict[str, Any]) -> tuple:
 
 
 def with_derived(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Add accuracy change (percentage points) and size/compute relative to the base row."""
+    """Add accuracy change (percentage points) and size/compute as a fraction of the base row's."""
     base = next((r for r in rows if r.get("method") == "base"), None)
     out = []
     for r in rows:
@@ -50,9 +50,9 @@ def with_derived(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         if base and r.get("val_acc") is not None and base.get("val_acc") is not None:
             r["d_acc_pts"] = round((r["val_acc"] - base["val_acc"]) * 100, 2)
         if base and base.get("params_folded") and r.get("nonzero_params") is not None:
-            r["params_vs_base"] = f"{(r['nonzero_params'] / base['params_folded'] - 1) * 100:+.1f}%"
+            r["params_ratio"] = round(r["nonzero_params"] / base["params_folded"], 4)
         if base and base.get("macs") and r.get("macs") is not None:
-            r["macs_vs_base"] = f"{(r['macs'] / base['macs'] - 1) * 100:+.1f}%"
+            r["macs_ratio"] = round(r["macs"] / base["macs"], 4)
         out.append(r)
     return out
 
@@ -80,9 +80,13 @@ def _scalar_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def table_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows for the human table: accuracies as percentages, the rest as recorded."""
+    """Rows for the human table: accuracies as percentages, ratios as changes (-93.7%), the rest as is."""
     def cell(key: str, v: Any) -> Any:
-        return f"{v:.2%}" if key.endswith("acc") and isinstance(v, float) else v
+        if key.endswith("acc") and isinstance(v, float):
+            return f"{v:.2%}"
+        if key.endswith("_ratio") and isinstance(v, (int, float)):
+            return f"{(v - 1) * 100:+.1f}%"
+        return v
 
     return [{h: cell(k, r.get(k)) for h, k in TABLE_COLUMNS} for r in rows]
 

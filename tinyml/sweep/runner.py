@@ -66,10 +66,19 @@ class SweepContext:
     def option(self, key: str, default: Any = None) -> Any:
         return dict(self.options).get(key, default)
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SweepContext:
+        """Rebuild from JSON (SWEEP_DIR/sweep.json's "context"), e.g. in another executor."""
+        d = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        d["stages"] = tuple(d.get("stages", HOST_STAGES))
+        d["options"] = tuple(tuple(kv) for kv in d.get("options", ()))
+        return cls(**d)
+
     def settings(self) -> dict[str, Any]:
         """What makes results comparable: a sweep dir holds only points made with the same settings.
 
         The base is identified by content, so moving the checkpoint file does not invalidate finished points.
+        Stage options (board, port) are not part of it: a stage whose result depends on one records it itself.
         """
         return {"base_sha256": file_sha256(self.base), "data": self.data, "epochs": self.epochs,
                 "batch_size": self.batch_size, "seed": self.seed, "val_fraction": self.val_fraction,
@@ -175,7 +184,13 @@ def _failed(path: Path, record: dict[str, Any], stage: str, message: str) -> dic
 
 
 def _worker_init(parent_pid: int, threads: int | None) -> None:
-    """In each pool process: share the cores, and exit if the sweep process dies (no orphaned training)."""
+    """In each pool process: share the cores, and exit if the sweep process dies (no orphaned training).
+
+    Ctrl-C is the sweep process's to handle (it terminates the workers), so workers ignore SIGINT.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if threads:
         import torch
 
@@ -240,6 +255,8 @@ def _run_pool(todo: Sequence[Point], ctx: SweepContext, jobs: int,
                 rec = fut.result()
                 if on_done:
                     on_done(rec)
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
+        except BaseException:  # interrupted: stop the points in progress now (their writes are atomic)
+            for proc in list((pool._processes or {}).values()):
+                proc.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
             raise

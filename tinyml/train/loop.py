@@ -1,8 +1,8 @@
 """The training loop: MLPerf Tiny VWW recipe, per-epoch metrics and checkpoints, exact resume.
 
-Recipe (MLPerf Tiny `train_vww.py`): Adam, lr 1e-3 / 5e-4 / 2.5e-4 for 20 / 10 / 20 epochs (phases scaled to
-`epochs`), batch 32, categorical cross-entropy, L2 1e-4 on conv kernels (Keras ignores it on depthwise kernels;
-so do we), on-the-fly augmentation, best validation accuracy kept.
+Recipe (MLPerf Tiny `train_vww.py`): Adam, lr 1e-3 / 5e-4 / 2.5e-4 for 20 / 10 / 20 epochs (phases scaled
+to `epochs`), batch 32, categorical cross-entropy, L2 1e-4 on conv kernels (Keras ignores it on depthwise
+kernels; so do we), on-the-fly augmentation, best validation accuracy kept.
 
 Reproducibility: each epoch's shuffle and augmentation come from generators seeded by (seed, epoch), and
 `last.pt` carries the optimizer state, so a resumed run computes exactly what an uninterrupted one does.
@@ -101,8 +101,8 @@ def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 2
     losses, preds = [], []
     with torch.no_grad():
         for i in range(0, len(y), batch_size):
-            logits = model(to_float(x[i:i + batch_size]))
-            yb = torch.as_tensor(y[i:i + batch_size])
+            logits = model(to_float(x[i : i + batch_size]))
+            yb = torch.as_tensor(y[i : i + batch_size])
             losses.append(F.cross_entropy(logits, yb, reduction="sum").item())
             preds.append(logits.argmax(1).numpy())
     pred = np.concatenate(preds) if preds else np.zeros(0, np.int64)
@@ -113,7 +113,9 @@ def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 2
 
 
 def _generator(seed: int, epoch: int, stream: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0]))
+    return torch.Generator().manual_seed(
+        int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0])
+    )
 
 
 def _param_groups(model: nn.Module, l2: float) -> list[dict[str, Any]]:
@@ -137,31 +139,44 @@ def _set_train_mode(model: nn.Module, frozen: Sequence[nn.Module]) -> None:
 def _check_resumable(state: dict, cfg: ModelConfig, tcfg: TrainConfig, path: Path) -> None:
     saved_m, saved_t = state["model_config"], dict(state.get("train") or {})
     if ModelConfig.from_dict(saved_m) != cfg:
-        raise TinymlError(f"cannot resume {path}: it was trained with model config {saved_m}, "
-                          f"not {cfg.to_dict()}")
+        raise TinymlError(
+            f"cannot resume {path}: it was trained with model config {saved_m}, not {cfg.to_dict()}"
+        )
     now = tcfg.to_dict()
     diff = [k for k in now if k not in RESUME_FREE and saved_t.get(k) != now[k]]
     if diff:
-        raise TinymlError(f"cannot resume {path}: training settings differ "
-                          f"({', '.join(f'{k}: {saved_t.get(k)} -> {now[k]}' for k in diff)})")
+        raise TinymlError(
+            f"cannot resume {path}: training settings differ "
+            f"({', '.join(f'{k}: {saved_t.get(k)} -> {now[k]}' for k in diff)})"
+        )
 
 
 def _epoch_line(m: dict[str, Any], epochs: int, best: bool) -> str:
-    return (f"epoch {m['epoch']}/{epochs}  lr {m['lr']:.2g}  loss {m['train_loss']:.4f}  acc {m['train_acc']:.4f}"
-            f"  val_loss {m['val_loss']:.4f}  val_acc {m['val_acc']:.4f}{'  (best)' if best else ''}"
-            f"  {m['seconds']:.1f}s")
+    return (
+        f"epoch {m['epoch']}/{epochs}  lr {m['lr']:.2g}  loss {m['train_loss']:.4f}  acc {m['train_acc']:.4f}"
+        f"  val_loss {m['val_loss']:.4f}  val_acc {m['val_acc']:.4f}{'  (best)' if best else ''}"
+        f"  {m['seconds']:.1f}s"
+    )
 
 
-def train_model(model: nn.Module, cfg: ModelConfig, splits: Splits, tcfg: TrainConfig, out_dir: str | Path,
-                resume: bool = False, frozen: Sequence[nn.Module] = (), progress: bool = True,
-                extra_ckpt: dict | None = None,
-                on_epoch_end: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
+def train_model(
+    model: nn.Module,
+    cfg: ModelConfig,
+    splits: Splits,
+    tcfg: TrainConfig,
+    out_dir: str | Path,
+    resume: bool = False,
+    frozen: Sequence[nn.Module] = (),
+    progress: bool = True,
+    extra_ckpt: dict | None = None,
+    on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
     """Train `model` in place; write RUN_DIR/metrics.json, best.pt (best val accuracy) and last.pt each epoch.
 
     `frozen` modules get requires_grad=False and stay in eval mode (frozen BN statistics) for the whole run.
-    `resume` continues from RUN_DIR/last.pt (a missing last.pt starts afresh); without it an existing last.pt is
-    refused so a finished run is never overwritten by accident. `on_epoch_end(metrics)` runs after each epoch's
-    checkpoints are on disk (raising KeyboardInterrupt there is an interruption).
+    `resume` continues from RUN_DIR/last.pt (a missing last.pt starts afresh); without it an existing
+    last.pt is refused so a finished run is never overwritten by accident. `on_epoch_end(metrics)` runs after
+    each epoch's checkpoints are on disk (raising KeyboardInterrupt there is an interruption).
     """
     from tqdm import tqdm
 
@@ -181,8 +196,10 @@ def train_model(model: nn.Module, cfg: ModelConfig, splits: Splits, tcfg: TrainC
     extra = dict(extra_ckpt or {})
 
     if last_path.exists() and not resume:
-        raise TinymlError(f"{out} already holds a run ({last_path.name}); pass --resume to continue it "
-                          "or choose another --out")
+        raise TinymlError(
+            f"{out} already holds a run ({last_path.name}); pass --resume to continue it "
+            "or choose another --out"
+        )
     if resume and last_path.exists():
         state = read_checkpoint_file(last_path)
         _check_resumable(state, cfg, tcfg, last_path)
@@ -209,10 +226,15 @@ def train_model(model: nn.Module, cfg: ModelConfig, splits: Splits, tcfg: TrainC
         order = torch.randperm(n, generator=_generator(tcfg.seed, epoch, 0)).numpy()
         aug_gen = _generator(tcfg.seed, epoch, 1)
         loss_sum, correct = 0.0, 0
-        bar = tqdm(range(0, n, tcfg.batch_size), desc=f"epoch {epoch + 1}/{tcfg.epochs}", unit="batch",
-                   disable=not progress, leave=False)
+        bar = tqdm(
+            range(0, n, tcfg.batch_size),
+            desc=f"epoch {epoch + 1}/{tcfg.epochs}",
+            unit="batch",
+            disable=not progress,
+            leave=False,
+        )
         for i in bar:
-            idx = order[i:i + tcfg.batch_size]
+            idx = order[i : i + tcfg.batch_size]
             xb = to_float(splits.train_x[idx])
             if tcfg.augment:
                 xb = augment_batch(xb, aug_gen)
@@ -226,20 +248,41 @@ def train_model(model: nn.Module, cfg: ModelConfig, splits: Splits, tcfg: TrainC
             correct += int((logits.argmax(1) == yb).sum())
             bar.set_postfix(loss=f"{loss_sum / (i + len(idx)):.4f}", acc=f"{correct / (i + len(idx)):.4f}")
         val = evaluate(model, splits.val_x, splits.val_y, tcfg.eval_batch_size)
-        m = {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / n, "train_acc": correct / n,
-             "val_loss": val["loss"], "val_acc": val["acc"],
-             **{f"val_{k}": v for k, v in val.items() if k.startswith("recall_")},
-             "seconds": round(time.time() - t0, 2)}
+        m = {
+            "epoch": epoch + 1,
+            "lr": lr,
+            "train_loss": loss_sum / n,
+            "train_acc": correct / n,
+            "val_loss": val["loss"],
+            "val_acc": val["acc"],
+            **{f"val_{k}": v for k, v in val.items() if k.startswith("recall_")},
+            "seconds": round(time.time() - t0, 2),
+        }
         history.append(m)
         is_best = m["val_acc"] > best_acc
         if is_best:
             best_acc, best_epoch = m["val_acc"], m["epoch"]
-            save_checkpoint(best_path, model, cfg, train=train_meta, metrics=m, epoch=m["epoch"], seed=tcfg.seed,
-                            **extra)
-        resume_state = {"optimizer": opt.state_dict(), "history": history, "best_val_acc": best_acc,
-                        "best_epoch": best_epoch, "torch_rng": torch.get_rng_state()}
-        save_checkpoint(last_path, model, cfg, train=train_meta, metrics=m, epoch=m["epoch"], seed=tcfg.seed,
-                        resume_state=resume_state, **extra)
+            save_checkpoint(
+                best_path, model, cfg, train=train_meta, metrics=m, epoch=m["epoch"], seed=tcfg.seed, **extra
+            )
+        resume_state = {
+            "optimizer": opt.state_dict(),
+            "history": history,
+            "best_val_acc": best_acc,
+            "best_epoch": best_epoch,
+            "torch_rng": torch.get_rng_state(),
+        }
+        save_checkpoint(
+            last_path,
+            model,
+            cfg,
+            train=train_meta,
+            metrics=m,
+            epoch=m["epoch"],
+            seed=tcfg.seed,
+            resume_state=resume_state,
+            **extra,
+        )
         _write_metrics(metrics_path, cfg, train_meta, history, best_epoch)
         if progress:
             tqdm.write(_epoch_line(m, tcfg.epochs, is_best))
@@ -248,16 +291,28 @@ def train_model(model: nn.Module, cfg: ModelConfig, splits: Splits, tcfg: TrainC
     if start >= tcfg.epochs and progress:
         tqdm.write(f"{out}: all {tcfg.epochs} epochs already done")
     model.eval()
-    return TrainResult(out_dir=out, best_path=best_path, last_path=last_path, metrics_path=metrics_path,
-                       best_val_acc=best_acc, best_epoch=best_epoch, history=history,
-                       seconds=round(time.time() - t_call, 2))
+    return TrainResult(
+        out_dir=out,
+        best_path=best_path,
+        last_path=last_path,
+        metrics_path=metrics_path,
+        best_val_acc=best_acc,
+        best_epoch=best_epoch,
+        history=history,
+        seconds=round(time.time() - t_call, 2),
+    )
 
 
-def _write_metrics(path: Path, cfg: ModelConfig, train_meta: dict, history: list[dict], best_epoch: int) -> None:
-    write_json_atomic(path, {
-        "model_config": cfg.to_dict(),
-        "train": train_meta,
-        "commit": git_commit(),
-        "best": history[best_epoch - 1] if best_epoch else None,
-        "epochs": history,
-    })
+def _write_metrics(
+    path: Path, cfg: ModelConfig, train_meta: dict, history: list[dict], best_epoch: int
+) -> None:
+    write_json_atomic(
+        path,
+        {
+            "model_config": cfg.to_dict(),
+            "train": train_meta,
+            "commit": git_commit(),
+            "best": history[best_epoch - 1] if best_epoch else None,
+            "epochs": history,
+        },
+    )

@@ -12,7 +12,7 @@ TINYML_KERNEL void conv2d_s8(const conv2d_params_t *p, const int8_t *input, int8
             for (int32_t oc = 0; oc < p->out_c; ++oc) {
                 const int8_t *w = p->weights + oc * p->k_h * p->k_w * fc;
                 const int32_t c0 = (oc / per_group) * fc;
-                int32_t acc = p->bias[oc];
+                int32_t acc = p->q.ch[oc].bias;
                 for (int32_t ky = 0; ky < p->k_h; ++ky) {
                     const int32_t iy = iy0 + ky * p->dil_h;
                     for (int32_t kx = 0; kx < p->k_w; ++kx, w += fc) {
@@ -30,7 +30,7 @@ TINYML_KERNEL void conv2d_s8(const conv2d_params_t *p, const int8_t *input, int8
                         }
                     }
                 }
-                acc = tinyml_requant(acc, p->q.mult[oc], p->q.shift[oc]) + p->q.out_zp;
+                acc = tinyml_requant(acc, p->q.ch[oc].mult, -p->q.ch[oc].rshift) + p->q.out_zp;
                 *output++ = (int8_t)tinyml_clamp(acc, p->q.act_min, p->q.act_max);
             }
         }

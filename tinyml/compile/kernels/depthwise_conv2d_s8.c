@@ -10,7 +10,7 @@ TINYML_KERNEL void depthwise_conv2d_s8(const depthwise_conv2d_params_t *p, const
             const int32_t ix0 = ox * p->stride_w - p->pad_left;
             for (int32_t oc = 0; oc < out_c; ++oc) {
                 const int32_t ic = oc / dm;
-                int32_t acc = p->bias[oc];
+                int32_t acc = p->q.ch[oc].bias;
                 for (int32_t ky = 0; ky < p->k_h; ++ky) {
                     const int32_t iy = iy0 + ky * p->dil_h;
                     for (int32_t kx = 0; kx < p->k_w; ++kx) {
@@ -23,7 +23,7 @@ TINYML_KERNEL void depthwise_conv2d_s8(const depthwise_conv2d_params_t *p, const
                         }
                     }
                 }
-                acc = tinyml_requant(acc, p->q.mult[oc], p->q.shift[oc]) + p->q.out_zp;
+                acc = tinyml_requant(acc, p->q.ch[oc].mult, -p->q.ch[oc].rshift) + p->q.out_zp;
                 *output++ = (int8_t)tinyml_clamp(acc, p->q.act_min, p->q.act_max);
             }
         }

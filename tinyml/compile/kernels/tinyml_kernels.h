@@ -14,6 +14,11 @@
 #define TINYML_KERNELS_H
 
 #include <stdint.h>
+#include <string.h>
+
+#if defined(__ARM_FEATURE_DSP)
+#include <arm_acle.h>
+#endif
 
 #if defined(__GNUC__)
 #define TINYML_KERNEL __attribute__((weak))
@@ -25,43 +30,66 @@
 extern "C" {
 #endif
 
-/* Requantization of an int32 accumulator to int8, per output channel. */
+/* Per output channel: folded bias and requantization (one 16-byte row, loaded together).
+ * bias  = the model's bias - in_zp * sum(weights of the channel): taps in the padding read in_zp.
+ * mult  = TFLM's multiplier M in [2^30, 2^31) (or 0), rshift = -e for its exponent e:
+ *         real multiplier = M * 2^(-rshift - 31) (rshift < 0 shifts left).
+ * radd  = 2^(rshift-1) + out_zp * 2^rshift: the rounding addend of the fast path (see tinyml_requant_fast).
+ * The fast kernels accumulate 2 * acc (doubled inputs or weights), so their tables hold 2 * bias. */
 typedef struct {
-    int32_t in_zp;        /* input zero point (folded into the bias where the kernel allows) */
-    int32_t out_zp;       /* output zero point */
-    int32_t act_min;      /* fused activation clamp, in output int8 units */
+    int32_t bias, mult, rshift, radd;
+} tinyml_channel_t;
+
+/* Requantization shared by conv, depthwise and FC. */
+typedef struct {
+    int32_t in_zp;               /* input zero point */
+    int32_t out_zp;              /* output zero point */
+    int32_t act_min;             /* fused activation clamp, in output int8 units */
     int32_t act_max;
-    const int32_t *mult;  /* per output channel: M in [2^30, 2^31) (0 for a zero scale) */
-    const int32_t *shift; /* per output channel: e; real multiplier = M * 2^(e - 31) */
+    const tinyml_channel_t *ch;  /* [out channels] */
 } tinyml_requant_t;
 
-/* CONV_2D. weights [out_c][k_h][k_w][filter_c]; filter_c < in_c means grouped convolution.
- * bias[c] is the model's bias minus in_zp * sum(weights[c]): taps that fall in the padding read in_zp. */
+/* CONV_2D. Reference kernel conv2d_s8: weights [out_c][k_h][k_w][filter_c] (filter_c < in_c: groups).
+ * conv2d_1x1_s8 (pointwise; in_c % 4 == 0): weights in blocks of two output channels, 4 input channels at a
+ * time: [oc/2][in_c/4][2][4] (a last odd channel alone). conv2d_im2col_s8: weights [out_c][patch_pad] with
+ * patch = k_h*k_w*in_c zero-padded to a multiple of 4; scratch holds one patch as int16 pairs.
+ * conv2d_3x3_1ch_s8 (3x3, in_c 1, no dilation): weights16 [out_c][3 rows][(w0, w2), (w1, 0)] int16 doubled, and
+ * the channel table holds doubled biases (the kernel accumulates 2 * acc). */
 typedef struct {
     int32_t in_h, in_w, in_c, out_h, out_w, out_c;
     int32_t k_h, k_w, filter_c;
     int32_t stride_h, stride_w, dil_h, dil_w, pad_top, pad_left;
     const int8_t *weights;
-    const int32_t *bias;
+    const int16_t *weights16;
     tinyml_requant_t q;
+    void *scratch;               /* arena scratch for the fast kernels (NULL for the reference kernel) */
 } conv2d_params_t;
 
-/* DEPTHWISE_CONV_2D. weights [k_h][k_w][out_c], out_c = in_c * depth_mult; output c reads input c / depth_mult.
- * bias folded as for conv2d. */
+/* depthwise_conv2d_3x3_s8: everything a group of four channels needs, in the order the kernel reads it. */
+typedef struct {
+    int32_t bias[4];  /* 2 x folded bias (the kernel accumulates 2 * acc) */
+    int32_t rq[4][3]; /* per channel: M, rshift, radd (see tinyml_channel_t) */
+    int16_t w[9][4];  /* per tap: doubled weights of the four channels, lanes in the order 0, 2, 1, 3 */
+} tinyml_dw_group_t;
+
+/* DEPTHWISE_CONV_2D, out_c = in_c * depth_mult; output channel c reads input channel c / depth_mult.
+ * Reference kernel depthwise_conv2d_s8: weights [k_h][k_w][out_c] int8, q.ch per channel.
+ * depthwise_conv2d_3x3_s8 (3x3, depth_mult 1, dilation 1): groups [in_c / 4 rounded up] hold weights and
+ * requantization (q.ch unused); scratch: in_c bytes rounded up to 4. */
 typedef struct {
     int32_t in_h, in_w, in_c, out_h, out_w, out_c;
     int32_t k_h, k_w, depth_mult;
     int32_t stride_h, stride_w, dil_h, dil_w, pad_top, pad_left;
     const int8_t *weights;
-    const int32_t *bias;
+    const tinyml_dw_group_t *groups;
     tinyml_requant_t q;
+    void *scratch;
 } depthwise_conv2d_params_t;
 
-/* FULLY_CONNECTED. weights [out_depth][in_depth]; input read as [batches][in_depth]; bias folded. */
+/* FULLY_CONNECTED. weights [out_depth][in_depth]; input read as [batches][in_depth]. */
 typedef struct {
     int32_t batches, in_depth, out_depth;
     const int8_t *weights;
-    const int32_t *bias;
     tinyml_requant_t q;
 } fully_connected_params_t;
 
@@ -103,6 +131,8 @@ typedef struct {
 
 void conv2d_s8(const conv2d_params_t *p, const int8_t *input, int8_t *output);
 void conv2d_1x1_s8(const conv2d_params_t *p, const int8_t *input, int8_t *output);
+void conv2d_im2col_s8(const conv2d_params_t *p, const int8_t *input, int8_t *output);
+void conv2d_3x3_1ch_s8(const conv2d_params_t *p, const int8_t *input, int8_t *output);
 void depthwise_conv2d_s8(const depthwise_conv2d_params_t *p, const int8_t *input, int8_t *output);
 void depthwise_conv2d_3x3_s8(const depthwise_conv2d_params_t *p, const int8_t *input, int8_t *output);
 void fully_connected_s8(const fully_connected_params_t *p, const int8_t *input, int8_t *output);
@@ -112,6 +142,11 @@ void mean_s8(const mean_params_t *p, const int8_t *input, int8_t *output);
 void softmax_s8(const softmax_params_t *p, const int8_t *input, int8_t *output);
 void add_s8(const add_params_t *p, const int8_t *input1, const int8_t *input2, int8_t *output);
 void pad_s8(const pad_params_t *p, const int8_t *input, int8_t *output);
+
+/* Shared by the fast convolutions (tinyml_mat_s8.c): two input vectors xa, xb of `depth` int8 (depth % 4 == 0)
+ * times pair-blocked weights [out_c/2][depth/4][2][4] -> two output vectors. scratch: 4 * depth bytes. */
+void tinyml_mat2_s8(const int8_t *xa, const int8_t *xb, int32_t depth, const int8_t *weights, int32_t out_c,
+                    const tinyml_requant_t *q, void *scratch, int8_t *ya, int8_t *yb);
 
 /* ---- integer arithmetic shared by the kernels (gemmlowp / TFLM semantics) ---- */
 
@@ -131,6 +166,10 @@ static inline int32_t tinyml_rdbpot(int32_t x, int32_t k) {
     return (x >> k) + (rem > thr);
 }
 
+static inline int32_t tinyml_clamp(int32_t v, int32_t lo, int32_t hi) {
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
 /* MultiplyByQuantizedMultiplier with TFLM's double rounding. m is never INT32_MIN, so no saturation case. */
 static inline int32_t tinyml_requant(int32_t x, int32_t m, int32_t shift) {
     const int32_t left = shift > 0 ? shift : 0;
@@ -139,8 +178,110 @@ static inline int32_t tinyml_requant(int32_t x, int32_t m, int32_t shift) {
     return tinyml_rdbpot((int32_t)(((int64_t)xl * m + ((int64_t)1 << 30)) >> 31), right);
 }
 
-static inline int32_t tinyml_clamp(int32_t v, int32_t lo, int32_t hi) {
-    return v < lo ? lo : (v > hi ? hi : v);
+/* The same result plus out_zp, in fewer instructions, under conditions the compiler checks before it selects a
+ * fast kernel: |acc| < 2^30 and 1 <= rshift <= 22. Then SRDHM(acc, M) is the rounded high word of
+ * (2*acc) * M (SMMULR), and the rounding divide by 2^k with ties away from zero is
+ * (t + 2^(k-1) - (t < 0)) >> k, where adding out_zp * 2^k first adds the zero point for free. */
+static inline int32_t tinyml_requant_fast2(int32_t acc2, const tinyml_channel_t *c) {
+#if defined(__ARM_FEATURE_DSP)
+    int32_t t;
+    __asm__("smmulr %0, %1, %2" : "=r"(t) : "r"(acc2), "r"(c->mult));
+#else
+    const int32_t t = (int32_t)(((int64_t)acc2 * c->mult + ((int64_t)1 << 31)) >> 32);
+#endif
+    return (t + c->radd + (t >> 31)) >> c->rshift;
+}
+
+/* acc2 above is twice the accumulator: kernels that can, accumulate it directly (doubled weights and bias). */
+static inline int32_t tinyml_requant_fast(int32_t acc, const tinyml_channel_t *c) {
+    return tinyml_requant_fast2(acc * 2, c);
+}
+
+/* Requantize a doubled accumulator (fast path) and clamp to [lo, hi]; `full` (a constant where inlined) means
+ * [-128, 127]. */
+__attribute__((always_inline)) static inline int8_t tinyml_out8(int32_t acc2, const tinyml_channel_t *c,
+                                                                int32_t lo, int32_t hi, int full) {
+    const int32_t y = tinyml_requant_fast2(acc2, c);
+#if defined(__ARM_FEATURE_DSP)
+    if (full) {
+        return (int8_t)__ssat(y, 8);
+    }
+#endif
+    (void)full;
+    return (int8_t)tinyml_clamp(y, lo, hi);
+}
+
+/* Rotate right by 8 (GCC folds it into SXTB16's rotate operand). */
+static inline int32_t tinyml_ror8(int32_t x) {
+    return (int32_t)(((uint32_t)x >> 8) | ((uint32_t)x << 24));
+}
+
+#if defined(__ARM_FEATURE_DSP)
+/* Bytes 1 and 3 sign-extended to two int16 lanes: one SXTB16 with its rotate (GCC does not fold __ror). */
+static inline int32_t tinyml_sxtb16_hi(int32_t x) {
+    int32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
+#endif
+
+#if defined(__ARM_FEATURE_DSP)
+/* Requantize four doubled accumulators (2 * acc) of channels ch[0..3] (fast path, full int8 range) and store
+ * them at out[0..3]: 8 instructions per output. */
+static inline void tinyml_out4_full(int32_t a0, int32_t a1, int32_t a2, int32_t a3, const tinyml_channel_t *ch,
+                                    int8_t *out) {
+    int32_t m, k, ra;
+#define TINYML_RQ(acc, o, j)                          \
+    "ldrd   %[m], %[k], [%[ch], #" o "+4]\n\t"       \
+    "ldr    %[ra], [%[ch], #" o "+12]\n\t"           \
+    "smmulr " acc ", " acc ", %[m]\n\t"              \
+    "add    %[ra], %[ra], " acc "\n\t"               \
+    "add    " acc ", %[ra], " acc ", asr #31\n\t"    \
+    "asr    " acc ", " acc ", %[k]\n\t"              \
+    "ssat   " acc ", #8, " acc "\n\t"                \
+    "strb   " acc ", [%[out], #" j "]\n\t"
+    __asm__ volatile(TINYML_RQ("%[a0]", "0", "0") TINYML_RQ("%[a1]", "16", "1") TINYML_RQ("%[a2]", "32", "2")
+                         TINYML_RQ("%[a3]", "48", "3")
+                     : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [m] "=&r"(m), [k] "=&r"(k),
+                       [ra] "=&r"(ra)
+                     : [ch] "r"(ch), [out] "r"(out)
+                     : "memory");
+#undef TINYML_RQ
+}
+#endif
+
+#if defined(__ARM_FEATURE_DSP)
+/* Requantize (fast path, full int8 range) a 2x2 block of doubled accumulators: channels ch[0], ch[1] of two
+ * pixels, stored at ya[0..1] and yb[0..1]. 6.5 instructions per output: parameters loaded once per channel. */
+static inline void tinyml_out2x2_full(int32_t a0, int32_t a1, int32_t b0, int32_t b1, const tinyml_channel_t *ch,
+                                      int8_t *ya, int8_t *yb) {
+    int32_t m, k, ra, t;
+#define TINYML_RQ2(acc, y, j)                         \
+    "smmulr " acc ", " acc ", %[m]\n\t"              \
+    "add    %[t], %[ra], " acc "\n\t"                \
+    "add    " acc ", %[t], " acc ", asr #31\n\t"     \
+    "asr    " acc ", " acc ", %[k]\n\t"              \
+    "ssat   " acc ", #8, " acc "\n\t"                \
+    "strb   " acc ", [" y ", #" j "]\n\t"
+    __asm__ volatile("ldrd   %[m], %[k], [%[ch], #4]\n\t"
+                     "ldr    %[ra], [%[ch], #12]\n\t"
+                     TINYML_RQ2("%[a0]", "%[ya]", "0") TINYML_RQ2("%[b0]", "%[yb]", "0")
+                     "ldrd   %[m], %[k], [%[ch], #20]\n\t"
+                     "ldr    %[ra], [%[ch], #28]\n\t"
+                     TINYML_RQ2("%[a1]", "%[ya]", "1") TINYML_RQ2("%[b1]", "%[yb]", "1")
+                     : [a0] "+r"(a0), [a1] "+r"(a1), [b0] "+r"(b0), [b1] "+r"(b1), [m] "=&r"(m), [k] "=&r"(k),
+                       [ra] "=&r"(ra), [t] "=&r"(t)
+                     : [ch] "r"(ch), [ya] "r"(ya), [yb] "r"(yb)
+                     : "memory");
+#undef TINYML_RQ2
+}
+#endif
+
+/* Four int8 as one word (any alignment; a single LDR on Cortex-M3 and up). */
+static inline int32_t tinyml_load32(const void *p) {
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
 }
 
 #ifdef __cplusplus

@@ -1,0 +1,247 @@
+"""`tinyml export` projects: self-contained, incremental, budget-checked, and building for every board."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from firmware_cases import free_port, small_model  # noqa: F401  (fixture)
+
+from tinyml import cli
+from tinyml.device.protocol import Device
+from tinyml.device.transport import Link
+from tinyml.errors import TinymlError
+from tinyml.firmware.boards import BOARDS_DIR, board_names, load_board
+from tinyml.firmware.project import (
+    BudgetExceeded,
+    build_project,
+    estimate_footprint,
+    export_project,
+    image_footprint,
+    read_model_info,
+)
+from tinyml.util import REPO_ROOT
+
+PROJECT_FILES = {
+    "Makefile",
+    "link.ld",
+    "tinyml_board.h",
+    "tinyml_config.h",
+    "board.toml",
+    "tinyml_export.json",
+    "runtime",
+    "model",
+}
+
+
+def _make(project: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["make", "-C", str(project), *args], capture_output=True, text=True, timeout=300)
+
+
+def test_project_is_self_contained_and_incremental(tmp_path, small_model):  # noqa: F811
+    board = load_board("mps2-an500")
+    project = export_project(small_model, board, tmp_path / "proj")
+    assert {p.name for p in project.dir.iterdir()} == PROJECT_FILES
+    assert {p.name for p in (project.dir / "runtime").iterdir()} >= {
+        "startup.c",
+        "uart_cmsdk.c",
+        "timer_systick.c",
+        "soc_mps.c",
+        "main.c",
+        "protocol.c",
+    }
+    assert not (project.dir / "runtime" / "uart_stm32.c").exists()
+    ld = (project.dir / "link.ld").read_text()
+    assert "ORIGIN = 0x00000000, LENGTH = 0x00400000" in ld and "ORIGIN = 0x20000000" in ld
+    assert "-mcpu=cortex-m7" in (project.dir / "Makefile").read_text()
+
+    # copied anywhere, it builds with make alone, and `make size` agrees with the image's own symbols
+    moved = shutil.copytree(project.dir, tmp_path / "elsewhere" / "proj")
+    r = _make(moved, "build")
+    assert r.returncode == 0, r.stderr
+    fp = image_footprint(moved / "build" / "firmware.elf")
+    m = re.search(r"flash (\d+) B of (\d+) B .*RAM (\d+) B of (\d+) B", r.stdout)
+    assert m and tuple(map(int, m.groups())) == (
+        fp.flash_bytes,
+        board.flash_size,
+        fp.ram_bytes,
+        board.ram_size,
+    )
+
+    # re-exporting the same model changes no file, so make has nothing to do
+    export_project(small_model, board, moved)
+    assert _make(moved, "-q", "build/firmware.elf").returncode == 0
+    # a different optimization level does reach the build
+    export_project(small_model, board, moved, opt="-Os")
+    assert _make(moved, "-q", "build/firmware.elf").returncode != 0
+    assert _make(moved, "clean").returncode == 0 and not (moved / "build").exists()
+
+
+def test_export_refuses_a_directory_it_did_not_make(tmp_path, small_model):  # noqa: F811
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(TinymlError, match="is not a `tinyml export` project"):
+        export_project(small_model, load_board("cortex-m"), tmp_path / "mine")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def _tiny_board(tmp_path: Path, flash: int, ram: int) -> Path:
+    text = (BOARDS_DIR / "cortex-m.toml").read_text().replace('name = "cortex-m"', 'name = "tiny"')
+    text = text.replace("flash_size = 0x00400000", f"flash_size = {flash}")
+    text = text.replace("ram_size = 0x00400000", f"ram_size = {ram}")
+    p = tmp_path / "tiny.toml"
+    p.write_text(text)
+    return p
+
+
+# (flash, RAM of the board, what the refusal must say)
+REFUSALS = [
+    (4 << 20, 64 << 10, [r"needs about {ram} B RAM, board tiny has 65,536 B"]),
+    (128 << 10, 4 << 20, [r"needs about {flash} B flash, board tiny has 131,072 B"]),
+    (128 << 10, 64 << 10, [r"{ram} B RAM", r"{flash} B flash"]),
+]
+
+
+@pytest.mark.parametrize("flash,ram,messages", REFUSALS)
+def test_model_too_big_is_refused_before_building(tmp_path, shared, flash, ram, messages):
+    from tinyml.compile import compile_tflite
+
+    model = shared / "models" / "person_detect.tflite"
+    board = load_board(_tiny_board(tmp_path, flash, ram))
+    with pytest.raises(BudgetExceeded, match="model person_detect does not fit") as e:
+        export_project(model, board, tmp_path / "proj")
+    assert (e.value.board, e.value.ram_size, e.value.flash_size) == ("tiny", ram, flash)
+    assert not (tmp_path / "proj").exists()
+    c = compile_tflite(model, tmp_path / "compiled")
+    est = estimate_footprint(read_model_info(tmp_path / "compiled"), board)
+    assert e.value.needs == est and est.ram_bytes > c.plan.arena_bytes + 9216 + board.stack_bytes
+    for msg in messages:
+        assert msg.format(ram=f"{est.ram_bytes:,}", flash=f"{est.flash_bytes:,}") in str(e.value)
+
+
+def test_fitting_estimate_is_close_to_the_linked_image(tmp_path, shared):
+    """The pre-build estimate must not under-count (else the link would refuse instead) nor be far off."""
+    project = export_project(
+        shared / "models" / "person_detect.tflite", load_board("mps2-an385"), tmp_path / "p"
+    )
+    est = estimate_footprint(project.model, project.board)
+    fp = build_project(project).footprint
+    assert fp.ram_bytes <= est.ram_bytes <= fp.ram_bytes * 1.02
+    assert fp.flash_bytes <= est.flash_bytes <= fp.flash_bytes * 1.05
+
+
+def test_link_overflow_is_reported_with_numbers(tmp_path, small_model):  # noqa: F811
+    project = export_project(small_model, load_board("cortex-m"), tmp_path / "p")
+    ld = project.dir / "link.ld"
+    ld.write_text(
+        ld.read_text().replace(
+            "ORIGIN = 0x20000000, LENGTH = 0x00400000", "ORIGIN = 0x20000000, LENGTH = 0x00002000"
+        )
+    )
+    with pytest.raises(BudgetExceeded, match=r"needs [\d,]+ B RAM, board cortex-m has 8,192 B") as e:
+        build_project(project)
+    assert e.value.needs.exact and e.value.needs.ram_bytes > 16384 and "flash" not in str(e.value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board", board_names())
+def test_every_board_links_with_its_vector_table_in_place(tmp_path, small_model, board):  # noqa: F811
+    """Emulated and real boards alike: the image links, fits, and starts with SP in RAM and reset in flash."""
+    b = load_board(board)
+    result = build_project(export_project(small_model, b, tmp_path / board, profile=True))
+    fp = result.footprint
+    assert 0 < fp.flash_bytes <= b.flash_size and b.stack_bytes < fp.ram_bytes <= b.ram_size
+    sp, reset = struct.unpack("<II", result.elf.with_suffix(".bin").read_bytes()[:8])
+    assert b.ram_base < sp <= b.ram_base + b.ram_size and sp % 8 == 0
+    assert b.flash_base <= reset < b.flash_base + fp.flash_bytes and reset & 1  # Thumb
+    symbols = subprocess.run(["arm-none-eabi-nm", str(result.elf)], capture_output=True, text=True).stdout
+    assert not re.search(r" (malloc|_malloc_r|_sbrk|printf)$", symbols, re.M)  # no heap, no stdio
+    header = (result.elf.parent.parent / "tinyml_board.h").read_text()
+    assert f'#define TINYML_BOARD_NAME "{board}"' in header
+    assert ("#define TINYML_SEMIHOSTING 1" in header) == b.emulated
+
+
+def test_firmware_makefile_builds_from_a_tflite(tmp_path, small_model):  # noqa: F811
+    project = tmp_path / "fw"
+    r = subprocess.run(
+        [
+            "make",
+            "-C",
+            str(REPO_ROOT / "firmware"),
+            "size",
+            f"MODEL={small_model}",
+            "BOARD=mps2-an385",
+            f"PROJECT={project}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "mps2-an385: flash" in r.stdout and (project / "build" / "firmware.elf").exists()
+    assert "-mcpu=cortex-m3" in (project / "Makefile").read_text()
+    r = subprocess.run(["make", "-C", str(REPO_ROOT / "firmware"), "build"], capture_output=True, text=True)
+    assert r.returncode != 0 and "usage: make build MODEL=path/to/model.tflite" in r.stdout
+
+
+def test_make_flash_serves_until_make_stop(tmp_path, small_model):  # noqa: F811
+    project = export_project(small_model, load_board("cortex-m"), tmp_path / "p")
+    assert _make(project.dir, "build").returncode == 0
+    port = free_port()
+    proc = subprocess.Popen(
+        ["make", "-C", str(project.dir), "flash", f"PORT={port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        for _ in range(2):  # QEMU keeps serving after a client leaves
+            with Link(f"socket://127.0.0.1:{port}", connect_timeout=10) as link:
+                dev = Device(link)
+                dev.hello()
+                assert dev.info()["model"] == "mini_mobilenet"
+        stop = _make(project.dir, "stop")
+        assert "QEMU stopped" in stop.stdout
+        out, _ = proc.communicate(timeout=10)
+        assert f"serial port on TCP 127.0.0.1:{port}" in out
+        assert f"tinyml bench --port socket://127.0.0.1:{port}" in out
+        assert not (project.dir / "build" / "qemu.pid").exists()
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(5)
+
+
+def test_export_cli(tmp_path, small_model, capsys):  # noqa: F811
+    out = tmp_path / "l4"
+    assert cli.main(["export", str(small_model), "--board", "nucleo-l4r5zi", "-o", str(out), "--build"]) == 0
+    text = capsys.readouterr().out
+    fp = image_footprint(out / "build" / "firmware.elf")
+    assert (
+        f"flash {fp.flash_bytes:,} B of 2,097,152 B" in text
+        and f"RAM {fp.ram_bytes:,} B of 655,360 B" in text
+    )
+    assert "pyocd (target stm32l4r5zitx)" in text
+    info = read_model_info(out / "model")
+    assert info.name == "mini_mobilenet" and len(info.sha256) == 64
+    assert f'TINYML_MODEL_SHA256 "{info.sha256}"' in (out / "tinyml_config.h").read_text()
+    mk = (out / "Makefile").read_text()
+    assert "pack install stm32l4r5zitx" in mk and "$(QEMU)" not in mk
+
+
+def test_export_cli_errors_are_one_line(tmp_path, capsys):
+    assert cli.main(["export", str(tmp_path / "missing.tflite"), "-o", str(tmp_path / "x")]) == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == f"tinyml export: error: {tmp_path / 'missing.tflite'}: no such file"
+    )
+    t0 = time.monotonic()
+    assert cli.main(["export", str(tmp_path), "--board", "nope", "-o", str(tmp_path / "x")]) == 2
+    assert "unknown board 'nope'" in capsys.readouterr().err and time.monotonic() - t0 < 5

@@ -1,0 +1,61 @@
+/* CONV_2D, any kernel size, stride, dilation and padding (no groups): each output pixel's receptive field is
+ * gathered into a patch (taps outside the image read the input zero point, matching the folded bias), then two
+ * patches at a time go through tinyml_mat2_s8. Weights: pair-blocked over the patch padded to a multiple of 4.
+ * scratch: two patches, then the widened pair (2 * patch + 4 * patch bytes). */
+#include "tinyml_kernels.h"
+
+/* Copy n bytes, a word at a time then the tail (patches are short: a memcpy call per tap costs more). */
+static inline void copy_small(int8_t *dst, const int8_t *src, int32_t n) {
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const int32_t v = tinyml_load32(src + i);
+        memcpy(dst + i, &v, 4);
+    }
+    for (; i < n; ++i) {
+        const int8_t v = src[i];
+        __asm__("" : : "r"(v)); /* keeps GCC from turning this loop into a memcpy call */
+        dst[i] = v;
+    }
+}
+
+static void gather(const conv2d_params_t *p, const int8_t *input, int32_t i, int8_t *patch, int32_t depth) {
+    const int32_t oy = i / p->out_w, ox = i - oy * p->out_w, c = p->in_c;
+    const int32_t iy0 = oy * p->stride_h - p->pad_top, ix0 = ox * p->stride_w - p->pad_left;
+    const int8_t zp = (int8_t)p->q.in_zp;
+    int8_t *dst = patch;
+    for (int32_t ky = 0; ky < p->k_h; ++ky) {
+        const int32_t iy = iy0 + ky * p->dil_h;
+        const int row_inside = iy >= 0 && iy < p->in_h;
+        if (row_inside && p->dil_w == 1 && ix0 >= 0 && ix0 + p->k_w <= p->in_w) { /* whole kernel row */
+            copy_small(dst, input + (iy * p->in_w + ix0) * c, p->k_w * c);
+            dst += p->k_w * c;
+            continue;
+        }
+        for (int32_t kx = 0; kx < p->k_w; ++kx, dst += c) {
+            const int32_t ix = ix0 + kx * p->dil_w;
+            if (!row_inside || ix < 0 || ix >= p->in_w) {
+                for (int32_t j = 0; j < c; ++j) {
+                    dst[j] = zp; /* the padding reads the input zero point */
+                }
+            } else {
+                copy_small(dst, input + (iy * p->in_w + ix) * c, c);
+            }
+        }
+    }
+    while (dst < patch + depth) {
+        *dst++ = 0; /* pad to a multiple of 4: zero weights there */
+    }
+}
+
+TINYML_KERNEL void conv2d_im2col_s8(const conv2d_params_t *p, const int8_t *input, int8_t *output) {
+    const int32_t n = p->out_h * p->out_w, out_c = p->out_c;
+    const int32_t depth = (p->k_h * p->k_w * p->in_c + 3) & ~3;
+    int8_t *pa = (int8_t *)p->scratch, *pb = pa + depth;
+    for (int32_t i = 0; i < n; i += 2) {
+        const int32_t j = i + 1 < n ? i + 1 : i;
+        gather(p, input, i, pa, depth);
+        gather(p, input, j, pb, depth);
+        tinyml_mat2_s8(pa, pb, depth, p->weights, out_c, &p->q, pb + depth, output + i * out_c,
+                       output + j * out_c);
+    }
+}

@@ -1,0 +1,139 @@
+/* DEPTHWISE_CONV_2D 3x3, depth multiplier 1, no dilation, any stride and padding.
+ * Channels go in groups of four (tinyml_dw_group_t: biases, requantization, doubled int16 weights, so the
+ * accumulators come out as the 2 * acc the fast requantization takes). On DSP cores an interior pixel runs
+ * each group in one block of 109 instructions for 36 MACs (SXTB16 splits an input word into lanes 0,2 and
+ * 1,3; SMLABB/SMLATT multiply them by the weights); border pixels read taps in the padding from a row of
+ * in_zp bytes in scratch. Pixels are processed in order, so the output may overlap the input as far as the
+ * planner allows. Needs the fast requantization (the compiler checks). */
+#include "tinyml_kernels.h"
+
+static const int32_t lane[4] = {0, 2, 1, 3};
+
+static inline int8_t out8(int32_t acc2, const int32_t rq[3], const tinyml_requant_t *q) {
+    const tinyml_channel_t c = {0, rq[0], rq[1], rq[2]};
+    return (int8_t)tinyml_clamp(tinyml_requant_fast2(acc2, &c), q->act_min, q->act_max);
+}
+
+/* Channels [c0, in_c) of one output pixel, plain C; taps outside the image read in_zp. */
+static void pixel_plain(const depthwise_conv2d_params_t *p, const int8_t *input, int32_t iy0, int32_t ix0,
+                        int32_t c0, int8_t *out) {
+    for (int32_t c = c0; c < p->in_c; ++c) {
+        const tinyml_dw_group_t *g = &p->groups[c / 4];
+        int32_t acc2 = g->bias[c & 3];
+        for (int32_t t = 0; t < 9; ++t) {
+            const int32_t iy = iy0 + t / 3, ix = ix0 + t % 3;
+            const int32_t inside = iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w;
+            acc2 += g->w[t][lane[c & 3]] * (inside ? input[(iy * p->in_w + ix) * p->in_c + c] : p->q.in_zp);
+        }
+        out[c] = out8(acc2, g->rq[c & 3], &p->q);
+    }
+}
+
+#if defined(__ARM_FEATURE_DSP)
+/* One tap for four channels, accumulating into a0..a3. */
+#define DW_TAP(addr, woff)                             \
+    "ldr    %[v], " addr "\n\t"                        \
+    "sxtb16 %[vo], %[v], ror #8\n\t"                   \
+    "sxtb16 %[v], %[v]\n\t"                            \
+    "ldrd   %[we], %[wo], [%[g], #" woff "]\n\t"       \
+    "smlabb %[a0], %[v], %[we], %[a0]\n\t"             \
+    "smlatt %[a2], %[v], %[we], %[a2]\n\t"             \
+    "smlabb %[a1], %[vo], %[wo], %[a1]\n\t"            \
+    "smlatt %[a3], %[vo], %[wo], %[a3]\n\t"
+/* Requantize accumulator j (full int8 range) and store it at out[j]. */
+#define DW_RQ(acc, mk, ra, j)                          \
+    "ldrd   %[we], %[wo], [%[g], #" mk "]\n\t"         \
+    "ldr    %[v], [%[g], #" ra "]\n\t"                 \
+    "smmulr " acc ", " acc ", %[we]\n\t"               \
+    "add    %[v], %[v], " acc "\n\t"                   \
+    "add    " acc ", %[v], " acc ", asr #31\n\t"       \
+    "asr    " acc ", " acc ", %[wo]\n\t"               \
+    "ssat   " acc ", #8, " acc "\n\t"                  \
+    "strb   " acc ", [%[out], #" j "]\n\t"
+
+/* An interior pixel whose window starts at x, full int8 range: every group of four channels in one asm block
+ * (the offsets are those of tinyml_dw_group_t: bias 0, rq 16, w 64). */
+static void interior_full(const int8_t *x, int32_t c, int32_t row, const tinyml_dw_group_t *g, int32_t groups,
+                          int8_t *out) {
+    for (; groups > 0; --groups, ++g, x += 4, out += 4) {
+        int32_t a0, a1, a2, a3, v, vo, we, wo;
+        __asm__ volatile(
+            "ldrd   %[a0], %[a1], [%[g]]\n\t"
+            "ldrd   %[a2], %[a3], [%[g], #8]\n\t"
+            DW_TAP("[%[x]]", "64") DW_TAP("[%[x], %[c]]", "72") DW_TAP("[%[x], %[c], lsl #1]", "80")
+            "add    %[x], %[x], %[row]\n\t"
+            DW_TAP("[%[x]]", "88") DW_TAP("[%[x], %[c]]", "96") DW_TAP("[%[x], %[c], lsl #1]", "104")
+            "add    %[x], %[x], %[row]\n\t"
+            DW_TAP("[%[x]]", "112") DW_TAP("[%[x], %[c]]", "120") DW_TAP("[%[x], %[c], lsl #1]", "128")
+            "sub    %[x], %[x], %[row], lsl #1\n\t"
+            DW_RQ("%[a0]", "16", "24", "0") DW_RQ("%[a1]", "28", "36", "1") DW_RQ("%[a2]", "40", "48", "2")
+            DW_RQ("%[a3]", "52", "60", "3")
+            : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [v] "=&r"(v), [vo] "=&r"(vo),
+              [we] "=&r"(we), [wo] "=&r"(wo), [x] "+r"(x)
+            : [c] "r"(c), [row] "r"(row), [g] "r"(g), [out] "r"(out)
+            : "memory");
+    }
+}
+#undef DW_RQ
+#undef DW_TAP
+
+/* One output pixel, groups of four channels, SIMD in C (border pixels and bounded activations).
+ * tap[t] + c addresses tap t of channel c. Returns the first channel left for the plain path. */
+static int32_t pixel_simd(const depthwise_conv2d_params_t *p, const int8_t *const tap[9], int8_t *out) {
+    const tinyml_dw_group_t *g = p->groups;
+    int32_t c = 0;
+    for (; c + 4 <= p->in_c; c += 4, ++g) {
+        int32_t a0 = g->bias[0], a1 = g->bias[1], a2 = g->bias[2], a3 = g->bias[3];
+        for (int32_t t = 0; t < 9; ++t) {
+            const int32_t v = tinyml_load32(tap[t] + c);
+            const int32_t ve = __sxtb16(v), vo = tinyml_sxtb16_hi(v);
+            const int32_t we = tinyml_load32(&g->w[t][0]), wo = tinyml_load32(&g->w[t][2]);
+            a0 = __smlabb(ve, we, a0);
+            a2 = __smlatt(ve, we, a2);
+            a1 = __smlabb(vo, wo, a1);
+            a3 = __smlatt(vo, wo, a3);
+        }
+        out[c] = out8(a0, g->rq[0], &p->q);
+        out[c + 1] = out8(a1, g->rq[1], &p->q);
+        out[c + 2] = out8(a2, g->rq[2], &p->q);
+        out[c + 3] = out8(a3, g->rq[3], &p->q);
+    }
+    return c;
+}
+#endif
+
+TINYML_KERNEL void depthwise_conv2d_3x3_s8(const depthwise_conv2d_params_t *p, const int8_t *input,
+                                           int8_t *output) {
+    const int32_t c = p->in_c;
+#if defined(__ARM_FEATURE_DSP)
+    const int full = p->q.act_min == -128 && p->q.act_max == 127;
+    const int32_t row = p->in_w * c;
+    int8_t *pad = (int8_t *)p->scratch; /* in_zp bytes: what taps in the padding read */
+    memset(pad, (int8_t)p->q.in_zp, (size_t)c);
+#endif
+    for (int32_t oy = 0; oy < p->out_h; ++oy) {
+        const int32_t iy0 = oy * p->stride_h - p->pad_top;
+        for (int32_t ox = 0; ox < p->out_w; ++ox, output += c) {
+            const int32_t ix0 = ox * p->stride_w - p->pad_left;
+            int32_t c0 = 0;
+#if defined(__ARM_FEATURE_DSP)
+            const int interior = iy0 >= 0 && iy0 + 3 <= p->in_h && ix0 >= 0 && ix0 + 3 <= p->in_w;
+            if (interior && full) {
+                interior_full(input + (iy0 * p->in_w + ix0) * c, c, row, p->groups, c / 4, output);
+                c0 = c & ~3;
+            } else {
+                const int8_t *tap[9];
+                for (int32_t t = 0; t < 9; ++t) {
+                    const int32_t iy = iy0 + t / 3, ix = ix0 + t % 3;
+                    const int inside = iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w;
+                    tap[t] = inside ? input + (iy * p->in_w + ix) * c : pad;
+                }
+                c0 = pixel_simd(p, tap, output);
+            }
+#endif
+            if (c0 < c) {
+                pixel_plain(p, input, iy0, ix0, c0, output);
+            }
+        }
+    }
+}
