@@ -20,5 +20,5 @@ def shared() -> Path:
 
 @pytest.fixture(scope="session")
 def artifacts(tmp_path_factory) -> Path:
-    """One directory per test run where expensive artifacts (trained models, builds) are made once and reused."""
+    """One directory per test run: expensive artifacts (trained models, builds) are made once and reused."""
     return tmp_path_factory.mktemp("artifacts")
