@@ -102,9 +102,9 @@ def _tiny_board(tmp_path: Path, flash: int, ram: int) -> Path:
 
 # (flash, RAM of the board, what the refusal must say)
 REFUSALS = [
-    (4 << 20, 64 << 10, [r"needs about {ram} B RAM, board tiny has 65,536 B"]),
+    (4 << 20, 48 << 10, [r"needs about {ram} B RAM, board tiny has 49,152 B"]),
     (128 << 10, 4 << 20, [r"needs about {flash} B flash, board tiny has 131,072 B"]),
-    (128 << 10, 64 << 10, [r"{ram} B RAM", r"{flash} B flash"]),
+    (128 << 10, 48 << 10, [r"{ram} B RAM", r"{flash} B flash"]),
 ]
 
 
