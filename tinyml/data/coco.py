@@ -19,10 +19,11 @@ import numpy as np
 from tinyml.data.images import (
     cache_key,
     cached,
-    decode_many,
+    decode_labelled,
     default_cache_dir,
     file_stamp,
     require_dir,
+    unpack_labelled,
     warn,
 )
 from tinyml.errors import TinymlError
@@ -119,22 +120,10 @@ def load_vww(
             keep = np.concatenate([np.flatnonzero(labels == c)[: max(1, limit // 2)] for c in (0, 1)])
             keep.sort()
             paths, labels = [paths[i] for i in keep], labels[keep]
-        x, kept, skipped = decode_many(paths, resolution, channels, "decoding COCO", progress=progress)
-        return {
-            "x": x,
-            "y": labels[kept],
-            "skipped": np.array(len(skipped)),
-            "first_skipped": np.array(str(skipped[0]) if skipped else ""),
-        }
+        return decode_labelled(paths, labels, resolution, channels, "decoding COCO", progress)
 
-    arrays = cached(cache, build)
-    if int(arrays["skipped"]):
-        warn(
-            f"skipped {int(arrays['skipped'])} missing or unreadable COCO image(s) "
-            f"(first: {arrays['first_skipped']})"
-        )
-    y = arrays["y"]
-    for c, name in enumerate(("non_person", "person")):
-        if not (y == c).any():
-            raise TinymlError(f"COCO root {root} gives no readable {name} images")
-    return arrays["x"], y, int(arrays["skipped"])
+    return unpack_labelled(
+        cached(cache, build),
+        "missing or unreadable COCO image(s)",
+        lambda name: f"COCO root {root} gives no readable {name} images",
+    )

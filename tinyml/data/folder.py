@@ -7,18 +7,19 @@ from pathlib import Path
 import numpy as np
 
 from tinyml.data.images import (
+    CLASS_NAMES,
     IMAGE_SUFFIXES,
     cache_key,
     cached,
-    decode_many,
+    decode_labelled,
     default_cache_dir,
     file_stamp,
     require_dir,
-    warn,
+    unpack_labelled,
 )
 from tinyml.errors import TinymlError
 
-CLASS_DIRS = ("non_person", "person")  # label = index
+CLASS_DIRS = CLASS_NAMES  # label = index
 
 
 def list_folder(root: Path) -> list[tuple[Path, int]]:
@@ -66,27 +67,13 @@ def load_folder(
     cache = (cache_dir or default_cache_dir(root)) / f"folder_{resolution}_{channels}_{key}.npz"
 
     def build() -> dict[str, np.ndarray]:
-        x, kept, skipped = decode_many(
-            paths, resolution, channels, f"decoding {root.name}", progress=progress
-        )
-        return {
-            "x": x,
-            "y": labels[kept],
-            "skipped": np.array(len(skipped)),
-            "first_skipped": np.array(str(skipped[0]) if skipped else ""),
-        }
+        return decode_labelled(paths, labels, resolution, channels, f"decoding {root.name}", progress)
 
-    arrays = cached(cache, build)
-    if int(arrays["skipped"]):
-        warn(
-            f"skipped {int(arrays['skipped'])} unreadable image(s) in {root} "
-            f"(first: {arrays['first_skipped']})"
-        )
-    y = arrays["y"]
-    for label, name in enumerate(CLASS_DIRS):
-        if not (y == label).any():
-            raise TinymlError(f"class folder {root / name} holds no readable images")
-    return arrays["x"], y, int(arrays["skipped"])
+    return unpack_labelled(
+        cached(cache, build),
+        f"unreadable image(s) in {root}",
+        lambda name: f"class folder {root / name} holds no readable images",
+    )
 
 
 def _balanced_prefix(items: list[tuple[Path, int]], limit: int) -> list[tuple[Path, int]]:

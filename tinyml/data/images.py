@@ -129,3 +129,33 @@ def require_dir(path: Path, what: str) -> Path:
             f"{what} {path} not found" if not path.exists() else f"{what} {path} is not a directory"
         )
     return path
+
+
+CLASS_NAMES = ("non_person", "person")  # label = index (TFLM person_detect's output order)
+
+
+def decode_labelled(
+    paths: Sequence[Path], labels: np.ndarray, resolution: int, channels: int, desc: str, progress: bool
+) -> dict[str, np.ndarray]:
+    """Decode `paths`, keep the labels of the images that decoded; the skip count travels in the cache."""
+    x, kept, skipped = decode_many(paths, resolution, channels, desc, progress=progress)
+    return {
+        "x": x,
+        "y": labels[kept],
+        "skipped": np.array(len(skipped)),
+        "first_skipped": np.array(str(skipped[0]) if skipped else ""),
+    }
+
+
+def unpack_labelled(
+    arrays: dict[str, np.ndarray], skipped_what: str, empty_class: Callable[[str], str]
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(x, y, skipped): warn once with the count of skipped files, refuse a class with no image left."""
+    skipped = int(arrays["skipped"])
+    if skipped:
+        warn(f"skipped {skipped} {skipped_what} (first: {arrays['first_skipped']})")
+    y = arrays["y"]
+    for label, name in enumerate(CLASS_NAMES):
+        if not (y == label).any():
+            raise TinymlError(empty_class(name))
+    return arrays["x"], y, skipped
