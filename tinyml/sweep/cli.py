@@ -1,10 +1,12 @@
-"""`tinyml sweep`: prune and train many cut points (and magnitude baselines), chart accuracy against cost.
+"""`tinyml sweep`: prune and train many cut points (and magnitude baselines), measure each on the board.
 
     tinyml sweep --base runs/demo/train/best.pt --cuts 1-13 --head dscnn32_16,dense --magnitude 0.5,0.7,0.9 \\
-        --data synthetic --epochs 3 --out runs/demo/sweep --jobs 2
+        --data synthetic --epochs 3 --out runs/demo/sweep --jobs 2 [--board cortex-m | --port /dev/ttyACM0]
 
-Each point lives in SWEEP_DIR/points/<id>/ (checkpoints, metrics, record.json). A rerun skips finished points
-and resumes interrupted ones; SWEEP_DIR/results.{csv,json,md} and acc_vs_*.png cover every finished point.
+Every point goes prune + train -> profile -> int8 quantize (TFLM) -> compile + build for the board -> run on
+it over serial (`--host-only` stops after profile). Each point lives in SWEEP_DIR/points/<id>/ (checkpoints,
+model.tflite, fw/, bench.json, record.json). A rerun skips finished points and resumes interrupted ones;
+SWEEP_DIR/results.{csv,json,md} and acc_vs_*.png cover every finished point.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 from pathlib import Path
 
 from tinyml.data import SPEC_HELP
+from tinyml.errors import TinymlError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,17 +42,69 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads per point (default: all cores, split between --jobs)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    d = p.add_argument_group("device stages (int8 quantize, build, run on the board)")
+    d.add_argument("--host-only", action="store_true",
+                   help="stop after training and profiling: no int8 model, firmware or board run")
+    d.add_argument("--board", default=None,
+                   help="board name from boards/ or a board .toml (default cortex-m, the emulated Cortex-M4)")
+    d.add_argument("--port", default=None,
+                   help="serial port of a real board: each point is flashed (`make flash`, pyocd) and "
+                        "measured there, one at a time")
+    d.add_argument("--baud", type=int, default=None, help="baud rate for --port (default: the board file's)")
+    d.add_argument("--bench-runs", type=int, default=3, metavar="N",
+                   help="timed runs per input on the board (default 3; emulated counts are exact)")
+    d.add_argument("--bench-inputs", type=int, default=2, metavar="N",
+                   help="validation images run on the board and checked against TFLM (default 2)")
+    d.add_argument("--calibration-samples", type=int, default=200, metavar="N",
+                   help="training images calibrating the int8 activation ranges (default 200)")
+
+
+def device_options(args: argparse.Namespace, jobs: int) -> tuple[tuple[str, object], ...]:
+    """The device stages' settings, checked up front (board file, port vs emulated board, parallelism)."""
+    from tinyml.firmware.boards import DEFAULT_BOARD, load_board
+
+    board = load_board(args.board or DEFAULT_BOARD)
+    if args.port and board.emulated:
+        raise TinymlError(f"--port is for real boards; board {board.name} is emulated "
+                          "(QEMU boots each point)")
+    if not args.port and not board.emulated:
+        raise TinymlError(f"board {board.name} is a real board: pass --port (e.g. /dev/ttyACM0), "
+                          "or --host-only")
+    if args.port and jobs > 1:
+        raise TinymlError("--port measures on one board: use --jobs 1 (training can still use all cores)")
+    for flag, n in (("--bench-runs", args.bench_runs), ("--bench-inputs", args.bench_inputs),
+                    ("--calibration-samples", args.calibration_samples)):
+        if n < 1:
+            raise TinymlError(f"{flag} must be at least 1, got {n}")
+    opts = {"board": str(board.path) if args.board and args.board.endswith(".toml") else board.name,
+            "board_name": board.name, "port": args.port, "baud": args.baud, "bench_runs": args.bench_runs,
+            "bench_inputs": args.bench_inputs, "calibration_samples": args.calibration_samples}
+    return tuple(opts.items())
+
+
+def check_same_board(out: Path, options: tuple[tuple[str, object], ...]) -> None:
+    """Device columns of one sweep dir come from one board: refuse to mix boards (the stages would skip)."""
+    import json
+
+    try:
+        old = dict(json.loads((out / "sweep.json").read_text())["context"].get("options") or ())
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    new = dict(options)
+    if old.get("board_name") and old["board_name"] != new.get("board_name"):
+        raise TinymlError(f"{out} holds points measured on board {old['board_name']}, not "
+                          f"{new.get('board_name')}; use another --out")
 
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from tinyml.errors import TinymlError
     from tinyml.models import read_checkpoint_file
     from tinyml.prune.cli import data_settings, resolve_base, split_warning
     from tinyml.sweep.points import make_points, parse_cuts, parse_sparsities
     from tinyml.sweep.report import collect, terminal_table, write_results
     from tinyml.sweep.runner import (
+        DEVICE_STAGES,
         HOST_STAGES,
         SweepContext,
         check_sweep_dir,
@@ -74,24 +129,28 @@ def run(args: argparse.Namespace) -> int:
                           f"--cuts goes to {max(cuts)}")
     base_train = base_obj.get("train") or {}
     s = data_settings(base_train, args.data, args.seed, args.val_fraction, args.limit)
+    options = () if args.host_only else device_options(args, args.jobs)
     ctx = SweepContext(base=str(base), out=str(args.out.resolve()), epochs=args.epochs,
                        batch_size=args.batch_size, augment=args.augment,
                        cache_dir=str(args.cache_dir) if args.cache_dir else None, threads=args.threads,
-                       progress=not args.quiet and args.jobs == 1, stages=HOST_STAGES, **s)
+                       progress=not args.quiet and args.jobs == 1,
+                       stages=HOST_STAGES if args.host_only else DEVICE_STAGES, options=options, **s)
     ctx.train_config()  # validates epochs and batch size before any work
+    if not args.host_only:
+        check_same_board(args.out, options)
     check_sweep_dir(ctx)
     warn = split_warning(base_train, s)
     if warn:
         print(warn)
     n_depth = len(points) - 1 - len(sparsities)
+    where = "host only" if args.host_only else f"measured on {ctx.option('board_name')}"
     print(f"sweep of {len(points)} points ({n_depth} depth, {len(sparsities)} magnitude, + base) on "
-          f"{ctx.data}, {ctx.epochs} epochs each, {args.jobs} job(s) -> {args.out}")
+          f"{ctx.data}, {ctx.epochs} epochs each, {where}, {args.jobs} job(s) -> {args.out}")
 
     bar = tqdm(total=len(points), desc="sweep", unit="point", disable=args.quiet)
 
     def done(rec: dict) -> None:
-        status = f"error: {rec['error']}" if rec.get("error") else f"val_acc {rec.get('val_acc', 0):.4f}"
-        bar.write(f"{rec['id']}: {status}")
+        bar.write(f"{rec['id']}: {point_status(rec)}")
         bar.update(1)
 
     finished = sum(is_finished(read_record(record_path(ctx, p)), ctx.stages) for p in points)
@@ -103,13 +162,37 @@ def run(args: argparse.Namespace) -> int:
     rows, failed = collect(ctx.out, ctx.settings(), ctx.stages)
     written = write_results(ctx.out, rows, failed, ctx.settings())
     print(terminal_table(rows))
+    no_fit = [r["id"] for r in rows if r.get("fits") is False]
+    if no_fit:
+        print(f"do not fit {ctx.option('board_name')}: {', '.join(no_fit)} (see results.md)")
+    inexact = [r["id"] for r in rows if r.get("bit_exact") is False]
+    if inexact:
+        print(f"MISMATCH: device output differs from TFLM on {', '.join(inexact)} (see their bench.txt)")
     if any(r.get("method") == "magnitude" for r in rows):
         print("note: magnitude points count nonzero params; unstructured sparsity does not shrink a dense "
               "int8 flatbuffer or speed up dense kernels")
     print("wrote " + ", ".join(str(p) for p in written.values()))
     bad = [r for r in records if r.get("error")]
+    if inexact:
+        return 1
     if bad:
         print(f"{len(bad)} point(s) failed (see their record.json; rerun to retry): "
               + ", ".join(r["id"] for r in bad))
         return 1
     return 0
+
+
+def point_status(rec: dict) -> str:
+    """One progress line per finished point: its accuracy, and on the device its latency or 'does not fit'."""
+    if rec.get("error"):
+        return f"error: {rec['error']}"
+    parts = [f"val_acc {rec.get('val_acc', 0):.4f}"]
+    if rec.get("int8_acc") is not None:
+        parts.append(f"int8 {rec['int8_acc']:.4f}")
+    if rec.get("fits") is False:
+        parts.append("does not fit the board")
+    elif rec.get("latency_ms") is not None:
+        parts.append(f"{rec['latency_mean']:,.0f} {rec['latency_unit']} = {rec['latency_ms']:.2f} ms, "
+                     f"flash {rec['flash_bytes']:,} B, RAM {rec['ram_bytes']:,} B, "
+                     f"{'bit-exact' if rec.get('bit_exact') else 'NOT bit-exact'}")
+    return ", ".join(parts)

@@ -1,7 +1,9 @@
-"""Sweep charts: accuracy against a cost (params, MACs; later latency, RAM, flash), one series per method.
+"""Sweep charts: accuracy against a cost (params, MACs, latency, RAM, flash), one series per method.
 
 Each chart marks the unpruned base model with a star, labels depth points with their cut, and outlines the
-Pareto front (no other point is both cheaper and more accurate) so the useful cut points stand out.
+Pareto front (no other point is both cheaper and more accurate) so the useful cut points stand out. On RAM
+and flash charts the board's budget is a vertical line (when it is near the points) and points that do not fit
+are crossed out and left off the front.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def _x(row: dict[str, Any], x_key: str) -> float | None:
 
 def plot_accuracy(rows: Sequence[dict[str, Any]], x_key: str, x_label: str, path: str | os.PathLike,
                   y_key: str = "val_acc", y_label: str = "float validation accuracy",
-                  title: str = "") -> bool:
+                  title: str = "", budget: tuple[float, str] | None = None) -> bool:
     """Write one PNG; returns False (and writes nothing) when no row has both values."""
     import matplotlib
 
@@ -76,12 +78,20 @@ def plot_accuracy(rows: Sequence[dict[str, Any]], x_key: str, x_label: str, path
         if r["method"] == "base":
             ax.plot([_x(r, x_key)], [r[y_key]], marker="*", markersize=18, color="black", linestyle="none",
                     label="base (unpruned)", zorder=3)
+    no_fit = [r for r in usable if r.get("fits") is False]
+    if no_fit:
+        ax.plot([_x(r, x_key) for r in no_fit], [r[y_key] for r in no_fit], marker="x", markersize=14,
+                color="red", linestyle="none", label="does not fit the board", zorder=5)
     pairs = [(float(_x(r, x_key)), float(r[y_key])) for r in usable]
-    front = [pairs[i] for i in pareto_front(pairs)]
+    fitting = [p for p, r in zip(pairs, usable) if r.get("fits") is not False]
+    front = [fitting[i] for i in pareto_front(fitting)]
     if len(front) > 1:
         ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="gray", alpha=0.3,
                 linewidth=5, zorder=0, label="Pareto front (best accuracy at this cost)")
     xs = [p[0] for p in pairs]
+    if budget and budget[0] <= 2 * max(xs):
+        ax.axvline(budget[0], color="red", linestyle=":", linewidth=1.5, label=budget[1], zorder=1)
+        xs.append(budget[0])
     if min(xs) > 0 and max(xs) / min(xs) > 20:
         ax.set_xscale("log")
     ax.xaxis.set_major_formatter(FuncFormatter(human))

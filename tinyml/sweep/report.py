@@ -1,7 +1,8 @@
 """Sweep results: results.json (full records), results.csv (flat columns), results.md (table + plots), PNGs.
 
-Columns are lists, not code: a later stage that adds fields (int8 accuracy, flash, RAM, latency) appends to
-`CSV_COLUMNS`, `TABLE_COLUMNS` and `PLOTS`, and its numbers appear in every output.
+Columns are lists, not code: a later stage that adds fields appends to the column lists and `PLOTS`, and its
+numbers appear in every output. Device columns (int8 accuracy, flash, RAM, latency) and their charts appear
+once any point has them, so a host-only sweep keeps its narrower table.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ CSV_COLUMNS = ["id", "method", "series", "cut", "head", "tail", "sparsity", "val
                "params_bn_stats", "params_folded", "params_trainable", "nonzero_params", "weight_sparsity",
                "params_ratio", "macs", "macs_ratio", "act_peak_bytes", "train_s", "epochs", "best_epoch",
                "checkpoint"]
+DEVICE_CSV_COLUMNS = ["int8_acc", "int8_drop_pts", "d_int8_acc_pts", "tflite_bytes", "board", "fits",
+                      "flash_bytes", "ram_bytes", "flash_size", "ram_size", "latency_unit", "latency_mean",
+                      "latency_p90", "latency_ms", "latency_p90_ms", "clock_hz", "bit_exact", "tflite"]
 # (header, field) of the human table (results.md and the terminal).
 TABLE_COLUMNS = [
     ("point", "id"), ("val acc", "val_acc"), ("Δacc pts", "d_acc_pts"), ("params (+BN)", "params_bn_stats"),
@@ -27,11 +31,25 @@ TABLE_COLUMNS = [
     ("MACs", "macs"), ("MACs vs base", "macs_ratio"), ("act peak B", "act_peak_bytes"),
     ("train s", "train_s"),
 ]
-# (x field, x label, file): one accuracy chart each; a chart whose field no row has is skipped.
-PLOTS = [
-    ("params_folded", "parameters (BN folded; magnitude: nonzero)", "acc_vs_params.png"),
-    ("macs", "MACs per inference", "acc_vs_macs.png"),
+# The table of a device sweep: what the model costs and does on the board. {unit} and {clock} are filled in.
+DEVICE_TABLE_COLUMNS = [
+    ("point", "id"), ("val acc", "val_acc"), ("int8 acc", "int8_acc"), ("int8 drop pts", "int8_drop_pts"),
+    ("Δint8 pts", "d_int8_acc_pts"), ("params", "nonzero_params"), ("MACs", "macs"),
+    (".tflite B", "tflite_bytes"), ("flash B", "flash_bytes"), ("RAM B", "ram_bytes"), ("fits", "fits"),
+    ("{unit} mean", "latency_mean"), ("{unit} p90", "latency_p90"), ("ms @{clock}", "latency_ms"),
+    ("bit-exact", "bit_exact"),
 ]
+# (x field, x label, file, y field, y label): one accuracy chart each, skipped when no row has both values.
+FLOAT_ACC = ("val_acc", "float validation accuracy")
+INT8_ACC = ("int8_acc", "int8 validation accuracy (TFLM)")
+PLOTS = [
+    ("params_folded", "parameters (BN folded; magnitude: nonzero)", "acc_vs_params.png", *FLOAT_ACC),
+    ("macs", "MACs per inference", "acc_vs_macs.png", *FLOAT_ACC),
+    ("latency_ms", "latency on the board (ms at its clock)", "acc_vs_latency.png", *INT8_ACC),
+    ("ram_bytes", "RAM of the firmware (bytes: arena, I/O, runtime, stack)", "acc_vs_ram.png", *INT8_ACC),
+    ("flash_bytes", "flash of the firmware (bytes)", "acc_vs_flash.png", *INT8_ACC),
+]
+BUDGETS = {"ram_bytes": ("ram_size", "board RAM"), "flash_bytes": ("flash_size", "board flash")}
 METHOD_ORDER = {"base": 0, "depth": 1, "magnitude": 2}
 
 
@@ -53,6 +71,8 @@ def with_derived(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             r["params_ratio"] = round(r["nonzero_params"] / base["params_folded"], 4)
         if base and base.get("macs") and r.get("macs") is not None:
             r["macs_ratio"] = round(r["macs"] / base["macs"], 4)
+        if base and r.get("int8_acc") is not None and base.get("int8_acc") is not None:
+            r["d_int8_acc_pts"] = round((r["int8_acc"] - base["int8_acc"]) * 100, 2)
         out.append(r)
     return out
 
@@ -74,9 +94,24 @@ def collect(sweep_dir: str | Path, settings: dict[str, Any], stages: Sequence[st
     return with_derived(sorted(done, key=sort_key)), sorted(failed, key=sort_key)
 
 
+def is_device(rows: Sequence[dict[str, Any]]) -> bool:
+    """Whether any point went through the device stages (then the device columns and charts are shown)."""
+    return any("tflite_bytes" in r for r in rows)
+
+
 def _scalar_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
     extra = [k for r in rows for k, v in r.items() if isinstance(v, (str, int, float, bool)) or v is None]
-    return list(dict.fromkeys([*CSV_COLUMNS, *extra]))
+    return list(dict.fromkeys([*CSV_COLUMNS, *(DEVICE_CSV_COLUMNS if is_device(rows) else ()), *extra]))
+
+
+def table_columns(rows: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(header, field) pairs: the device table names the count unit and the clock of the ms column."""
+    if not is_device(rows):
+        return TABLE_COLUMNS
+    measured = next((r for r in rows if r.get("latency_unit")), {})
+    unit = {"instructions": "instr", "cycles": "cycles"}.get(measured.get("latency_unit"), "count")
+    clock = f"{measured['clock_hz'] / 1e6:g} MHz" if measured.get("clock_hz") else "clock"
+    return [(h.format(unit=unit, clock=clock), k) for h, k in DEVICE_TABLE_COLUMNS]
 
 
 def table_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -86,9 +121,11 @@ def table_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             return f"{v:.2%}"
         if key.endswith("_ratio") and isinstance(v, (int, float)):
             return f"{(v - 1) * 100:+.1f}%"
+        if key == "latency_mean" or key == "latency_p90":
+            return None if v is None else round(v)
         return v
 
-    return [{h: cell(k, r.get(k)) for h, k in TABLE_COLUMNS} for r in rows]
+    return [{h: cell(k, r.get(k)) for h, k in table_columns(rows)} for r in rows]
 
 
 def markdown(rows: Sequence[dict[str, Any]], failed: Sequence[dict[str, Any]], settings: dict[str, Any],
@@ -104,6 +141,8 @@ def markdown(rows: Sequence[dict[str, Any]], failed: Sequence[dict[str, Any]], s
         format_table(table_rows(rows), markdown=True),
         "",
     ]
+    if is_device(rows):
+        lines += device_notes(rows)
     if any(r.get("method") == "magnitude" for r in rows):
         lines += ["Magnitude-pruned points list their nonzero parameters. Unstructured sparsity does not "
                   "shrink a dense int8 flatbuffer or speed up dense kernels: their .tflite size and MACs are "
@@ -115,6 +154,29 @@ def markdown(rows: Sequence[dict[str, Any]], failed: Sequence[dict[str, Any]], s
     return "\n".join(lines) + "\n"
 
 
+def device_notes(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """What the device columns mean, on which board, and which points did not fit or did not match TFLM."""
+    m = next((r for r in rows if r.get("latency_unit")), {})
+    board = next((r.get("board") for r in rows if r.get("board")), "?")
+    unit = m.get("latency_unit", "counts")
+    how = ("exact emulated instructions (identical run after run); ms = instructions at the board clock"
+           if unit == "instructions" else "core cycles (DWT); ms at the board clock")
+    lines = [f"Device columns: int8 model (`.tflite`, accuracy measured in the TFLM interpreter on the same "
+             f"validation split; `int8 drop pts` = float - int8, `Δint8 pts` vs the base's int8 accuracy), "
+             f"compiled to C and built for board `{board}`: flash and RAM of the linked firmware (RAM = "
+             f"arena, input/output, runtime and stack), latency in {how}. `bit-exact`: every output read "
+             "back over serial equals TFLM's byte for byte.", ""]
+    no_fit = [r for r in rows if r.get("fits") is False]
+    if no_fit:
+        lines += ["Points that do not fit the board (not built or not run; flash/RAM are what they would "
+                  "need):", ""] + [f"- `{r['id']}`: {r.get('fit_error', '')}" for r in no_fit] + [""]
+    bad = [r for r in rows if r.get("bit_exact") is False]
+    if bad:
+        lines += ["**Device output differs from TFLM** on:", ""]
+        lines += [f"- `{r['id']}`: {r.get('mismatch')}" for r in bad] + [""]
+    return lines
+
+
 def write_results(sweep_dir: str | Path, rows: list[dict[str, Any]], failed: list[dict[str, Any]],
                   settings: dict[str, Any]) -> dict[str, Path]:
     """Write results.{json,csv,md} and the PNG charts; return the paths written."""
@@ -123,9 +185,18 @@ def write_results(sweep_dir: str | Path, rows: list[dict[str, Any]], failed: lis
     write_json_atomic(written["json"], {"settings": settings, "points": rows, "failed": failed})
     write_csv_atomic(written["csv"], rows, _scalar_columns(rows))
     plots = []
-    for key, label, name in PLOTS:
-        title = f"Pruning sweep: accuracy vs {label.split(' (')[0]}"
-        if plot_accuracy(rows, key, label, d / name, title=title):
+    board = next((r.get("board") for r in rows if r.get("board")), None)
+    for key, label, name, y_key, y_label in PLOTS:
+        title = f"Pruning sweep: {y_label.split(' (')[0]} vs {label.split(' (')[0]}"
+        if board and key in ("latency_ms", "ram_bytes", "flash_bytes"):
+            title += f" on {board}"
+        budget = None
+        if key in BUDGETS:
+            size_key, budget_label = BUDGETS[key]
+            size = next((r.get(size_key) for r in rows if r.get(size_key)), None)
+            budget = (size, f"{budget_label} ({size:,} B)") if size else None
+        if plot_accuracy(rows, key, label, d / name, y_key=y_key, y_label=y_label, title=title,
+                         budget=budget):
             plots.append(name)
             written[name] = d / name
     write_text_atomic(written["md"], markdown(rows, failed, settings, plots))

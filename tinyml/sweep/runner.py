@@ -6,7 +6,7 @@ it.
 A point's record is built by *stages*, each a function `(point, ctx, point_dir, record) -> new fields`:
 
     host sweep:   train (prune + train, or evaluate the base)  ->  profile (params, MACs, activation peak)
-    device sweep: ... + quantize -> compile -> build -> bench  (added by name in STAGES, nothing else changes)
+    device sweep: ... + quantize (int8, TFLM) -> build (compile, export, make) -> bench (run on the board)
 
 After every stage the record is saved atomically with the stage's name in `stages_done`; a rerun runs only
 the stages a record lacks. A killed sweep therefore loses at most the stage in progress of the points in
@@ -39,8 +39,12 @@ Stage = Callable[[Point, "SweepContext", Path, dict[str, Any]], dict[str, Any]]
 STAGES: dict[str, str] = {
     "train": "tinyml.sweep.stages:train_stage",
     "profile": "tinyml.sweep.stages:profile_stage",
+    "quantize": "tinyml.sweep.device:quantize_stage",
+    "build": "tinyml.sweep.device:build_stage",
+    "bench": "tinyml.sweep.device:bench_stage",
 }
 HOST_STAGES = ("train", "profile")
+DEVICE_STAGES = (*HOST_STAGES, "quantize", "build", "bench")
 
 
 @dataclass(frozen=True)
@@ -186,21 +190,26 @@ def _failed(path: Path, record: dict[str, Any], stage: str, message: str) -> dic
 def _worker_init(parent_pid: int, threads: int | None) -> None:
     """In each pool process: share the cores, and exit if the sweep process dies (no orphaned training).
 
-    Ctrl-C is the sweep process's to handle (it terminates the workers), so workers ignore SIGINT.
+    Ctrl-C is the sweep process's to handle (it terminates the workers), so workers ignore SIGINT. SIGTERM
+    unwinds the worker (SystemExit) so a QEMU booted by the bench stage is stopped by its context manager
+    instead of being orphaned; a worker stuck in native code is ended after a grace period.
     """
     import signal
+    import sys
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     if threads:
         import torch
 
         torch.set_num_threads(threads)
 
     def watch() -> None:
-        while True:
-            if os.getppid() != parent_pid:
-                os._exit(1)
+        while os.getppid() == parent_pid:
             time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10.0)
+        os._exit(1)
 
     threading.Thread(target=watch, daemon=True).start()
 
