@@ -365,8 +365,10 @@ def _conv_layer(
             "weights16", "int16_t", pairs.reshape(-1), f"[{oc}][3 rows][(w0, w2), (w1, 0)] int16, doubled"
         )
     elif fast and kh == kw == 1 and ic % 4 == 0:
-        kernel, depth, scratch = "conv2d_1x1_s8", ic, 4 * ic
-        block = 2
+        kernel, depth = "conv2d_1x1_s8", ic
+        # blocks of three pixels (tinyml_mat3_s8) where the kernel takes them, else two (tinyml_mat2_s8)
+        block = 3 if ic % 16 == 0 and oc % 2 == 0 else 2
+        scratch = 2 * block * ic
     elif fast:
         kernel, depth = "conv2d_im2col_s8", (kh * kw * ic + 3) // 4 * 4
         scratch, block = 6 * depth, 2
@@ -495,7 +497,7 @@ def depthwise_conv2d(ctx: OpContext, reference: bool = False) -> Layer:
         kernel = "depthwise_conv2d_3x3_s8"
         weights = _dw_groups(wa, rq)
         refs = (("weights", 0), ("groups", Ref("groups")))
-        scratch = (ic + 3) // 4 * 4
+        scratch = (ic + 3) // 4 * 4 + 9 * (ic // 4 * 4)  # a row of in_zp, then a border pixel's 3x3 window
         params_q = tuple((k, 0 if k == "ch" else v) for k, v in rq.params)
         gap = inplace_gap((ih, iw), ic, (oh, ow), oc, (kh, kw), (sh, sw), (pt, pl), 1)
     else:

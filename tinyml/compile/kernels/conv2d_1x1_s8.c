@@ -1,7 +1,7 @@
-/* CONV_2D with a 1x1 kernel over all input channels (pointwise), any stride: a matrix product, two pixels at a
- * time (tinyml_mat2_s8). A 1x1 kernel never reads padding, so the folded bias is exact everywhere.
+/* CONV_2D with a 1x1 kernel over all input channels (pointwise), any stride: a matrix product, three pixels at a
+ * time (tinyml_mat3_s8) when in_c % 16 == 0 and out_c is even, else two (tinyml_mat2_s8). A 1x1 kernel never reads padding, so the folded bias is exact everywhere.
  * Needs in_c % 4 == 0, pair-blocked weights and the fast requantization (the compiler checks). Pixels are
- * processed in order, two at a time, so the output may overlap the input as far as the planner allows. */
+ * processed in order, in blocks of three or two, so the output may overlap the input as far as the planner allows. */
 #include "tinyml_kernels.h"
 
 static const int8_t *pixel(const conv2d_params_t *p, const int8_t *input, int32_t i) {
@@ -14,7 +14,15 @@ static const int8_t *pixel(const conv2d_params_t *p, const int8_t *input, int32_
 
 TINYML_KERNEL void conv2d_1x1_s8(const conv2d_params_t *p, const int8_t *input, int8_t *output) {
     const int32_t n = p->out_h * p->out_w, out_c = p->out_c;
-    for (int32_t i = 0; i < n; i += 2) {
+    int32_t i = 0;
+    if (p->in_c % 16 == 0 && out_c % 2 == 0) { /* three pixels at a time (the compiler plans blocks of three) */
+        for (; i + 3 <= n; i += 3) {
+            tinyml_mat3_s8(pixel(p, input, i), pixel(p, input, i + 1), pixel(p, input, i + 2), p->in_c, p->weights,
+                           out_c, &p->q, p->scratch, output + i * out_c, output + (i + 1) * out_c,
+                           output + (i + 2) * out_c);
+        }
+    }
+    for (; i < n; i += 2) {
         const int32_t j = i + 1 < n ? i + 1 : i; /* odd pixel count: the last pixel twice */
         tinyml_mat2_s8(pixel(p, input, i), pixel(p, input, j), p->in_c, p->weights, out_c, &p->q, p->scratch,
                        output + i * out_c, output + j * out_c);

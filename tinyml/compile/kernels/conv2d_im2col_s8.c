@@ -1,7 +1,8 @@
 /* CONV_2D, any kernel size, stride, dilation and padding (no groups): each output pixel's receptive field is
  * gathered into a patch (taps outside the image read the input zero point, matching the folded bias), then two
  * patches at a time go through tinyml_mat2_s8. Weights: pair-blocked over the patch padded to a multiple of 4.
- * scratch: two patches, then the widened pair (2 * patch + 4 * patch bytes). */
+ * scratch: two patches, then the widened pair (2 * patch + 4 * patch bytes; the gather of a patch may write up to 3
+ * bytes past it). */
 #include "tinyml_kernels.h"
 
 /* Copy n bytes, a word at a time then the tail (patches are short: a memcpy call per tap costs more). */
@@ -23,6 +24,24 @@ static void gather(const conv2d_params_t *p, const int8_t *input, int32_t i, int
     const int32_t iy0 = oy * p->stride_h - p->pad_top, ix0 = ox * p->stride_w - p->pad_left;
     const int8_t zp = (int8_t)p->q.in_zp;
     int8_t *dst = patch;
+    if (p->dil_h == 1 && p->dil_w == 1 && iy0 >= 0 && iy0 + p->k_h <= p->in_h && ix0 >= 0 &&
+        ix0 + p->k_w <= p->in_w) {
+        /* whole window inside: each kernel row is k_w * c contiguous bytes, copied a word at a time. A row's
+         * last word may run up to 3 bytes past it: into the next row (copied after it), or past the patch
+         * (into the next patch or the widened vectors, written later; the padding to a multiple of 4 meets
+         * zero weights, so its bytes need not be zero). The source may not run past the input. */
+        const int32_t row = p->k_w * c, words = (row + 3) >> 2, stride = p->in_w * c;
+        const int8_t *src = input + (iy0 * p->in_w + ix0) * c;
+        if (src + (p->k_h - 1) * stride + 4 * words <= input + p->in_h * stride) {
+            for (int32_t ky = 0; ky < p->k_h; ++ky, src += stride, dst += row) {
+                for (int32_t j = 0; j < words; ++j) {
+                    const int32_t v = tinyml_load32(src + 4 * j);
+                    memcpy(dst + 4 * j, &v, 4);
+                }
+            }
+            return;
+        }
+    }
     for (int32_t ky = 0; ky < p->k_h; ++ky) {
         const int32_t iy = iy0 + ky * p->dil_h;
         const int row_inside = iy >= 0 && iy < p->in_h;

@@ -3,7 +3,8 @@
  * accumulators come out as the 2 * acc the fast requantization takes). On DSP cores an interior pixel runs
  * each group in one block of 109 instructions for 36 MACs (SXTB16 splits an input word into lanes 0,2 and
  * 1,3; SMLABB/SMLATT multiply them by the weights); border pixels read taps in the padding from a row of
- * in_zp bytes in scratch. Pixels are processed in order, so the output may overlap the input as far as the
+ * in_zp bytes in scratch (or, full int8 range, are copied into a 3x3 patch in scratch that the interior code
+ * runs on). Pixels are processed in order, so the output may overlap the input as far as the
  * planner allows. Needs the fast requantization (the compiler checks). */
 #include "tinyml_kernels.h"
 
@@ -40,40 +41,48 @@ static void pixel_plain(const depthwise_conv2d_params_t *p, const int8_t *input,
     "smlatt %[a2], %[v], %[we], %[a2]\n\t"             \
     "smlabb %[a1], %[vo], %[wo], %[a1]\n\t"            \
     "smlatt %[a3], %[vo], %[wo], %[a3]\n\t"
-/* Requantize accumulator j (full int8 range) and store it at out[j]. */
-#define DW_RQ(acc, mk, ra, j)                          \
+/* Requantize accumulator j (full int8 range; ADD: TINYML_RQ_ADD_SIGN or _RELU) and store it at out[j]. */
+#define DW_RQ(acc, mk, ra, j, ADD)                     \
     "ldrd   %[we], %[wo], [%[g], #" mk "]\n\t"         \
     "ldr    %[v], [%[g], #" ra "]\n\t"                 \
     "smmulr " acc ", " acc ", %[we]\n\t"               \
-    "add    %[v], %[v], " acc "\n\t"                   \
-    "add    " acc ", %[v], " acc ", asr #31\n\t"       \
+    ADD(acc, "%[v]", "%[v]")                           \
     "asr    " acc ", " acc ", %[wo]\n\t"               \
     "ssat   " acc ", #8, " acc "\n\t"                  \
     "strb   " acc ", [%[out], #" j "]\n\t"
+#define DW_GROUP(ADD)                                                                                           \
+    __asm__ volatile(                                                                                           \
+        "ldrd   %[a0], %[a1], [%[g]]\n\t"                                                                       \
+        "ldrd   %[a2], %[a3], [%[g], #8]\n\t"                                                                   \
+        DW_TAP("[%[x]]", "64") DW_TAP("[%[x], %[c]]", "72") DW_TAP("[%[x], %[c], lsl #1]", "80")                \
+        "add    %[x], %[x], %[row]\n\t"                                                                         \
+        DW_TAP("[%[x]]", "88") DW_TAP("[%[x], %[c]]", "96") DW_TAP("[%[x], %[c], lsl #1]", "104")               \
+        "add    %[x], %[x], %[row]\n\t"                                                                         \
+        DW_TAP("[%[x]]", "112") DW_TAP("[%[x], %[c]]", "120") DW_TAP("[%[x], %[c], lsl #1]", "128")             \
+        "sub    %[x], %[x], %[row], lsl #1\n\t"                                                                 \
+        DW_RQ("%[a0]", "16", "24", "0", ADD) DW_RQ("%[a1]", "28", "36", "1", ADD)                               \
+        DW_RQ("%[a2]", "40", "48", "2", ADD) DW_RQ("%[a3]", "52", "60", "3", ADD)                               \
+        : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [v] "=&r"(v), [vo] "=&r"(vo),         \
+          [we] "=&r"(we), [wo] "=&r"(wo), [x] "+r"(x)                                                           \
+        : [c] "r"(c), [row] "r"(row), [g] "r"(g), [out] "r"(out)                                                \
+        : "memory")
 
-/* An interior pixel whose window starts at x, full int8 range: every group of four channels in one asm block
- * (the offsets are those of tinyml_dw_group_t: bias 0, rq 16, w 64). */
+/* An interior pixel whose window starts at x, full int8 range (mode TINYML_FULL or TINYML_FULL_RELU): every
+ * group of four channels in one asm block (the offsets are those of tinyml_dw_group_t: bias 0, rq 16, w 64). */
 static void interior_full(const int8_t *x, int32_t c, int32_t row, const tinyml_dw_group_t *g, int32_t groups,
-                          int8_t *out) {
-    for (; groups > 0; --groups, ++g, x += 4, out += 4) {
-        int32_t a0, a1, a2, a3, v, vo, we, wo;
-        __asm__ volatile(
-            "ldrd   %[a0], %[a1], [%[g]]\n\t"
-            "ldrd   %[a2], %[a3], [%[g], #8]\n\t"
-            DW_TAP("[%[x]]", "64") DW_TAP("[%[x], %[c]]", "72") DW_TAP("[%[x], %[c], lsl #1]", "80")
-            "add    %[x], %[x], %[row]\n\t"
-            DW_TAP("[%[x]]", "88") DW_TAP("[%[x], %[c]]", "96") DW_TAP("[%[x], %[c], lsl #1]", "104")
-            "add    %[x], %[x], %[row]\n\t"
-            DW_TAP("[%[x]]", "112") DW_TAP("[%[x], %[c]]", "120") DW_TAP("[%[x], %[c], lsl #1]", "128")
-            "sub    %[x], %[x], %[row], lsl #1\n\t"
-            DW_RQ("%[a0]", "16", "24", "0") DW_RQ("%[a1]", "28", "36", "1") DW_RQ("%[a2]", "40", "48", "2")
-            DW_RQ("%[a3]", "52", "60", "3")
-            : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [v] "=&r"(v), [vo] "=&r"(vo),
-              [we] "=&r"(we), [wo] "=&r"(wo), [x] "+r"(x)
-            : [c] "r"(c), [row] "r"(row), [g] "r"(g), [out] "r"(out)
-            : "memory");
+                          int8_t *out, int mode) {
+    int32_t a0, a1, a2, a3, v, vo, we, wo;
+    if (mode == TINYML_FULL_RELU) {
+        for (; groups > 0; --groups, ++g, x += 4, out += 4) {
+            DW_GROUP(TINYML_RQ_ADD_RELU);
+        }
+    } else {
+        for (; groups > 0; --groups, ++g, x += 4, out += 4) {
+            DW_GROUP(TINYML_RQ_ADD_SIGN);
+        }
     }
 }
+#undef DW_GROUP
 #undef DW_RQ
 #undef DW_TAP
 
@@ -106,7 +115,7 @@ TINYML_KERNEL void depthwise_conv2d_3x3_s8(const depthwise_conv2d_params_t *p, c
                                            int8_t *output) {
     const int32_t c = p->in_c;
 #if defined(__ARM_FEATURE_DSP)
-    const int full = p->q.act_min == -128 && p->q.act_max == 127;
+    const int mode = tinyml_rq_mode(&p->q);
     const int32_t row = p->in_w * c;
     int8_t *pad = (int8_t *)p->scratch; /* in_zp bytes: what taps in the padding read */
     memset(pad, (int8_t)p->q.in_zp, (size_t)c);
@@ -118,9 +127,26 @@ TINYML_KERNEL void depthwise_conv2d_3x3_s8(const depthwise_conv2d_params_t *p, c
             int32_t c0 = 0;
 #if defined(__ARM_FEATURE_DSP)
             const int interior = iy0 >= 0 && iy0 + 3 <= p->in_h && ix0 >= 0 && ix0 + 3 <= p->in_w;
-            if (interior && full) {
-                interior_full(input + (iy0 * p->in_w + ix0) * c, c, row, p->groups, c / 4, output);
+            if (interior && mode != TINYML_CLAMP) {
+                interior_full(input + (iy0 * p->in_w + ix0) * c, c, row, p->groups, c / 4, output, mode);
                 c0 = c & ~3;
+            } else if (mode != TINYML_CLAMP && c >= 4) {
+                /* border pixel: its 3x3 window (the groups of four channels) copied into a patch, in_zp where
+                 * a tap is in the padding, then the interior code on the patch */
+                const int32_t cg = c & ~3;
+                int8_t *patch = pad + ((c + 3) & ~3);
+                for (int32_t t = 0; t < 9; ++t) {
+                    const int32_t iy = iy0 + t / 3, ix = ix0 + t % 3;
+                    const int inside = iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w;
+                    const int8_t *src = inside ? input + (iy * p->in_w + ix) * c : pad;
+                    int8_t *dst = patch + t * cg;
+                    for (int32_t j = 0; j < cg; j += 4) {
+                        const int32_t v = tinyml_load32(src + j);
+                        memcpy(dst + j, &v, 4);
+                    }
+                }
+                interior_full(patch, cg, 3 * cg, p->groups, c / 4, output, mode);
+                c0 = cg;
             } else {
                 const int8_t *tap[9];
                 for (int32_t t = 0; t < 9; ++t) {

@@ -75,7 +75,8 @@ typedef struct {
 /* DEPTHWISE_CONV_2D, out_c = in_c * depth_mult; output channel c reads input channel c / depth_mult.
  * Reference kernel depthwise_conv2d_s8: weights [k_h][k_w][out_c] int8, q.ch per channel.
  * depthwise_conv2d_3x3_s8 (3x3, depth_mult 1, dilation 1): groups [in_c / 4 rounded up] hold weights and
- * requantization (q.ch unused); scratch: in_c bytes rounded up to 4. */
+ * requantization (q.ch unused); scratch: in_c bytes rounded up to 4 (a row of in_zp), then 9 * (in_c rounded
+ * down to 4) (a border pixel's window). */
 typedef struct {
     int32_t in_h, in_w, in_c, out_h, out_w, out_c;
     int32_t k_h, k_w, depth_mult;
@@ -147,6 +148,10 @@ void pad_s8(const pad_params_t *p, const int8_t *input, int8_t *output);
  * times pair-blocked weights [out_c/2][depth/4][2][4] -> two output vectors. scratch: 4 * depth bytes. */
 void tinyml_mat2_s8(const int8_t *xa, const int8_t *xb, int32_t depth, const int8_t *weights, int32_t out_c,
                     const tinyml_requant_t *q, void *scratch, int8_t *ya, int8_t *yb);
+
+/* Three input vectors (depth % 16 == 0, out_c even) at a time; scratch: 6 * depth bytes. */
+void tinyml_mat3_s8(const int8_t *xa, const int8_t *xb, const int8_t *xc, int32_t depth, const int8_t *weights,
+                    int32_t out_c, const tinyml_requant_t *q, void *scratch, int8_t *ya, int8_t *yb, int8_t *yc);
 
 /* ---- integer arithmetic shared by the kernels (gemmlowp / TFLM semantics) ---- */
 
@@ -225,56 +230,58 @@ static inline int32_t tinyml_sxtb16_hi(int32_t x) {
 }
 #endif
 
-#if defined(__ARM_FEATURE_DSP)
-/* Requantize four doubled accumulators (2 * acc) of channels ch[0..3] (fast path, full int8 range) and store
- * them at out[0..3]: 8 instructions per output. */
-static inline void tinyml_out4_full(int32_t a0, int32_t a1, int32_t a2, int32_t a3, const tinyml_channel_t *ch,
-                                    int8_t *out) {
-    int32_t m, k, ra;
-#define TINYML_RQ(acc, o, j)                          \
-    "ldrd   %[m], %[k], [%[ch], #" o "+4]\n\t"       \
-    "ldr    %[ra], [%[ch], #" o "+12]\n\t"           \
-    "smmulr " acc ", " acc ", %[m]\n\t"              \
-    "add    %[ra], %[ra], " acc "\n\t"               \
-    "add    " acc ", %[ra], " acc ", asr #31\n\t"    \
-    "asr    " acc ", " acc ", %[k]\n\t"              \
-    "ssat   " acc ", #8, " acc "\n\t"                \
-    "strb   " acc ", [%[out], #" j "]\n\t"
-    __asm__ volatile(TINYML_RQ("%[a0]", "0", "0") TINYML_RQ("%[a1]", "16", "1") TINYML_RQ("%[a2]", "32", "2")
-                         TINYML_RQ("%[a3]", "48", "3")
-                     : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [m] "=&r"(m), [k] "=&r"(k),
-                       [ra] "=&r"(ra)
-                     : [ch] "r"(ch), [out] "r"(out)
-                     : "memory");
-#undef TINYML_RQ
+/* Fast-path requantization modes of the asm kernels: TINYML_FULL when the activation range is the full int8 range
+ * (SSAT does the clamp), TINYML_FULL_RELU when in addition out_zp == -128: then every t < 0 ends at -128 with or
+ * without the ties-away-from-zero correction (RDBPOT(t, k) <= 0 and (t + 2^(k-1)) >> k <= 0), so it is dropped
+ * (one instruction less per output). TINYML_CLAMP: any other range, plain C. */
+enum { TINYML_CLAMP = 0, TINYML_FULL = 1, TINYML_FULL_RELU = 2 };
+
+static inline int tinyml_rq_mode(const tinyml_requant_t *q) {
+    if (q->act_min != -128 || q->act_max != 127) {
+        return TINYML_CLAMP;
+    }
+    return q->out_zp == -128 ? TINYML_FULL_RELU : TINYML_FULL;
 }
-#endif
+
+/* The rounding step of the asm requantization: acc = t + radd (+ the sign correction). */
+#define TINYML_RQ_ADD_SIGN(acc, t, ra) "add    " t ", " ra ", " acc "\n\t" "add    " acc ", " t ", " acc ", asr #31\n\t"
+#define TINYML_RQ_ADD_RELU(acc, t, ra) "add    " acc ", " ra ", " acc "\n\t"
 
 #if defined(__ARM_FEATURE_DSP)
 /* Requantize (fast path, full int8 range) a 2x2 block of doubled accumulators: channels ch[0], ch[1] of two
- * pixels, stored at ya[0..1] and yb[0..1]. 6.5 instructions per output: parameters loaded once per channel. */
-static inline void tinyml_out2x2_full(int32_t a0, int32_t a1, int32_t b0, int32_t b1, const tinyml_channel_t *ch,
-                                      int8_t *ya, int8_t *yb) {
-    int32_t m, k, ra, t;
-#define TINYML_RQ2(acc, y, j)                         \
+ * pixels, stored at ya[0..1] and yb[0..1]. 6.5 instructions per output (5.5 for TINYML_FULL_RELU): parameters
+ * loaded once per channel. */
+#define TINYML_OUT2X2(ADD)                                                                                      \
+    do {                                                                                                        \
+        int32_t m, k, ra, t;                                                                                    \
+        __asm__ volatile("ldrd   %[m], %[k], [%[ch], #4]\n\t"                                                   \
+                         "ldr    %[ra], [%[ch], #12]\n\t"                                                       \
+                         TINYML_RQ2("%[a0]", "%[ya]", "0", ADD) TINYML_RQ2("%[b0]", "%[yb]", "0", ADD)          \
+                         "ldrd   %[m], %[k], [%[ch], #20]\n\t"                                                  \
+                         "ldr    %[ra], [%[ch], #28]\n\t"                                                       \
+                         TINYML_RQ2("%[a1]", "%[ya]", "1", ADD) TINYML_RQ2("%[b1]", "%[yb]", "1", ADD)          \
+                         : [a0] "+r"(a0), [a1] "+r"(a1), [b0] "+r"(b0), [b1] "+r"(b1), [m] "=&r"(m), [k] "=&r"(k), \
+                           [ra] "=&r"(ra), [t] "=&r"(t)                                                         \
+                         : [ch] "r"(ch), [ya] "r"(ya), [yb] "r"(yb)                                             \
+                         : "memory");                                                                           \
+    } while (0)
+#define TINYML_RQ2(acc, y, j, ADD)                    \
     "smmulr " acc ", " acc ", %[m]\n\t"              \
-    "add    %[t], %[ra], " acc "\n\t"                \
-    "add    " acc ", %[t], " acc ", asr #31\n\t"     \
+    ADD(acc, "%[t]", "%[ra]")                         \
     "asr    " acc ", " acc ", %[k]\n\t"              \
     "ssat   " acc ", #8, " acc "\n\t"                \
     "strb   " acc ", [" y ", #" j "]\n\t"
-    __asm__ volatile("ldrd   %[m], %[k], [%[ch], #4]\n\t"
-                     "ldr    %[ra], [%[ch], #12]\n\t"
-                     TINYML_RQ2("%[a0]", "%[ya]", "0") TINYML_RQ2("%[b0]", "%[yb]", "0")
-                     "ldrd   %[m], %[k], [%[ch], #20]\n\t"
-                     "ldr    %[ra], [%[ch], #28]\n\t"
-                     TINYML_RQ2("%[a1]", "%[ya]", "1") TINYML_RQ2("%[b1]", "%[yb]", "1")
-                     : [a0] "+r"(a0), [a1] "+r"(a1), [b0] "+r"(b0), [b1] "+r"(b1), [m] "=&r"(m), [k] "=&r"(k),
-                       [ra] "=&r"(ra), [t] "=&r"(t)
-                     : [ch] "r"(ch), [ya] "r"(ya), [yb] "r"(yb)
-                     : "memory");
-#undef TINYML_RQ2
+__attribute__((always_inline)) static inline void tinyml_out2x2_full(int32_t a0, int32_t a1, int32_t b0, int32_t b1,
+                                                                     const tinyml_channel_t *ch, int8_t *ya,
+                                                                     int8_t *yb, int mode) {
+    if (mode == TINYML_FULL_RELU) {
+        TINYML_OUT2X2(TINYML_RQ_ADD_RELU);
+    } else {
+        TINYML_OUT2X2(TINYML_RQ_ADD_SIGN);
+    }
 }
+#undef TINYML_RQ2
+#undef TINYML_OUT2X2
 #endif
 
 /* Four int8 as one word (any alignment; a single LDR on Cortex-M3 and up). */

@@ -5,11 +5,11 @@
 #include "tinyml_kernels.h"
 
 #if defined(__ARM_FEATURE_DSP)
-/* All pairs of output channels for two widened vectors s (4 words per group of 4 depth values). `clamp` is NULL
- * for the full int8 range, else the layer's requantization (its activation bounds apply). */
-__attribute__((always_inline)) static inline void pairs_dsp(const int32_t *s, int32_t groups, const int8_t *w, int32_t pairs,
-                                               const tinyml_channel_t *ch, int8_t *ya, int8_t *yb,
-                                               const tinyml_requant_t *clamp) {
+/* All pairs of output channels for two widened vectors s (4 words per group of 4 depth values). `mode`
+ * (tinyml_rq_mode) selects the requantization; TINYML_CLAMP applies the layer's activation bounds. */
+__attribute__((always_inline)) static inline void pairs_dsp(const int32_t *s, int32_t groups, const int8_t *w,
+                                                            int32_t pairs, const tinyml_channel_t *ch, int8_t *ya,
+                                                            int8_t *yb, const tinyml_requant_t *q, int mode) {
     for (; pairs > 0; --pairs, ch += 2, ya += 2, yb += 2) {
         int32_t a0 = ch[0].bias, a1 = ch[1].bias, b0 = a0, b1 = a1;
         const int32_t *x = s;
@@ -37,20 +37,23 @@ __attribute__((always_inline)) static inline void pairs_dsp(const int32_t *s, in
       [w0] "=&r"(t0), [w1] "=&r"(t1), [w0o] "=&r"(t2), [w1o] "=&r"(t3), [x0] "=&r"(t4), [x1] "=&r"(t5)      \
     :                                                                                                        \
     : "cc", "memory"
-        int32_t n = groups >> 1;
+        int32_t n = groups >> 2;
         if (groups & 1) {
             __asm__ volatile(MAT2_GROUP MAT2_OPERANDS);
         }
-        if (n) { /* two groups per iteration */
-            __asm__ volatile("1:\n\t" MAT2_GROUP MAT2_GROUP "subs   %[n], %[n], #1\n\t"
+        if (groups & 2) {
+            __asm__ volatile(MAT2_GROUP MAT2_GROUP MAT2_OPERANDS);
+        }
+        if (n) { /* four groups per iteration */
+            __asm__ volatile("1:\n\t" MAT2_GROUP MAT2_GROUP MAT2_GROUP MAT2_GROUP "subs   %[n], %[n], #1\n\t"
                              "bne    1b\n\t" MAT2_OPERANDS);
         }
 #undef MAT2_OPERANDS
 #undef MAT2_GROUP
-        if (!clamp) {
-            tinyml_out2x2_full(a0, a1, b0, b1, ch, ya, yb);
+        if (mode != TINYML_CLAMP) {
+            tinyml_out2x2_full(a0, a1, b0, b1, ch, ya, yb, mode);
         } else {
-            const int32_t lo = clamp->act_min, hi = clamp->act_max;
+            const int32_t lo = q->act_min, hi = q->act_max;
             ya[0] = tinyml_out8(a0, &ch[0], lo, hi, 0);
             ya[1] = tinyml_out8(a1, &ch[1], lo, hi, 0);
             yb[0] = tinyml_out8(b0, &ch[0], lo, hi, 0);
@@ -62,7 +65,7 @@ __attribute__((always_inline)) static inline void pairs_dsp(const int32_t *s, in
 
 __attribute__((always_inline)) static inline void mat2(const int8_t *xa, const int8_t *xb, int32_t depth,
                                                        const int8_t *w, int32_t out_c, const tinyml_requant_t *q,
-                                                       void *scratch, int8_t *ya, int8_t *yb, int full) {
+                                                       void *scratch, int8_t *ya, int8_t *yb, int mode) {
     const int32_t groups = depth / 4, lo = q->act_min, hi = q->act_max;
     const tinyml_channel_t *ch = q->ch;
     int32_t oc = 0;
@@ -81,7 +84,7 @@ __attribute__((always_inline)) static inline void mat2(const int8_t *xa, const i
     w = (const int8_t *)__builtin_assume_aligned(w, 4); /* the compiler aligns weight arrays to 4 */
     const int32_t pairs = out_c / 2;
     if (pairs) {
-        pairs_dsp(s, groups, w, pairs, ch, ya, yb, full ? 0 : q);
+        pairs_dsp(s, groups, w, pairs, ch, ya, yb, q, mode);
         oc = 2 * pairs;
         w += 8 * groups * pairs;
         ch += 2 * pairs;
@@ -99,8 +102,8 @@ __attribute__((always_inline)) static inline void mat2(const int8_t *xa, const i
             w += 4;
             x += 4;
         } while (x < s + 4 * groups);
-        ya[oc] = tinyml_out8(a0, &ch[0], lo, hi, full);
-        yb[oc] = tinyml_out8(b0, &ch[0], lo, hi, full);
+        ya[oc] = tinyml_out8(a0, &ch[0], lo, hi, mode);
+        yb[oc] = tinyml_out8(b0, &ch[0], lo, hi, mode);
     }
 #else
     (void)scratch;
@@ -116,10 +119,10 @@ __attribute__((always_inline)) static inline void mat2(const int8_t *xa, const i
                 b1 += v * w1;
             }
         }
-        ya[oc] = tinyml_out8(ch[0].bias + 2 * a0, &ch[0], lo, hi, full);
-        ya[oc + 1] = tinyml_out8(ch[1].bias + 2 * a1, &ch[1], lo, hi, full);
-        yb[oc] = tinyml_out8(ch[0].bias + 2 * b0, &ch[0], lo, hi, full);
-        yb[oc + 1] = tinyml_out8(ch[1].bias + 2 * b1, &ch[1], lo, hi, full);
+        ya[oc] = tinyml_out8(ch[0].bias + 2 * a0, &ch[0], lo, hi, mode);
+        ya[oc + 1] = tinyml_out8(ch[1].bias + 2 * a1, &ch[1], lo, hi, mode);
+        yb[oc] = tinyml_out8(ch[0].bias + 2 * b0, &ch[0], lo, hi, mode);
+        yb[oc + 1] = tinyml_out8(ch[1].bias + 2 * b1, &ch[1], lo, hi, mode);
     }
     if (oc < out_c) {
         int32_t a0 = 0, b0 = 0;
@@ -127,17 +130,160 @@ __attribute__((always_inline)) static inline void mat2(const int8_t *xa, const i
             a0 += xa[c] * w[c];
             b0 += xb[c] * w[c];
         }
-        ya[oc] = tinyml_out8(ch[0].bias + 2 * a0, &ch[0], lo, hi, full);
-        yb[oc] = tinyml_out8(ch[0].bias + 2 * b0, &ch[0], lo, hi, full);
+        ya[oc] = tinyml_out8(ch[0].bias + 2 * a0, &ch[0], lo, hi, mode);
+        yb[oc] = tinyml_out8(ch[0].bias + 2 * b0, &ch[0], lo, hi, mode);
     }
 #endif
 }
 
 TINYML_KERNEL void tinyml_mat2_s8(const int8_t *xa, const int8_t *xb, int32_t depth, const int8_t *weights,
                                   int32_t out_c, const tinyml_requant_t *q, void *scratch, int8_t *ya, int8_t *yb) {
-    if (q->act_min == -128 && q->act_max == 127) {
-        mat2(xa, xb, depth, weights, out_c, q, scratch, ya, yb, 1);
+    const int mode = tinyml_rq_mode(q);
+    if (mode == TINYML_FULL_RELU) {
+        mat2(xa, xb, depth, weights, out_c, q, scratch, ya, yb, TINYML_FULL_RELU);
+    } else if (mode == TINYML_FULL) {
+        mat2(xa, xb, depth, weights, out_c, q, scratch, ya, yb, TINYML_FULL);
     } else {
-        mat2(xa, xb, depth, weights, out_c, q, scratch, ya, yb, 0);
+        mat2(xa, xb, depth, weights, out_c, q, scratch, ya, yb, TINYML_CLAMP);
     }
+}
+
+/* ---- three vectors at a time (depth % 16 == 0, out_c even): every weight word serves three pixels ---- */
+
+#if defined(__ARM_FEATURE_DSP)
+/* acc[0..5] (channels 2j, 2j+1 of pixels a, b, c; in: the biases, out: the sums) += the widened vectors s
+ * (6 words per group of 4 depth values: a even, a odd, b even, b odd, c even, c odd) times one pair-blocked
+ * weight pair, `iters` times 4 groups. 24 MACs in 20 instructions: six accumulators, four weight halves, two
+ * input halves and the two pointers take all 14 registers, so the loop counter lives on the stack. */
+#define UNUSED __attribute__((unused)) /* a naked function reads its arguments in registers r0-r3 */
+__attribute__((naked, noinline)) static void dot3x2(UNUSED const int32_t *s, UNUSED const int8_t *w,
+                                                    UNUSED int32_t iters, UNUSED int32_t *acc) {
+#define DOT3X2_GROUP                       \
+    "ldrd   r2, r3, [r1], #8\n\t"         \
+    "sxtb16 r10, r2, ror #8\n\t"          \
+    "sxtb16 r2, r2\n\t"                   \
+    "sxtb16 r11, r3, ror #8\n\t"          \
+    "sxtb16 r3, r3\n\t"                   \
+    "ldrd   r12, lr, [r0], #8\n\t"        \
+    "smlad  r4, r12, r2, r4\n\t"          \
+    "smlad  r4, lr, r10, r4\n\t"          \
+    "smlad  r5, r12, r3, r5\n\t"          \
+    "smlad  r5, lr, r11, r5\n\t"          \
+    "ldrd   r12, lr, [r0], #8\n\t"        \
+    "smlad  r6, r12, r2, r6\n\t"          \
+    "smlad  r6, lr, r10, r6\n\t"          \
+    "smlad  r7, r12, r3, r7\n\t"          \
+    "smlad  r7, lr, r11, r7\n\t"          \
+    "ldrd   r12, lr, [r0], #8\n\t"        \
+    "smlad  r8, r12, r2, r8\n\t"          \
+    "smlad  r8, lr, r10, r8\n\t"          \
+    "smlad  r9, r12, r3, r9\n\t"          \
+    "smlad  r9, lr, r11, r9\n\t"
+    __asm__ volatile("push   {r4-r11, lr}\n\t"
+                     "push   {r2, r3}\n\t"
+                     "ldm    r3, {r4-r9}\n\t"
+                     "1:\n\t" DOT3X2_GROUP DOT3X2_GROUP DOT3X2_GROUP DOT3X2_GROUP
+                     "ldr    r2, [sp]\n\t"
+                     "subs   r2, r2, #1\n\t"
+                     "str    r2, [sp]\n\t"
+                     "bne    1b\n\t"
+                     "pop    {r2, r3}\n\t"
+                     "stm    r3, {r4-r9}\n\t"
+                     "pop    {r4-r11, pc}\n\t");
+#undef DOT3X2_GROUP
+}
+#undef UNUSED
+
+/* Requantize (full int8 range) channels ch[0], ch[1] of three pixels: acc as dot3x2 leaves it. */
+#define TINYML_OUT3X2(ADD)                                                                                      \
+    do {                                                                                                        \
+        int32_t m, k, ra, t, v0, v1, v2;                                                                        \
+        __asm__ volatile("ldrd   %[m], %[k], [%[ch], #4]\n\t"                                                   \
+                         "ldr    %[ra], [%[ch], #12]\n\t"                                                       \
+                         "ldr    %[v0], [%[acc]]\n\t"                                                           \
+                         "ldr    %[v1], [%[acc], #8]\n\t"                                                       \
+                         "ldr    %[v2], [%[acc], #16]\n\t"                                                      \
+                         RQ3("%[v0]", "%[ya]", "0", ADD) RQ3("%[v1]", "%[yb]", "0", ADD)                        \
+                         RQ3("%[v2]", "%[yc]", "0", ADD)                                                        \
+                         "ldrd   %[m], %[k], [%[ch], #20]\n\t"                                                  \
+                         "ldr    %[ra], [%[ch], #28]\n\t"                                                       \
+                         "ldr    %[v0], [%[acc], #4]\n\t"                                                       \
+                         "ldr    %[v1], [%[acc], #12]\n\t"                                                      \
+                         "ldr    %[v2], [%[acc], #20]\n\t"                                                      \
+                         RQ3("%[v0]", "%[ya]", "1", ADD) RQ3("%[v1]", "%[yb]", "1", ADD)                        \
+                         RQ3("%[v2]", "%[yc]", "1", ADD)                                                        \
+                         : [m] "=&r"(m), [k] "=&r"(k), [ra] "=&r"(ra), [t] "=&r"(t), [v0] "=&r"(v0),            \
+                           [v1] "=&r"(v1), [v2] "=&r"(v2)                                                       \
+                         : [ch] "r"(ch), [acc] "r"(acc), [ya] "r"(ya), [yb] "r"(yb), [yc] "r"(yc)               \
+                         : "memory");                                                                           \
+    } while (0)
+#define RQ3(acc, y, j, ADD)                           \
+    "smmulr " acc ", " acc ", %[m]\n\t"              \
+    ADD(acc, "%[t]", "%[ra]")                         \
+    "asr    " acc ", " acc ", %[k]\n\t"              \
+    "ssat   " acc ", #8, " acc "\n\t"                \
+    "strb   " acc ", [" y ", #" j "]\n\t"
+
+__attribute__((always_inline)) static inline void mat3(const int32_t *s, int32_t groups, const int8_t *w,
+                                                       int32_t out_c, const tinyml_requant_t *q, int8_t *ya,
+                                                       int8_t *yb, int8_t *yc, int mode) {
+    const tinyml_channel_t *ch = q->ch;
+    int32_t acc[6];
+    for (int32_t oc = 0; oc < out_c; oc += 2, ch += 2, ya += 2, yb += 2, yc += 2, w += 8 * groups) {
+        acc[0] = acc[2] = acc[4] = ch[0].bias;
+        acc[1] = acc[3] = acc[5] = ch[1].bias;
+        dot3x2(s, w, groups >> 2, acc);
+        if (mode == TINYML_FULL_RELU) {
+            TINYML_OUT3X2(TINYML_RQ_ADD_RELU);
+        } else if (mode == TINYML_FULL) {
+            TINYML_OUT3X2(TINYML_RQ_ADD_SIGN);
+        } else {
+            const int32_t lo = q->act_min, hi = q->act_max;
+            ya[0] = tinyml_out8(acc[0], &ch[0], lo, hi, 0);
+            ya[1] = tinyml_out8(acc[1], &ch[1], lo, hi, 0);
+            yb[0] = tinyml_out8(acc[2], &ch[0], lo, hi, 0);
+            yb[1] = tinyml_out8(acc[3], &ch[1], lo, hi, 0);
+            yc[0] = tinyml_out8(acc[4], &ch[0], lo, hi, 0);
+            yc[1] = tinyml_out8(acc[5], &ch[1], lo, hi, 0);
+        }
+    }
+}
+#undef RQ3
+#undef TINYML_OUT3X2
+#endif
+
+TINYML_KERNEL void tinyml_mat3_s8(const int8_t *xa, const int8_t *xb, const int8_t *xc, int32_t depth,
+                                  const int8_t *weights, int32_t out_c, const tinyml_requant_t *q, void *scratch,
+                                  int8_t *ya, int8_t *yb, int8_t *yc) {
+#if defined(__ARM_FEATURE_DSP)
+    /* widen the three vectors once (as tinyml_mat2_s8 does), interleaved per group of 4 depth values */
+    const int32_t groups = depth / 4;
+    int32_t *s = (int32_t *)scratch;
+    for (int32_t g = 0; g < groups; ++g, s += 6) {
+        const int32_t a = tinyml_load32(xa + 4 * g), b = tinyml_load32(xb + 4 * g), c = tinyml_load32(xc + 4 * g);
+        const int32_t a02 = __sxtb16(a), a13 = tinyml_sxtb16_hi(a), b02 = __sxtb16(b), b13 = tinyml_sxtb16_hi(b);
+        const int32_t c02 = __sxtb16(c), c13 = tinyml_sxtb16_hi(c);
+        s[0] = __sadd16(a02, a02);
+        s[1] = __sadd16(a13, a13);
+        s[2] = __sadd16(b02, b02);
+        s[3] = __sadd16(b13, b13);
+        s[4] = __sadd16(c02, c02);
+        s[5] = __sadd16(c13, c13);
+    }
+    s = (int32_t *)scratch;
+    const int8_t *w = (const int8_t *)__builtin_assume_aligned(weights, 4);
+    const int mode = tinyml_rq_mode(q);
+    if (mode == TINYML_FULL_RELU) {
+        mat3(s, groups, w, out_c, q, ya, yb, yc, TINYML_FULL_RELU);
+    } else if (mode == TINYML_FULL) {
+        mat3(s, groups, w, out_c, q, ya, yb, yc, TINYML_FULL);
+    } else {
+        mat3(s, groups, w, out_c, q, ya, yb, yc, TINYML_CLAMP);
+    }
+#else
+    /* plain C: two vectors, then the third (the planner's in-place gap covers blocks of three pixels, so the
+     * outputs of the first two never overwrite the third's input) */
+    tinyml_mat2_s8(xa, xb, depth, weights, out_c, q, scratch, ya, yb);
+    tinyml_mat2_s8(xc, xc, depth, weights, out_c, q, scratch, yc, yc);
+#endif
 }
