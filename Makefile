@@ -4,7 +4,7 @@ TINYML  := .venv/bin/tinyml
 DEMO    ?= runs/demo
 BOARD   ?= cortex-m
 
-.PHONY: setup demo test test-fast lint flash doctor clean
+.PHONY: setup demo test test-fast lint flash stop doctor clean
 
 setup:
 	@bash scripts/setup.sh
@@ -24,8 +24,22 @@ lint: setup
 flash: setup
 	@$(MAKE) -C firmware flash BOARD=$(BOARD) MODEL=$(MODEL)
 
+# Stop the emulated boards `make flash` started: the one for MODEL= (and BOARD=), or without MODEL every one
+# (each project under firmware/build/ with a QEMU pid file).
+stop:
+	@if [ -n "$(MODEL)" ]; then $(MAKE) --no-print-directory -C firmware stop BOARD=$(BOARD) MODEL=$(MODEL); \
+	else found=; for d in firmware/build/*/; do \
+	  if [ -f "$$d/build/qemu.pid" ]; then found=1; $(MAKE) --no-print-directory -C "$$d" stop; fi; done; \
+	  [ -n "$$found" ] || echo "tinyml: no emulated board is running (nothing started by make flash)"; fi
+
 doctor: setup
 	@$(TINYML) doctor
 
 clean:
 	rm -rf runs build .pytest_cache
+
+# Issue 8 targets table: both shared models on the emulated Cortex-M4 via `tinyml bench` (instructions, arena,
+# RAM, flash, per-layer instructions/MAC) beside TFLM's figures; results in runs/bench-models/.
+.PHONY: bench-models
+bench-models: setup
+	@$(PY) scripts/bench_models.py --out runs/bench-models

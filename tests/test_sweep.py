@@ -1,4 +1,7 @@
-"""`tinyml sweep`: points, resumable records, parallel runs, a killed sweep, results and plots."""
+"""`tinyml sweep --host-only`: points, resumable records, parallel runs, a killed sweep, results and plots.
+
+The device stages (int8, build, bench) are tested in test_sweep_device.py.
+"""
 
 from __future__ import annotations
 
@@ -85,7 +88,7 @@ def extra_stage(point, ctx, pdir, record):
 def test_sweep_end_to_end_rerun_and_extra_stage(tiny_base, tmp_path, capsys):
     out = tmp_path / "sweep"
     argv = ["sweep", "--base", str(tiny_base), "--cuts", "2,4,6,8", "--head", "dscnn32_16,dense",
-            "--magnitude", "0.5", "--epochs", "1", "--out", str(out), "--quiet", *THREADS]
+            "--magnitude", "0.5", "--epochs", "1", "--out", str(out), "--quiet", "--host-only", *THREADS]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "does not shrink a dense int8 flatbuffer" in printed
@@ -146,7 +149,8 @@ def test_sweep_end_to_end_rerun_and_extra_stage(tiny_base, tmp_path, capsys):
     assert header[:len(CSV_COLUMNS)] == CSV_COLUMNS and "extra_kib" in header
 
     # the same directory with other settings is refused, not mixed
-    assert main(["sweep", "--base", str(tiny_base), "--cuts", "2", "--epochs", "2", "--out", str(out)]) == 2
+    assert main(["sweep", "--base", str(tiny_base), "--cuts", "2", "--epochs", "2", "--out", str(out),
+                 "--host-only"]) == 2
     err = capsys.readouterr().err.strip()
     assert "holds a sweep made with other settings (epochs: 1 -> 2)" in err and "\n" not in err
 
@@ -182,7 +186,7 @@ def test_sweep_refuses_another_base(tiny_base, tmp_path, capsys):
 def test_killed_sweep_resumes_without_redoing_points(tiny_base, tmp_path):
     out = tmp_path / "sweep"
     argv = [sys.executable, "-m", "tinyml", "sweep", "--base", str(tiny_base), "--cuts", "1-5",
-            "--head", "dense", "--epochs", "1", "--out", str(out), "--quiet", *THREADS]
+            "--head", "dense", "--epochs", "1", "--out", str(out), "--quiet", "--host-only", *THREADS]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     log = (tmp_path / "stderr.txt").open("w")
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=log)
