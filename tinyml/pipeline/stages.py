@@ -28,7 +28,7 @@ from typing import Any
 
 from tinyml.errors import TinymlError
 from tinyml.pipeline.config import Config, sweep_list_text
-from tinyml.util import write_json_atomic, write_text_atomic
+from tinyml.util import write_bytes_atomic, write_json_atomic, write_text_atomic
 
 STAGE_NAMES = ("train", "sweep", "quantize", "export", "flash", "bench")
 
@@ -105,8 +105,9 @@ class Pipeline:
         self.board = load_board(self.cfg["run"]["board"])
         self.dir.mkdir(parents=True, exist_ok=True)
         self._load_state()
-        if self.cfg.path.resolve() != (self.dir / "pipeline.toml").resolve():
-            shutil.copyfile(self.cfg.path, self.dir / "pipeline.toml")
+        copy, text = self.dir / "pipeline.toml", self.cfg.path.read_bytes()
+        if not copy.exists() or copy.read_bytes() != text:  # the config of the last run, for provenance
+            write_bytes_atomic(copy, text)
         print(f"pipeline {self.cfg.path} -> {self.dir} (board {self.board.name})", flush=True)
         train = self.train()
         sweep = self.sweep(train)
