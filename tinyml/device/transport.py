@@ -19,6 +19,19 @@ from tinyml.firmware.boards import Board
 QEMU_START_TIMEOUT = 10.0
 
 
+def _parent_death_signal() -> object:
+    """Linux: a preexec_fn that makes QEMU get SIGKILL when the process that started it dies, even by SIGKILL
+    (a killed sweep), instead of spinning on in the firmware's serial poll loop. None elsewhere."""
+    try:
+        import ctypes
+        import signal
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
+        return lambda: prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return None
+
+
 class LinkClosed(TinymlError):
     """The other end went away (board unplugged, QEMU exited)."""
 
@@ -129,7 +142,8 @@ class QemuBoard:
         with open(self._log_path, "wb") as log:
             try:
                 self.proc = subprocess.Popen(
-                    cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+                    cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                    preexec_fn=_parent_death_signal(),
                 )
             except FileNotFoundError:
                 raise TinymlError(
