@@ -1,4 +1,4 @@
-"""`tinyml pipeline --config`: config errors are one line; a tiny run goes data -> board; a rerun reuses stages."""
+"""`tinyml pipeline --config`: one-line config errors; a tiny run to the board; reruns reuse stages."""
 
 from __future__ import annotations
 
@@ -69,7 +69,8 @@ def test_example_configs_are_valid(tmp_path, monkeypatch):
     """The documented examples load as they are (pipeline.toml's folder:images made to exist here)."""
     demo = load_config(REPO / "examples" / "demo.toml")
     assert demo["data"]["spec"] == "synthetic" and demo["run"]["board"] == "cortex-m"
-    assert demo["sweep"]["cuts"] == [3, 5, 7, 9] and demo["sweep"]["enabled"] and not demo["sweep"]["host_only"]
+    assert demo["sweep"]["cuts"] == [3, 5, 7, 9] and demo["sweep"]["enabled"]
+    assert not demo["sweep"]["host_only"]
     monkeypatch.chdir(tmp_path)
     (tmp_path / "images").mkdir()
     full = load_config(REPO / "examples" / "pipeline.toml")

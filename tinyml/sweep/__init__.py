@@ -5,5 +5,6 @@
     record = run_point(Point("depth", cut=5, head="dscnn32_16"), SweepContext(base=..., data=..., out=...))
 
 `points.py` names the points, `runner.py` runs them (stages, resume, processes), `stages.py` holds the host
-stages, `report.py` and `plots.py` write results.{csv,json,md} and the PNG charts.
+stages (train, profile), `device.py` the device ones (quantize, build, bench), `report.py` and `plots.py`
+write results.{csv,json,md} and the PNG charts.
 """
