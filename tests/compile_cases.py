@@ -88,6 +88,11 @@ CASES: tuple[Case, ...] = (
     Case("conv3x3_dil2_same", (13, 12, 3), _conv(3, 1, "same", 4, d=2)),
     Case("conv1x1_pointwise", (9, 7, 10), _conv(1, 1, "valid", 13, "relu6"), lo=-0.2, hi=3.0),
     Case("conv1x1_s2", (9, 9, 6), _conv(1, 2, "same", 5)),
+    # depth % 16 == 0: three pixels at a time (tinyml_mat3_s8), with tails of 2 and 1 pixels and every
+    # requantization mode (bounded, ReLU with out_zp -128, none)
+    Case("conv1x1_deep_relu6", (5, 7, 32), _conv(1, 1, "valid", 10, "relu6"), lo=-0.2, hi=3.0),
+    Case("conv1x1_deep_relu", (4, 4, 16), _conv(1, 1, "valid", 6, "relu"), lo=0.0, hi=1.0),
+    Case("conv1x1_deep_linear", (3, 5, 48), _conv(1, 1, "valid", 4)),
     Case(
         "dw3x3_s1_same_relu6",
         (12, 10, 6),
@@ -97,6 +102,7 @@ CASES: tuple[Case, ...] = (
         expect_ops=("DEPTHWISE_CONV_2D",),
     ),
     Case("dw3x3_s2_same_odd", (13, 11, 5), _dw(3, 2, "same"), lo=0.0, hi=1.0),
+    Case("dw3x3_relu_c10", (7, 6, 10), _dw(3, 1, "same", act="relu"), lo=0.0, hi=1.0),  # border patches
     Case("dw5x5_valid_dm2", (11, 9, 3), _dw(5, 1, "valid", dm=2)),
     Case("dw3x3_s2_dm8_1ch", (17, 17, 1), _dw(3, 2, "same", dm=8, act="relu6")),
     Case("dw3x3_dil2", (12, 12, 4), _dw(3, 1, "same", d=2)),

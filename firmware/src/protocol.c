@@ -37,7 +37,9 @@ void proto_reply(const proto_frame_t *request, const void *payload, uint16_t len
 
 void proto_error(uint8_t seq, uint8_t code, uint8_t cmd, const char *message) {
     uint8_t head[2] = {code, cmd};
-    proto_send(MSG_ERROR, seq, head, sizeof head, message, (uint16_t)strlen(message));
+    uint16_t len = 0;
+    while (message[len]) ++len; /* not strlen: newlib's costs 220 B of flash */
+    proto_send(MSG_ERROR, seq, head, sizeof head, message, len);
 }
 
 /* Between polls of an empty UART, spin in registers for a while. Under QEMU every poll of the status

@@ -24,7 +24,7 @@ from tinyml.compile.planner import MemoryPlan
 from tinyml.compile.tflite import TfliteModel
 from tinyml.errors import TinymlError
 
-CTYPE_BYTES = {"int8_t": 1, "int16_t": 2, "int32_t": 4, "tinyml_channel_t": 4}  # per value
+CTYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "int32_t": 4, "tinyml_channel_t": 4}  # per value
 MARKER = "tinyml_compile.json"  # written into every output dir; also what allows replacing an existing dir
 KERNEL_HEADER = "tinyml_kernels.h"
 KERNEL_DEPS = {"conv2d_1x1_s8": ("tinyml_mat_s8",), "conv2d_im2col_s8": ("tinyml_mat_s8",)}
@@ -227,7 +227,7 @@ def _scratch_expr(c: Compiled, layer_pos: int) -> str:
 
 
 def _array(a: ConstArray, var: str, la: Layer, first: bool) -> dict:
-    per_line = {"int8_t": 16, "int16_t": 12}.get(a.ctype, 8)
+    per_line = {"int8_t": 16, "uint8_t": 16, "int16_t": 12}.get(a.ctype, 8)
     return {
         "var": f"{var}_{a.name}",
         "ctype": a.ctype,

@@ -215,16 +215,29 @@ def _requant(
     return Requant(table, fast_table if np.all(ok) else None, q)
 
 
-def _channel_array(rq: Requant, fast: bool) -> ConstArray:
-    if fast:  # the fast kernels accumulate 2 * acc (doubled inputs or weights): the bias is doubled too
-        table = rq.fast_table * np.array([2, 1, 1, 1])
-        return ConstArray(
-            "ch",
-            "tinyml_channel_t",
-            table,
-            "per output channel: {2 x folded bias, M, rshift, radd} (constant channels: M = 0)",
-        )
+def _channel_array(rq: Requant) -> ConstArray:
+    """The reference kernels' per-channel table (tinyml_channel_t)."""
     return ConstArray("ch", "tinyml_channel_t", rq.table, "per output channel: {folded bias, M, rshift, -}")
+
+
+def _channel_pack(rq: Requant) -> tuple[ConstArray, ConstArray]:
+    """The fast kernels' per-channel parameters as kept in flash (tinyml_chpack_t, 9 bytes a channel):
+    {2 x folded bias, M} and rshift. The kernels accumulate 2 * acc (doubled inputs or weights), so the bias
+    is doubled; they derive radd from rshift and out_zp. A constant channel (M = 0) keeps its radd as bias."""
+    assert rq.fast_table is not None
+    t = rq.fast_table
+    const = t[:, 1] == 0
+    bm = np.stack([np.where(const, t[:, 3], 2 * t[:, 0]), t[:, 1]], axis=1)
+    return (
+        ConstArray(
+            "bm", "int32_t", bm.reshape(-1), "per output channel: {2 x folded bias (radd if M = 0), M}"
+        ),
+        ConstArray("rshift", "uint8_t", t[:, 2], "per output channel: rshift"),
+    )
+
+
+def _pack_params(packed: bool) -> Params:
+    return (("bm", Ref("bm") if packed else 0), ("rshift", Ref("rshift") if packed else 0))
 
 
 def _folded_bias(ctx: OpContext, bias: Tensor | None, w_sums: np.ndarray, z_in: int, n: int) -> np.ndarray:
@@ -245,37 +258,6 @@ def _pair_blocked(w_rows: np.ndarray) -> np.ndarray:
     groups = w.shape[1] // 4
     pairs = w[: n - n % 2].reshape(n // 2, 2, groups, 4).transpose(0, 2, 1, 3).reshape(-1)
     return np.concatenate([pairs, w[n - n % 2 :].reshape(-1)])
-
-
-def _dw_groups(w_taps: np.ndarray, rq: Requant) -> ConstArray:
-    """tinyml_dw_group_t records: per group of 4 channels the doubled biases, {M, rshift, radd}, the doubled
-    int16 weights per tap in lanes 0, 2, 1, 3 (padding channels: zero weights, output 0, never stored)."""
-    table = rq.fast_table
-    c = table.shape[0]
-    pad = np.tile(np.array([[0, 0, 1, 1]], np.int64), (-c % 4, 1))
-    t = np.concatenate([table, pad]).reshape(-1, 4, 4)
-    w = _weights16(w_taps).reshape(-1, 9, 4)
-    rows = []
-    for g in range(t.shape[0]):
-        bias = ", ".join(str(2 * int(v)) for v in t[g, :, 0])
-        rq_rows = ", ".join("{" + ", ".join(str(int(v)) for v in t[g, j, 1:]) + "}" for j in range(4))
-        taps = ", ".join("{" + ", ".join(str(int(v)) for v in w[g, k]) + "}" for k in range(9))
-        rows.append(f"{{{{{bias}}}, {{{rq_rows}}}, {{{taps}}}}}")
-    return ConstArray(
-        "groups",
-        "tinyml_dw_group_t",
-        np.zeros(0),
-        "per 4 channels: {2 x bias}, {M, rshift, radd}, {doubled weights per tap, lanes 0,2,1,3}",
-        tuple(rows),
-        136 * len(rows),
-    )
-
-
-def _weights16(w_taps: np.ndarray) -> np.ndarray:
-    """[taps, channels] -> [groups of 4][taps][lanes 0, 2, 1, 3] int16, doubled (depthwise_conv2d_3x3_s8)."""
-    taps, c = w_taps.shape
-    w = np.concatenate([w_taps, np.zeros((taps, -c % 4), w_taps.dtype)], axis=1).astype(np.int64) * 2
-    return w.reshape(taps, -1, 4)[:, :, [0, 2, 1, 3]].transpose(1, 0, 2).reshape(-1)
 
 
 def inplace_gap(
@@ -372,6 +354,8 @@ def _conv_layer(
     elif fast:
         kernel, depth = "conv2d_im2col_s8", (kh * kw * ic + 3) // 4 * 4
         scratch, block = 6 * depth, 2
+    if fast:
+        scratch += 16 * oc  # the channel table, unpacked from flash when the layer starts
     else:
         kernel, depth, scratch, block = "conv2d_s8", 0, 0, 1
     if weights16 is not None:
@@ -388,20 +372,27 @@ def _conv_layer(
             "weights", "int8_t", spec.w_rows.reshape(-1), f"[{oc}][{kh}][{kw}][{spec.filter_c}] OHWI"
         )
     refs = (("weights", 0), ("weights16", Ref("weights16"))) if weights16 else (("weights", Ref("weights")),)
-    params = (*geometry, *refs, ("q", rq.params), ("scratch", Scratch() if scratch else 0))
+    params_q = tuple((k, 0 if k == "ch" else v) for k, v in rq.params) if fast else rq.params
+    params = (
+        *geometry,
+        *refs,
+        ("q", params_q),
+        ("pack", _pack_params(fast)),
+        ("scratch", Scratch() if scratch else 0),
+    )
     gap = (
         inplace_gap((ih, iw), ic, (oh, ow), oc, spec.k, spec.stride, spec.pad, block)
         if dh == dw == 1
         else None
     )
-    chan = _channel_array(rq, fast)
+    chan = _channel_pack(rq) if fast else (_channel_array(rq),)
     return Layer(
         ctx.op.index,
         ctx.op.op,
         kernel,
         "conv2d_params_t",
         params,
-        (weights, chan),
+        (weights, *chan),
         (x.index,),
         y.index,
         y.shape,
@@ -493,20 +484,27 @@ def depthwise_conv2d(ctx: OpContext, reference: bool = False) -> Layer:
         ("pad_top", pt),
         ("pad_left", pl),
     )
-    if rq.fast and not reference and (kh, kw, dm, dh, dw) == (3, 3, 1, 1, 1):
+    weights = ConstArray("weights", "int8_t", wa.reshape(-1), f"[{kh}][{kw}][{oc}] HWC")
+    fast = rq.fast and not reference and (kh, kw, dm, dh, dw) == (3, 3, 1, 1, 1)
+    if fast:
         kernel = "depthwise_conv2d_3x3_s8"
-        weights = _dw_groups(wa, rq)
-        refs = (("weights", 0), ("groups", Ref("groups")))
-        scratch = (ic + 3) // 4 * 4 + 9 * (ic // 4 * 4)  # a row of in_zp, then a border pixel's 3x3 window
+        # tinyml_dw_group_t records built from flash when the layer starts (136 bytes per 4 channels), a row
+        # of in_zp, then a border pixel's 3x3 window
+        scratch = 136 * ((ic + 3) // 4) + (ic + 3) // 4 * 4 + 9 * (ic // 4 * 4)
         params_q = tuple((k, 0 if k == "ch" else v) for k, v in rq.params)
         gap = inplace_gap((ih, iw), ic, (oh, ow), oc, (kh, kw), (sh, sw), (pt, pl), 1)
+        consts = (weights, *_channel_pack(rq))
     else:
         kernel = "depthwise_conv2d_s8"
-        weights = ConstArray("weights", "int8_t", wa.reshape(-1), f"[{kh}][{kw}][{oc}] HWC")
-        refs = (("weights", Ref("weights")), ("groups", 0))
         gap, scratch, params_q = None, 0, rq.params
-    params = (*geometry, *refs, ("q", params_q), ("scratch", Scratch() if scratch else 0))
-    consts = (weights,) if scratch else (weights, _channel_array(rq, False))
+        consts = (weights, _channel_array(rq))
+    params = (
+        *geometry,
+        ("weights", Ref("weights")),
+        ("q", params_q),
+        ("pack", _pack_params(fast)),
+        ("scratch", Scratch() if scratch else 0),
+    )
     return Layer(
         ctx.op.index,
         ctx.op.op,
@@ -558,7 +556,7 @@ def fully_connected(ctx: OpContext, reference: bool = False) -> Layer:
         "fully_connected_s8",
         "fully_connected_params_t",
         params,
-        (weights, _channel_array(rq, False)),
+        (weights, _channel_array(rq)),
         (x.index,),
         y.index,
         y.shape,

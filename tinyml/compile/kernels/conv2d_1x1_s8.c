@@ -14,17 +14,20 @@ static const int8_t *pixel(const conv2d_params_t *p, const int8_t *input, int32_
 
 TINYML_KERNEL void conv2d_1x1_s8(const conv2d_params_t *p, const int8_t *input, int8_t *output) {
     const int32_t n = p->out_h * p->out_w, out_c = p->out_c;
+    tinyml_requant_t q = p->q;
+    q.ch = tinyml_unpack_channels(&p->pack, out_c, q.out_zp, (tinyml_channel_t *)p->scratch);
+    void *scratch = (tinyml_channel_t *)p->scratch + out_c;
     int32_t i = 0;
     if (p->in_c % 16 == 0 && out_c % 2 == 0) { /* three pixels at a time (the compiler plans blocks of three) */
         for (; i + 3 <= n; i += 3) {
             tinyml_mat3_s8(pixel(p, input, i), pixel(p, input, i + 1), pixel(p, input, i + 2), p->in_c, p->weights,
-                           out_c, &p->q, p->scratch, output + i * out_c, output + (i + 1) * out_c,
+                           out_c, &q, scratch, output + i * out_c, output + (i + 1) * out_c,
                            output + (i + 2) * out_c);
         }
     }
     for (; i < n; i += 2) {
         const int32_t j = i + 1 < n ? i + 1 : i; /* odd pixel count: the last pixel twice */
-        tinyml_mat2_s8(pixel(p, input, i), pixel(p, input, j), p->in_c, p->weights, out_c, &p->q, p->scratch,
+        tinyml_mat2_s8(pixel(p, input, i), pixel(p, input, j), p->in_c, p->weights, out_c, &q, scratch,
                        output + i * out_c, output + j * out_c);
     }
 }

@@ -6,10 +6,11 @@
 #include "tinyml_kernels.h"
 
 /* Any pixel, plain C: taps outside the image read in_zp. */
-static void pixel_plain(const conv2d_params_t *p, const int8_t *input, int32_t iy0, int32_t ix0, int8_t *out) {
+static void pixel_plain(const conv2d_params_t *p, const tinyml_channel_t *ch, const int8_t *input, int32_t iy0,
+                        int32_t ix0, int8_t *out) {
     const int16_t *w = p->weights16;
     for (int32_t oc = 0; oc < p->out_c; ++oc, w += 12) {
-        int32_t acc2 = p->q.ch[oc].bias;
+        int32_t acc2 = ch[oc].bias;
         for (int32_t ky = 0; ky < 3; ++ky) {
             const int32_t iy = iy0 + ky;
             for (int32_t kx = 0; kx < 3; ++kx) {
@@ -19,7 +20,7 @@ static void pixel_plain(const conv2d_params_t *p, const int8_t *input, int32_t i
                 acc2 += wk * (inside ? input[iy * p->in_w + ix] : p->q.in_zp);
             }
         }
-        out[oc] = (int8_t)tinyml_clamp(tinyml_requant_fast2(acc2, &p->q.ch[oc]), p->q.act_min, p->q.act_max);
+        out[oc] = (int8_t)tinyml_clamp(tinyml_requant_fast2(acc2, &ch[oc]), p->q.act_min, p->q.act_max);
     }
 }
 
@@ -81,6 +82,8 @@ static void window_border(const conv2d_params_t *p, const int8_t *input, int32_t
 
 TINYML_KERNEL void conv2d_3x3_1ch_s8(const conv2d_params_t *p, const int8_t *input, int8_t *output) {
     const int32_t out_c = p->out_c;
+    const tinyml_channel_t *const chans =
+        tinyml_unpack_channels(&p->pack, out_c, p->q.out_zp, (tinyml_channel_t *)p->scratch);
 #if defined(__ARM_FEATURE_DSP)
     const int32_t in_w = p->in_w, in_h = p->in_h;
     const int mode = tinyml_rq_mode(&p->q);
@@ -106,7 +109,7 @@ TINYML_KERNEL void conv2d_3x3_1ch_s8(const conv2d_params_t *p, const int8_t *inp
                 const int32_t e1 = __sxtb16(v[1]), o1 = tinyml_sxtb16_hi(v[1]);
                 const int32_t e2 = __sxtb16(v[2]), o2 = tinyml_sxtb16_hi(v[2]);
                 const int16_t *w = (const int16_t *)__builtin_assume_aligned(p->weights16, 4);
-                const tinyml_channel_t *ch = p->q.ch;
+                const tinyml_channel_t *ch = chans;
                 if (mode != TINYML_CLAMP) {
                     channels_full(e0, o0, e1, o1, e2, o2, w, ch, output, out_c, mode);
                 } else {
@@ -125,7 +128,7 @@ TINYML_KERNEL void conv2d_3x3_1ch_s8(const conv2d_params_t *p, const int8_t *inp
                 continue;
             }
 #endif
-            pixel_plain(p, input, iy0, ix0, output);
+            pixel_plain(p, chans, input, iy0, ix0, output);
         }
     }
 }

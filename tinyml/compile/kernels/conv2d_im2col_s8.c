@@ -1,7 +1,7 @@
 /* CONV_2D, any kernel size, stride, dilation and padding (no groups): each output pixel's receptive field is
  * gathered into a patch (taps outside the image read the input zero point, matching the folded bias), then two
  * patches at a time go through tinyml_mat2_s8. Weights: pair-blocked over the patch padded to a multiple of 4.
- * scratch: two patches, then the widened pair (2 * patch + 4 * patch bytes; the gather of a patch may write up to 3
+ * scratch: the channel table (16 * out_c bytes), two patches, then the widened pair (2 * patch + 4 * patch bytes; the gather of a patch may write up to 3
  * bytes past it). */
 #include "tinyml_kernels.h"
 
@@ -69,12 +69,14 @@ static void gather(const conv2d_params_t *p, const int8_t *input, int32_t i, int
 TINYML_KERNEL void conv2d_im2col_s8(const conv2d_params_t *p, const int8_t *input, int8_t *output) {
     const int32_t n = p->out_h * p->out_w, out_c = p->out_c;
     const int32_t depth = (p->k_h * p->k_w * p->in_c + 3) & ~3;
-    int8_t *pa = (int8_t *)p->scratch, *pb = pa + depth;
+    tinyml_requant_t q = p->q;
+    q.ch = tinyml_unpack_channels(&p->pack, out_c, q.out_zp, (tinyml_channel_t *)p->scratch);
+    int8_t *pa = (int8_t *)((tinyml_channel_t *)p->scratch + out_c), *pb = pa + depth;
     for (int32_t i = 0; i < n; i += 2) {
         const int32_t j = i + 1 < n ? i + 1 : i;
         gather(p, input, i, pa, depth);
         gather(p, input, j, pb, depth);
-        tinyml_mat2_s8(pa, pb, depth, p->weights, out_c, &p->q, pb + depth, output + i * out_c,
+        tinyml_mat2_s8(pa, pb, depth, p->weights, out_c, &q, pb + depth, output + i * out_c,
                        output + j * out_c);
     }
 }

@@ -1,7 +1,8 @@
 /* DEPTHWISE_CONV_2D 3x3, depth multiplier 1, no dilation, any stride and padding.
  * Channels go in groups of four (tinyml_dw_group_t: biases, requantization, doubled int16 weights, so the
- * accumulators come out as the 2 * acc the fast requantization takes). On DSP cores an interior pixel runs
- * each group in one block of 109 instructions for 36 MACs (SXTB16 splits an input word into lanes 0,2 and
+ * accumulators come out as the 2 * acc the fast requantization takes), built in scratch when the layer starts
+ * from the 18 bytes a channel kept in flash. On DSP cores an interior pixel runs each group in one block of
+ * 105 instructions for 36 MACs (SXTB16 splits an input word into lanes 0,2 and
  * 1,3; SMLABB/SMLATT multiply them by the weights); border pixels read taps in the padding from a row of
  * in_zp bytes in scratch (or, full int8 range, are copied into a 3x3 patch in scratch that the interior code
  * runs on). Pixels are processed in order, so the output may overlap the input as far as the
@@ -15,11 +16,54 @@ static inline int8_t out8(int32_t acc2, const int32_t rq[3], const tinyml_requan
     return (int8_t)tinyml_clamp(tinyml_requant_fast2(acc2, &c), q->act_min, q->act_max);
 }
 
+/* The group records from the packed flash form (int8 weights [9][in_c], tinyml_chpack_t): 18 bytes a channel in
+ * flash, 34 in scratch while the layer runs. Channels past in_c: zero weights, M = 0 (their outputs are never
+ * stored). */
+static const tinyml_dw_group_t *unpack_groups(const depthwise_conv2d_params_t *p, tinyml_dw_group_t *groups) {
+    const int32_t c = p->in_c, n = (c + 3) / 4;
+    tinyml_channel_t t[4];
+    for (int32_t gi = 0; gi < n; ++gi) {
+        tinyml_dw_group_t *g = &groups[gi];
+        const int32_t c0 = 4 * gi, full = c0 + 4 <= c;
+        const tinyml_chpack_t pk = {p->pack.bm + 2 * c0, p->pack.rshift + c0};
+        const int8_t *w = p->weights + c0;
+        if (full) {
+            tinyml_unpack_channels(&pk, 4, p->q.out_zp, t);
+        } else {
+            for (int32_t j = 0; j < 4; ++j) {
+                t[j] = (tinyml_channel_t){0, 0, 1, 1};
+            }
+            tinyml_unpack_channels(&pk, c - c0, p->q.out_zp, t);
+        }
+        for (int32_t j = 0; j < 4; ++j) {
+            g->bias[j] = t[j].bias;
+            g->rq[j][0] = t[j].mult;
+            g->rq[j][1] = t[j].rshift;
+            g->rq[j][2] = t[j].radd;
+        }
+        for (int32_t tap = 0; tap < 9; ++tap, w += c) {
+#if defined(__ARM_FEATURE_DSP)
+            if (full) { /* lanes 0, 2 and 1, 3 of the word, doubled: as SXTB16 gives them */
+                const int32_t v = tinyml_load32(w), e = __sxtb16(v), o = tinyml_sxtb16_hi(v);
+                const int32_t we = __sadd16(e, e), wo = __sadd16(o, o);
+                memcpy(&g->w[tap][0], &we, 4);
+                memcpy(&g->w[tap][2], &wo, 4);
+                continue;
+            }
+#endif
+            for (int32_t j = 0; j < 4; ++j) {
+                g->w[tap][lane[j]] = (int16_t)(c0 + j < c ? 2 * w[j] : 0);
+            }
+        }
+    }
+    return groups;
+}
+
 /* Channels [c0, in_c) of one output pixel, plain C; taps outside the image read in_zp. */
-static void pixel_plain(const depthwise_conv2d_params_t *p, const int8_t *input, int32_t iy0, int32_t ix0,
-                        int32_t c0, int8_t *out) {
+static void pixel_plain(const depthwise_conv2d_params_t *p, const tinyml_dw_group_t *groups, const int8_t *input,
+                        int32_t iy0, int32_t ix0, int32_t c0, int8_t *out) {
     for (int32_t c = c0; c < p->in_c; ++c) {
-        const tinyml_dw_group_t *g = &p->groups[c / 4];
+        const tinyml_dw_group_t *g = &groups[c / 4];
         int32_t acc2 = g->bias[c & 3];
         for (int32_t t = 0; t < 9; ++t) {
             const int32_t iy = iy0 + t / 3, ix = ix0 + t % 3;
@@ -88,8 +132,8 @@ static void interior_full(const int8_t *x, int32_t c, int32_t row, const tinyml_
 
 /* One output pixel, groups of four channels, SIMD in C (border pixels and bounded activations).
  * tap[t] + c addresses tap t of channel c. Returns the first channel left for the plain path. */
-static int32_t pixel_simd(const depthwise_conv2d_params_t *p, const int8_t *const tap[9], int8_t *out) {
-    const tinyml_dw_group_t *g = p->groups;
+static int32_t pixel_simd(const depthwise_conv2d_params_t *p, const tinyml_dw_group_t *g, const int8_t *const tap[9],
+                          int8_t *out) {
     int32_t c = 0;
     for (; c + 4 <= p->in_c; c += 4, ++g) {
         int32_t a0 = g->bias[0], a1 = g->bias[1], a2 = g->bias[2], a3 = g->bias[3];
@@ -114,10 +158,12 @@ static int32_t pixel_simd(const depthwise_conv2d_params_t *p, const int8_t *cons
 TINYML_KERNEL void depthwise_conv2d_3x3_s8(const depthwise_conv2d_params_t *p, const int8_t *input,
                                            int8_t *output) {
     const int32_t c = p->in_c;
+    const tinyml_dw_group_t *groups = unpack_groups(p, (tinyml_dw_group_t *)p->scratch);
 #if defined(__ARM_FEATURE_DSP)
     const int mode = tinyml_rq_mode(&p->q);
     const int32_t row = p->in_w * c;
-    int8_t *pad = (int8_t *)p->scratch; /* in_zp bytes: what taps in the padding read */
+    int8_t *pad = (int8_t *)p->scratch + sizeof(tinyml_dw_group_t) * ((c + 3) / 4); /* in_zp bytes: what taps in
+                                                                                       the padding read */
     memset(pad, (int8_t)p->q.in_zp, (size_t)c);
 #endif
     for (int32_t oy = 0; oy < p->out_h; ++oy) {
@@ -128,7 +174,7 @@ TINYML_KERNEL void depthwise_conv2d_3x3_s8(const depthwise_conv2d_params_t *p, c
 #if defined(__ARM_FEATURE_DSP)
             const int interior = iy0 >= 0 && iy0 + 3 <= p->in_h && ix0 >= 0 && ix0 + 3 <= p->in_w;
             if (interior && mode != TINYML_CLAMP) {
-                interior_full(input + (iy0 * p->in_w + ix0) * c, c, row, p->groups, c / 4, output, mode);
+                interior_full(input + (iy0 * p->in_w + ix0) * c, c, row, groups, c / 4, output, mode);
                 c0 = c & ~3;
             } else if (mode != TINYML_CLAMP && c >= 4) {
                 /* border pixel: its 3x3 window (the groups of four channels) copied into a patch, in_zp where
@@ -145,7 +191,7 @@ TINYML_KERNEL void depthwise_conv2d_3x3_s8(const depthwise_conv2d_params_t *p, c
                         memcpy(dst + j, &v, 4);
                     }
                 }
-                interior_full(patch, cg, 3 * cg, p->groups, c / 4, output, mode);
+                interior_full(patch, cg, 3 * cg, groups, c / 4, output, mode);
                 c0 = cg;
             } else {
                 const int8_t *tap[9];
@@ -154,11 +200,11 @@ TINYML_KERNEL void depthwise_conv2d_3x3_s8(const depthwise_conv2d_params_t *p, c
                     const int inside = iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w;
                     tap[t] = inside ? input + (iy * p->in_w + ix) * c : pad;
                 }
-                c0 = pixel_simd(p, tap, output);
+                c0 = pixel_simd(p, groups, tap, output);
             }
 #endif
             if (c0 < c) {
-                pixel_plain(p, input, iy0, ix0, c0, output);
+                pixel_plain(p, groups, input, iy0, ix0, c0, output);
             }
         }
     }

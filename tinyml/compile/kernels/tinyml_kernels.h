@@ -40,6 +40,15 @@ typedef struct {
     int32_t bias, mult, rshift, radd;
 } tinyml_channel_t;
 
+/* The fast kernels' per-channel parameters as stored in flash (9 bytes a channel instead of 16): bm[2c] is the
+ * doubled folded bias, bm[2c+1] the multiplier M, rshift[c] the shift; radd follows from rshift and out_zp.
+ * A constant channel (M = 0) keeps its radd in bm[2c]. Kernels unpack it into a tinyml_channel_t table in
+ * their scratch when they start (tinyml_unpack_channels). */
+typedef struct {
+    const int32_t *bm;     /* [channels][2] */
+    const uint8_t *rshift; /* [channels] */
+} tinyml_chpack_t;
+
 /* Requantization shared by conv, depthwise and FC. */
 typedef struct {
     int32_t in_zp;               /* input zero point */
@@ -54,14 +63,16 @@ typedef struct {
  * time: [oc/2][in_c/4][2][4] (a last odd channel alone). conv2d_im2col_s8: weights [out_c][patch_pad] with
  * patch = k_h*k_w*in_c zero-padded to a multiple of 4; scratch holds one patch as int16 pairs.
  * conv2d_3x3_1ch_s8 (3x3, in_c 1, no dilation): weights16 [out_c][3 rows][(w0, w2), (w1, 0)] int16 doubled, and
- * the channel table holds doubled biases (the kernel accumulates 2 * acc). */
+ * the channel table holds doubled biases (the kernel accumulates 2 * acc).
+ * The fast kernels (all but conv2d_s8) unpack their channels into the first 16 * out_c bytes of scratch. */
 typedef struct {
     int32_t in_h, in_w, in_c, out_h, out_w, out_c;
     int32_t k_h, k_w, filter_c;
     int32_t stride_h, stride_w, dil_h, dil_w, pad_top, pad_left;
     const int8_t *weights;
     const int16_t *weights16;
-    tinyml_requant_t q;
+    tinyml_requant_t q;          /* the fast kernels: q.ch is NULL, the channels come from pack */
+    tinyml_chpack_t pack;
     void *scratch;               /* arena scratch for the fast kernels (NULL for the reference kernel) */
 } conv2d_params_t;
 
@@ -73,17 +84,17 @@ typedef struct {
 } tinyml_dw_group_t;
 
 /* DEPTHWISE_CONV_2D, out_c = in_c * depth_mult; output channel c reads input channel c / depth_mult.
- * Reference kernel depthwise_conv2d_s8: weights [k_h][k_w][out_c] int8, q.ch per channel.
- * depthwise_conv2d_3x3_s8 (3x3, depth_mult 1, dilation 1): groups [in_c / 4 rounded up] hold weights and
- * requantization (q.ch unused); scratch: in_c bytes rounded up to 4 (a row of in_zp), then 9 * (in_c rounded
- * down to 4) (a border pixel's window). */
+ * weights [k_h][k_w][out_c] int8 (the model's layout). Reference kernel depthwise_conv2d_s8: q.ch per channel.
+ * depthwise_conv2d_3x3_s8 (3x3, depth_mult 1, dilation 1): q.ch NULL, the channels in pack; it builds its
+ * tinyml_dw_group_t records (in_c / 4 rounded up) in scratch, then a row of in_c bytes of in_zp (rounded up to
+ * 4), then 9 * (in_c rounded down to 4) bytes (a border pixel's window). */
 typedef struct {
     int32_t in_h, in_w, in_c, out_h, out_w, out_c;
     int32_t k_h, k_w, depth_mult;
     int32_t stride_h, stride_w, dil_h, dil_w, pad_top, pad_left;
     const int8_t *weights;
-    const tinyml_dw_group_t *groups;
     tinyml_requant_t q;
+    tinyml_chpack_t pack;
     void *scratch;
 } depthwise_conv2d_params_t;
 
@@ -214,6 +225,27 @@ __attribute__((always_inline)) static inline int8_t tinyml_out8(int32_t acc2, co
 #endif
     (void)full;
     return (int8_t)tinyml_clamp(y, lo, hi);
+}
+
+/* The channel table of a fast kernel from its packed form (see tinyml_chpack_t), into dst[0..n). */
+static inline const tinyml_channel_t *tinyml_unpack_channels(const tinyml_chpack_t *pk, int32_t n, int32_t out_zp,
+                                                             tinyml_channel_t *dst) {
+    for (int32_t c = 0; c < n; ++c) {
+        const int32_t b = pk->bm[2 * c], m = pk->bm[2 * c + 1], k = pk->rshift[c];
+        tinyml_channel_t *t = &dst[c];
+        if (m == 0) { /* constant channel: t = 0, output radd >> 1 */
+            t->bias = 0;
+            t->mult = 0;
+            t->rshift = 1;
+            t->radd = b;
+        } else {
+            t->bias = b;
+            t->mult = m;
+            t->rshift = k;
+            t->radd = (int32_t)((1u << (k - 1)) + (uint32_t)out_zp * (1u << k));
+        }
+    }
+    return dst;
 }
 
 /* Rotate right by 8 (GCC folds it into SXTB16's rotate operand). */

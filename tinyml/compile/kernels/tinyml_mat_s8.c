@@ -37,15 +37,12 @@ __attribute__((always_inline)) static inline void pairs_dsp(const int32_t *s, in
       [w0] "=&r"(t0), [w1] "=&r"(t1), [w0o] "=&r"(t2), [w1o] "=&r"(t3), [x0] "=&r"(t4), [x1] "=&r"(t5)      \
     :                                                                                                        \
     : "cc", "memory"
-        int32_t n = groups >> 2;
+        int32_t n = groups >> 1;
         if (groups & 1) {
             __asm__ volatile(MAT2_GROUP MAT2_OPERANDS);
         }
-        if (groups & 2) {
-            __asm__ volatile(MAT2_GROUP MAT2_GROUP MAT2_OPERANDS);
-        }
-        if (n) { /* four groups per iteration */
-            __asm__ volatile("1:\n\t" MAT2_GROUP MAT2_GROUP MAT2_GROUP MAT2_GROUP "subs   %[n], %[n], #1\n\t"
+        if (n) { /* two groups per iteration (deep layers go through tinyml_mat3_s8) */
+            __asm__ volatile("1:\n\t" MAT2_GROUP MAT2_GROUP "subs   %[n], %[n], #1\n\t"
                              "bne    1b\n\t" MAT2_OPERANDS);
         }
 #undef MAT2_OPERANDS
@@ -138,11 +135,10 @@ __attribute__((always_inline)) static inline void mat2(const int8_t *xa, const i
 
 TINYML_KERNEL void tinyml_mat2_s8(const int8_t *xa, const int8_t *xb, int32_t depth, const int8_t *weights,
                                   int32_t out_c, const tinyml_requant_t *q, void *scratch, int8_t *ya, int8_t *yb) {
-    const int mode = tinyml_rq_mode(q);
-    if (mode == TINYML_FULL_RELU) {
+    /* two instances only (flash): TINYML_FULL layers (full range, out_zp != -128: rare, e.g. a last layer
+     * without activation) take the general path, exact for any range */
+    if (tinyml_rq_mode(q) == TINYML_FULL_RELU) {
         mat2(xa, xb, depth, weights, out_c, q, scratch, ya, yb, TINYML_FULL_RELU);
-    } else if (mode == TINYML_FULL) {
-        mat2(xa, xb, depth, weights, out_c, q, scratch, ya, yb, TINYML_FULL);
     } else {
         mat2(xa, xb, depth, weights, out_c, q, scratch, ya, yb, TINYML_CLAMP);
     }
@@ -235,8 +231,6 @@ __attribute__((always_inline)) static inline void mat3(const int32_t *s, int32_t
         dot3x2(s, w, groups >> 2, acc);
         if (mode == TINYML_FULL_RELU) {
             TINYML_OUT3X2(TINYML_RQ_ADD_RELU);
-        } else if (mode == TINYML_FULL) {
-            TINYML_OUT3X2(TINYML_RQ_ADD_SIGN);
         } else {
             const int32_t lo = q->act_min, hi = q->act_max;
             ya[0] = tinyml_out8(acc[0], &ch[0], lo, hi, 0);
@@ -272,11 +266,8 @@ TINYML_KERNEL void tinyml_mat3_s8(const int8_t *xa, const int8_t *xb, const int8
     }
     s = (int32_t *)scratch;
     const int8_t *w = (const int8_t *)__builtin_assume_aligned(weights, 4);
-    const int mode = tinyml_rq_mode(q);
-    if (mode == TINYML_FULL_RELU) {
+    if (tinyml_rq_mode(q) == TINYML_FULL_RELU) { /* two instances, as in tinyml_mat2_s8 */
         mat3(s, groups, w, out_c, q, ya, yb, yc, TINYML_FULL_RELU);
-    } else if (mode == TINYML_FULL) {
-        mat3(s, groups, w, out_c, q, ya, yb, yc, TINYML_FULL);
     } else {
         mat3(s, groups, w, out_c, q, ya, yb, yc, TINYML_CLAMP);
     }

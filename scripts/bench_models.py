@@ -1,0 +1,186 @@
+"""Reproduce the issue-8 targets table with one command: `make bench-models` (or this script).
+
+Both shared models run through `tinyml bench` (the same code as the CLI verb) on the emulated Cortex-M4
+(`cortex-m`, QEMU mps2-an386, -icount: counts are exact instructions), once as shipped (instructions, flash,
+RAM, arena, stack peak) and once with per-layer marks (instructions and instructions/MAC per layer). The
+compiler's memory plan gives the arena against its lower bound max over layers of (inputs + output). TFLM's
+figures are the ones measured in shared/FACTS.md (TFLM built with its own flags on the same emulated board).
+
+Writes OUT/results.json, OUT/results.csv, OUT/per_layer.csv and OUT/results.md, and prints the Markdown.
+
+    .venv/bin/python scripts/bench_models.py [--models DIR] [--out DIR] [--board cortex-m] [--no-per-layer]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+# TFLM on the emulated Cortex-M4 (FACTS.md): instructions per Invoke(), arena, firmware flash
+TFLM: dict[str, dict[str, int]] = {
+    "person_detect": {
+        "ref_instructions": 95_592_387,
+        "cmsis_instructions": 22_928_866,
+        "arena_bytes": 82_292,
+        "flash_ref": 382_508,
+        "flash_cmsis": 397_100,
+    },
+    "vww_96_int8": {
+        "ref_instructions": 100_176_934,
+        "cmsis_instructions": 24_102_368,
+        "arena_bytes": 100_660,
+        "flash_ref": 452_076,
+        "flash_cmsis": 466_668,
+    },
+}
+# issue 8 targets: instructions, peak RAM (arena + scratch + stack the engine adds), firmware flash
+TARGETS: dict[str, dict[str, int | None]] = {
+    "person_detect": {"instructions": 11_500_000, "ram": 40_000, "flash": 250_000},
+    "vww_96_int8": {"instructions": 12_000_000, "ram": 48_000, "flash": None},
+}
+DEFAULT_MODELS = Path("/work/shared/models")
+
+
+def run_bench(model: Path, board: str, per_layer: bool, json_path: Path) -> dict[str, Any]:
+    """`tinyml bench --model M --board B --random 2 --runs 1 [--per-layer] --json PATH`, in process."""
+    from tinyml.device import cli
+
+    p = argparse.ArgumentParser()
+    cli.add_arguments(p)
+    argv = ["--model", str(model), "--board", board, "--random", "2", "--runs", "1", "--json", str(json_path)]
+    args = p.parse_args(argv + (["--per-layer"] if per_layer else []))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = cli.run(args)
+    if rc:
+        sys.stdout.write(out.getvalue())
+        raise SystemExit(f"tinyml bench failed for {model} (exit {rc})")
+    return json.loads(json_path.read_text())
+
+
+def plan(model: Path) -> dict[str, int]:
+    """The compiler's memory plan: arena, lower bound (max over layers of inputs + output) and its layer."""
+    from tinyml.compile import compile_tflite
+
+    with tempfile.TemporaryDirectory() as d:
+        c = compile_tflite(model, Path(d) / "m", "model")
+    return {
+        "arena_bytes": c.plan.arena_bytes,
+        "lower_bound_bytes": c.plan.lower_bound,
+        "lower_bound_layer": c.plan.lower_bound_layer,
+        "live_peak_bytes": c.plan.live_peak,
+    }
+
+
+def mega(n: float) -> str:
+    return f"{n / 1e6:.2f} M"
+
+
+def verdict(value: int, target: int | None) -> str:
+    if target is None:
+        return "-"
+    return "met" if value <= target else "not met"
+
+
+def markdown(rows: list[dict[str, Any]], board: str) -> str:
+    lines = [
+        f"Emulated instruction counts (QEMU `-icount`, board `{board}`; TFLM figures from shared/FACTS.md, "
+        "measured the same way). RAM = arena (scratch included) + stack peak.",
+        "",
+        "| model | TFLM ref | TFLM + CMSIS-NN | tinyml | target | speed-up vs CMSIS-NN | arena (TFLM) "
+        "| RAM (target) | plan lower bound | flash (TFLM+CMSIS-NN) | flash target | bit-exact |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        t, g = TFLM[r["model"]], TARGETS[r["model"]]
+        ram_t = f"{g['ram']:,} B" if g["ram"] else "-"
+        flash_t = f"{g['flash']:,} B ({verdict(r['flash_bytes'], g['flash'])})" if g["flash"] else "-"
+        lines.append(
+            f"| `{r['model']}` | {mega(t['ref_instructions'])} | {mega(t['cmsis_instructions'])} "
+            f"| **{mega(r['instructions'])}** | {mega(g['instructions'] or 0)} "
+            f"({verdict(r['instructions'], g['instructions'])}) "
+            f"| {t['cmsis_instructions'] / r['instructions']:.2f}x "
+            f"| {r['arena_bytes']:,} B ({t['arena_bytes']:,} B) "
+            f"| {r['ram_bytes']:,} B ({ram_t}, {verdict(r['ram_bytes'], g['ram'])}) "
+            f"| {r['lower_bound_bytes']:,} B (layer {r['lower_bound_layer']}) "
+            f"| {r['flash_bytes']:,} B ({t['flash_cmsis']:,} B) | {flash_t} "
+            f"| {'yes' if r['bit_exact'] else 'NO'} |"
+        )
+    for r in rows:
+        if not r.get("per_layer"):
+            continue
+        lines += ["", f"`{r['model']}` per layer (profiling build):", ""]
+        lines += [
+            "| # | op | kernel | MACs | instructions | instr/MAC | % |",
+            "|---|---|---|---:|---:|---:|---:|",
+        ]
+        total = sum(la["count"] for la in r["per_layer"]) or 1
+        for la in r["per_layer"]:
+            pm = f"{la['per_mac']:.2f}" if la["per_mac"] else "-"
+            lines.append(
+                f"| {la['index']} | {la['op']} | {la['kernel'] or '-'} | {la['macs']:,} "
+                f"| {la['count']:,} | {pm} | {100 * la['count'] / total:.1f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--models", type=Path, default=DEFAULT_MODELS, help="directory of the shared .tflite files"
+    )
+    ap.add_argument("--out", type=Path, default=Path("runs/bench-models"), help="where the results go")
+    ap.add_argument("--board", default="cortex-m")
+    ap.add_argument("--no-per-layer", action="store_true", help="skip the per-layer profiling runs")
+    a = ap.parse_args(argv)
+    a.out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    for name in TFLM:
+        model = a.models / f"{name}.tflite"
+        b = run_bench(model, a.board, False, a.out / f"{name}.bench.json")
+        row: dict[str, Any] = {
+            "model": name,
+            "board": a.board,
+            "instructions": int(b["max"]),
+            "bit_exact": bool(b["bit_exact"]),
+            "flash_bytes": int(b["flash_bytes"]),
+            "stack_peak_bytes": int(b["stack_peak_bytes"]),
+            "ram_bytes": int(b["arena_bytes"]) + int(b["stack_peak_bytes"]),
+            "firmware_ram_bytes": int(b["ram_bytes"]),
+            **plan(model),
+            **{f"tflm_{k}": v for k, v in TFLM[name].items()},
+            **{f"target_{k}": v for k, v in TARGETS[name].items()},
+        }
+        if not a.no_per_layer:
+            row["per_layer"] = run_bench(model, a.board, True, a.out / f"{name}.per_layer.json")["per_layer"]
+        rows.append(row)
+    (a.out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+    scalar = [k for k in rows[0] if k != "per_layer"]
+    with open(a.out / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=scalar, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    with open(a.out / "per_layer.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["model", "index", "op", "kernel", "macs", "instructions", "per_mac"])
+        for r in rows:
+            for la in r.get("per_layer") or ():
+                w.writerow(
+                    [r["model"], *(la[k] for k in ("index", "op", "kernel", "macs", "count", "per_mac"))]
+                )
+    md = markdown(rows, a.board)
+    (a.out / "results.md").write_text(md)
+    print(md)
+    print(f"written: {a.out}/results.json, results.csv, per_layer.csv, results.md")
+    return 0 if all(r["bit_exact"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
