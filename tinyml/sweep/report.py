@@ -45,7 +45,7 @@ INT8_ACC = ("int8_acc", "int8 validation accuracy (TFLM)")
 PLOTS = [
     ("params_folded", "parameters (BN folded; magnitude: nonzero)", "acc_vs_params.png", *FLOAT_ACC),
     ("macs", "MACs per inference", "acc_vs_macs.png", *FLOAT_ACC),
-    ("latency_ms", "latency on the board (ms at its clock)", "acc_vs_latency.png", *INT8_ACC),
+    ("latency_ms", "latency (ms at the board clock)", "acc_vs_latency.png", *INT8_ACC),
     ("ram_bytes", "RAM of the firmware (bytes: arena, I/O, runtime, stack)", "acc_vs_ram.png", *INT8_ACC),
     ("flash_bytes", "flash of the firmware (bytes)", "acc_vs_flash.png", *INT8_ACC),
 ]
