@@ -119,7 +119,8 @@ def test_per_layer_profile(shared, artifacts):
     assert abs(total - r.counts[0]) < 0.001 * r.counts[0]  # marks cost almost nothing and are taken out
     for la in r.per_layer:
         if la.macs:
-            assert la.count > la.macs  # at least one instruction per MAC on a Cortex-M4
+            # more than half an instruction per MAC on a Cortex-M4 (the pointwise core: 24 MACs in 20)
+            assert la.count > la.macs // 2
     assert r.device["profile"] == "1" and "-DTINYML_PROFILE" in r.device["cflags"]
     doc = r.to_json()
     assert [d["count"] for d in doc["per_layer"]] == [la.count for la in r.per_layer]
