@@ -2,11 +2,11 @@
  * Channels go in groups of four (tinyml_dw_group_t: biases, requantization, doubled int16 weights, so the
  * accumulators come out as the 2 * acc the fast requantization takes), built in scratch when the layer starts
  * from the 18 bytes a channel kept in flash. On DSP cores an interior pixel runs each group in one block of
- * 105 instructions for 36 MACs (SXTB16 splits an input word into lanes 0,2 and
- * 1,3; SMLABB/SMLATT multiply them by the weights); border pixels read taps in the padding from a row of
- * in_zp bytes in scratch (or, full int8 range, are copied into a 3x3 patch in scratch that the interior code
- * runs on). Pixels are processed in order, so the output may overlap the input as far as the
- * planner allows. Needs the fast requantization (the compiler checks). */
+ * 105 instructions for 36 MACs (SXTB16 splits an input word into lanes 0,2 and 1,3; SMLABB/SMLATT multiply
+ * them by the weights); border pixels read taps in the padding from a row of in_zp bytes in scratch (or, ReLU
+ * with out_zp -128, are copied into a 3x3 patch in scratch that the interior code runs on). Pixels are
+ * processed in order, so the output may overlap the input as far as the planner allows. Needs the fast
+ * requantization (the compiler checks). */
 #include "tinyml_kernels.h"
 
 static const int32_t lane[4] = {0, 2, 1, 3};
@@ -111,19 +111,14 @@ static void pixel_plain(const depthwise_conv2d_params_t *p, const tinyml_dw_grou
         : [c] "r"(c), [row] "r"(row), [g] "r"(g), [out] "r"(out)                                                \
         : "memory")
 
-/* An interior pixel whose window starts at x, full int8 range (mode TINYML_FULL or TINYML_FULL_RELU): every
- * group of four channels in one asm block (the offsets are those of tinyml_dw_group_t: bias 0, rq 16, w 64). */
+/* An interior pixel whose window starts at x, mode TINYML_FULL_RELU (full int8 range, out_zp -128; other ranges
+ * take pixel_simd, which keeps the flash small): every group of four channels in one asm block (the offsets are
+ * those of tinyml_dw_group_t: bias 0, rq 16, w 64). */
 static void interior_full(const int8_t *x, int32_t c, int32_t row, const tinyml_dw_group_t *g, int32_t groups,
-                          int8_t *out, int mode) {
+                          int8_t *out) {
     int32_t a0, a1, a2, a3, v, vo, we, wo;
-    if (mode == TINYML_FULL_RELU) {
-        for (; groups > 0; --groups, ++g, x += 4, out += 4) {
-            DW_GROUP(TINYML_RQ_ADD_RELU);
-        }
-    } else {
-        for (; groups > 0; --groups, ++g, x += 4, out += 4) {
-            DW_GROUP(TINYML_RQ_ADD_SIGN);
-        }
+    for (; groups > 0; --groups, ++g, x += 4, out += 4) {
+        DW_GROUP(TINYML_RQ_ADD_RELU);
     }
 }
 #undef DW_GROUP
@@ -160,7 +155,7 @@ TINYML_KERNEL void depthwise_conv2d_3x3_s8(const depthwise_conv2d_params_t *p, c
     const int32_t c = p->in_c;
     const tinyml_dw_group_t *groups = unpack_groups(p, (tinyml_dw_group_t *)p->scratch);
 #if defined(__ARM_FEATURE_DSP)
-    const int mode = tinyml_rq_mode(&p->q);
+    const int relu = tinyml_rq_mode(&p->q) == TINYML_FULL_RELU;
     const int32_t row = p->in_w * c;
     int8_t *pad = (int8_t *)p->scratch + sizeof(tinyml_dw_group_t) * ((c + 3) / 4); /* in_zp bytes: what taps in
                                                                                        the padding read */
@@ -173,10 +168,10 @@ TINYML_KERNEL void depthwise_conv2d_3x3_s8(const depthwise_conv2d_params_t *p, c
             int32_t c0 = 0;
 #if defined(__ARM_FEATURE_DSP)
             const int interior = iy0 >= 0 && iy0 + 3 <= p->in_h && ix0 >= 0 && ix0 + 3 <= p->in_w;
-            if (interior && mode != TINYML_CLAMP) {
-                interior_full(input + (iy0 * p->in_w + ix0) * c, c, row, groups, c / 4, output, mode);
+            if (interior && relu) {
+                interior_full(input + (iy0 * p->in_w + ix0) * c, c, row, groups, c / 4, output);
                 c0 = c & ~3;
-            } else if (mode != TINYML_CLAMP && c >= 4) {
+            } else if (relu && c >= 4) {
                 /* border pixel: its 3x3 window (the groups of four channels) copied into a patch, in_zp where
                  * a tap is in the padding, then the interior code on the patch */
                 const int32_t cg = c & ~3;
@@ -191,7 +186,7 @@ TINYML_KERNEL void depthwise_conv2d_3x3_s8(const depthwise_conv2d_params_t *p, c
                         memcpy(dst + j, &v, 4);
                     }
                 }
-                interior_full(patch, cg, 3 * cg, groups, c / 4, output, mode);
+                interior_full(patch, cg, 3 * cg, groups, c / 4, output);
                 c0 = cg;
             } else {
                 const int8_t *tap[9];

@@ -272,9 +272,30 @@ TINYML_KERNEL void tinyml_mat3_s8(const int8_t *xa, const int8_t *xb, const int8
         mat3(s, groups, w, out_c, q, ya, yb, yc, TINYML_CLAMP);
     }
 #else
-    /* plain C: two vectors, then the third (the planner's in-place gap covers blocks of three pixels, so the
-     * outputs of the first two never overwrite the third's input) */
-    tinyml_mat2_s8(xa, xb, depth, weights, out_c, q, scratch, ya, yb);
-    tinyml_mat2_s8(xc, xc, depth, weights, out_c, q, scratch, yc, yc);
+    /* plain C: pairs of channels (pair-blocked weights, 8 bytes per group of 4 depth values) for three pixels */
+    const tinyml_channel_t *ch = q->ch;
+    const int32_t lo = q->act_min, hi = q->act_max;
+    (void)scratch;
+    for (int32_t oc = 0; oc < out_c; oc += 2, weights += 2 * depth) {
+        int32_t a0 = 0, a1 = 0, b0 = 0, b1 = 0, c0 = 0, c1 = 0;
+        for (int32_t g = 0; g < depth; g += 4) {
+            for (int32_t j = 0; j < 4; ++j) {
+                const int32_t u = xa[g + j], v = xb[g + j], x = xc[g + j];
+                const int32_t w0 = weights[2 * g + j], w1 = weights[2 * g + 4 + j];
+                a0 += u * w0;
+                a1 += u * w1;
+                b0 += v * w0;
+                b1 += v * w1;
+                c0 += x * w0;
+                c1 += x * w1;
+            }
+        }
+        ya[oc] = tinyml_out8(ch[oc].bias + 2 * a0, &ch[oc], lo, hi, 0);
+        ya[oc + 1] = tinyml_out8(ch[oc + 1].bias + 2 * a1, &ch[oc + 1], lo, hi, 0);
+        yb[oc] = tinyml_out8(ch[oc].bias + 2 * b0, &ch[oc], lo, hi, 0);
+        yb[oc + 1] = tinyml_out8(ch[oc + 1].bias + 2 * b1, &ch[oc + 1], lo, hi, 0);
+        yc[oc] = tinyml_out8(ch[oc].bias + 2 * c0, &ch[oc], lo, hi, 0);
+        yc[oc + 1] = tinyml_out8(ch[oc + 1].bias + 2 * c1, &ch[oc + 1], lo, hi, 0);
+    }
 #endif
 }
