@@ -190,26 +190,22 @@ def _failed(path: Path, record: dict[str, Any], stage: str, message: str) -> dic
 def _worker_init(parent_pid: int, threads: int | None) -> None:
     """In each pool process: share the cores, and exit if the sweep process dies (no orphaned training).
 
-    Ctrl-C is the sweep process's to handle (it terminates the workers), so workers ignore SIGINT. SIGTERM
-    unwinds the worker (SystemExit) so a QEMU booted by the bench stage is stopped by its context manager
-    instead of being orphaned; a worker stuck in native code is ended after a grace period.
+    Ctrl-C is the sweep process's to handle (it terminates the workers), so workers ignore SIGINT. A QEMU a
+    worker booted dies with it (tinyml.device.transport sets its parent-death signal).
     """
     import signal
-    import sys
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     if threads:
         import torch
 
         torch.set_num_threads(threads)
 
     def watch() -> None:
-        while os.getppid() == parent_pid:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(1)
             time.sleep(1.0)
-        os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(10.0)
-        os._exit(1)
 
     threading.Thread(target=watch, daemon=True).start()
 
