@@ -349,7 +349,7 @@ def _conv_layer(
     elif fast and kh == kw == 1 and ic % 4 == 0:
         kernel, depth = "conv2d_1x1_s8", ic
         # blocks of three pixels (tinyml_mat3_s8) where the kernel takes them, else two (tinyml_mat2_s8)
-        block = 3 if ic % 16 == 0 and oc % 2 == 0 else 2
+        block = 3 if ic % 8 == 0 and oc % 2 == 0 else 2
         scratch = 2 * block * ic
     elif fast:
         kernel, depth = "conv2d_im2col_s8", (kh * kw * ic + 3) // 4 * 4

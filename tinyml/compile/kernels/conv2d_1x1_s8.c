@@ -1,5 +1,5 @@
 /* CONV_2D with a 1x1 kernel over all input channels (pointwise), any stride: a matrix product, three pixels at a
- * time (tinyml_mat3_s8) when in_c % 16 == 0 and out_c is even, else two (tinyml_mat2_s8). A 1x1 kernel never reads padding, so the folded bias is exact everywhere.
+ * time (tinyml_mat3_s8) when in_c % 8 == 0 and out_c is even, else two (tinyml_mat2_s8). A 1x1 kernel never reads padding, so the folded bias is exact everywhere.
  * Needs in_c % 4 == 0, pair-blocked weights and the fast requantization (the compiler checks). Pixels are
  * processed in order, in blocks of three or two, so the output may overlap the input as far as the planner allows. */
 #include "tinyml_kernels.h"
@@ -18,7 +18,7 @@ TINYML_KERNEL void conv2d_1x1_s8(const conv2d_params_t *p, const int8_t *input, 
     q.ch = tinyml_unpack_channels(&p->pack, out_c, q.out_zp, (tinyml_channel_t *)p->scratch);
     void *scratch = (tinyml_channel_t *)p->scratch + out_c;
     int32_t i = 0;
-    if (p->in_c % 16 == 0 && out_c % 2 == 0) { /* three pixels at a time (the compiler plans blocks of three) */
+    if (p->in_c % 8 == 0 && out_c % 2 == 0) { /* three pixels at a time (the compiler plans blocks of three) */
         for (; i + 3 <= n; i += 3) {
             tinyml_mat3_s8(pixel(p, input, i), pixel(p, input, i + 1), pixel(p, input, i + 2), p->in_c, p->weights,
                            out_c, &q, scratch, output + i * out_c, output + (i + 1) * out_c,

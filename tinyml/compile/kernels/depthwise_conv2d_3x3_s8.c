@@ -121,6 +121,14 @@ static void interior_full(const int8_t *x, int32_t c, int32_t row, const tinyml_
         DW_GROUP(TINYML_RQ_ADD_RELU);
     }
 }
+
+/* n interior pixels in a row (in_c % 4 == 0), windows `step` bytes apart: one call for the run. */
+static void interior_run(const int8_t *x, int32_t c, int32_t row, const tinyml_dw_group_t *g, int8_t *out,
+                         int32_t n, int32_t step) {
+    for (; n > 0; --n, x += step, out += c) {
+        interior_full(x, c, row, g, c / 4, out);
+    }
+}
 #undef DW_GROUP
 #undef DW_RQ
 #undef DW_TAP
@@ -168,6 +176,14 @@ TINYML_KERNEL void depthwise_conv2d_3x3_s8(const depthwise_conv2d_params_t *p, c
             int32_t c0 = 0;
 #if defined(__ARM_FEATURE_DSP)
             const int interior = iy0 >= 0 && iy0 + 3 <= p->in_h && ix0 >= 0 && ix0 + 3 <= p->in_w;
+            if (interior && relu && c % 4 == 0) { /* the run of interior pixels from here, in one call */
+                int32_t n = (p->in_w - 3 - ix0) / p->stride_w + 1;
+                n = n < p->out_w - ox ? n : p->out_w - ox;
+                interior_run(input + (iy0 * p->in_w + ix0) * c, c, row, groups, output, n, p->stride_w * c);
+                ox += n - 1;
+                output += (n - 1) * c;
+                continue;
+            }
             if (interior && relu) {
                 interior_full(input + (iy0 * p->in_w + ix0) * c, c, row, groups, c / 4, output);
                 c0 = c & ~3;

@@ -160,7 +160,7 @@ void pad_s8(const pad_params_t *p, const int8_t *input, int8_t *output);
 void tinyml_mat2_s8(const int8_t *xa, const int8_t *xb, int32_t depth, const int8_t *weights, int32_t out_c,
                     const tinyml_requant_t *q, void *scratch, int8_t *ya, int8_t *yb);
 
-/* Three input vectors (depth % 16 == 0, out_c even) at a time; scratch: 6 * depth bytes. */
+/* Three input vectors (depth % 8 == 0, out_c even) at a time; scratch: 6 * depth bytes. */
 void tinyml_mat3_s8(const int8_t *xa, const int8_t *xb, const int8_t *xc, int32_t depth, const int8_t *weights,
                     int32_t out_c, const tinyml_requant_t *q, void *scratch, int8_t *ya, int8_t *yb, int8_t *yc);
 

@@ -144,12 +144,12 @@ TINYML_KERNEL void tinyml_mat2_s8(const int8_t *xa, const int8_t *xb, int32_t de
     }
 }
 
-/* ---- three vectors at a time (depth % 16 == 0, out_c even): every weight word serves three pixels ---- */
+/* ---- three vectors at a time (depth % 8 == 0, out_c even): every weight word serves three pixels ---- */
 
 #if defined(__ARM_FEATURE_DSP)
 /* acc[0..5] (channels 2j, 2j+1 of pixels a, b, c; in: the biases, out: the sums) += the widened vectors s
  * (6 words per group of 4 depth values: a even, a odd, b even, b odd, c even, c odd) times one pair-blocked
- * weight pair, `iters` times 4 groups. 24 MACs in 20 instructions: six accumulators, four weight halves, two
+ * weight pair, `iters` times 4 groups (dot3x2_half: groups % 4 == 2). 24 MACs in 20 instructions: six accumulators, four weight halves, two
  * input halves and the two pointers take all 14 registers, so the loop counter lives on the stack. */
 #define UNUSED __attribute__((unused)) /* a naked function reads its arguments in registers r0-r3 */
 __attribute__((naked, noinline)) static void dot3x2(UNUSED const int32_t *s, UNUSED const int8_t *w,
@@ -178,7 +178,8 @@ __attribute__((naked, noinline)) static void dot3x2(UNUSED const int32_t *s, UNU
     __asm__ volatile("push   {r4-r11, lr}\n\t"
                      "push   {r2, r3}\n\t"
                      "ldm    r3, {r4-r9}\n\t"
-                     "1:\n\t" DOT3X2_GROUP DOT3X2_GROUP DOT3X2_GROUP DOT3X2_GROUP
+                     "1:\n\t" DOT3X2_GROUP DOT3X2_GROUP
+                     ".Ltinyml_dot3x2_half:\n\t" DOT3X2_GROUP DOT3X2_GROUP
                      "ldr    r2, [sp]\n\t"
                      "subs   r2, r2, #1\n\t"
                      "str    r2, [sp]\n\t"
@@ -187,6 +188,15 @@ __attribute__((naked, noinline)) static void dot3x2(UNUSED const int32_t *s, UNU
                      "stm    r3, {r4-r9}\n\t"
                      "pop    {r4-r11, pc}\n\t");
 #undef DOT3X2_GROUP
+}
+
+/* The same for groups % 4 == 2: enters dot3x2's loop at its second half; iters = (groups + 2) / 4. */
+__attribute__((naked, noinline)) static void dot3x2_half(UNUSED const int32_t *s, UNUSED const int8_t *w,
+                                                         UNUSED int32_t iters, UNUSED int32_t *acc) {
+    __asm__ volatile("push   {r4-r11, lr}\n\t"
+                     "push   {r2, r3}\n\t"
+                     "ldm    r3, {r4-r9}\n\t"
+                     "b      .Ltinyml_dot3x2_half\n\t");
 }
 #undef UNUSED
 
@@ -224,11 +234,13 @@ __attribute__((always_inline)) static inline void mat3(const int32_t *s, int32_t
                                                        int32_t out_c, const tinyml_requant_t *q, int8_t *ya,
                                                        int8_t *yb, int8_t *yc, int mode) {
     const tinyml_channel_t *ch = q->ch;
+    void (*const dot)(const int32_t *, const int8_t *, int32_t, int32_t *) = groups & 2 ? dot3x2_half : dot3x2;
+    const int32_t iters = (groups + 2) >> 2;
     int32_t acc[6];
     for (int32_t oc = 0; oc < out_c; oc += 2, ch += 2, ya += 2, yb += 2, yc += 2, w += 8 * groups) {
         acc[0] = acc[2] = acc[4] = ch[0].bias;
         acc[1] = acc[3] = acc[5] = ch[1].bias;
-        dot3x2(s, w, groups >> 2, acc);
+        dot(s, w, iters, acc);
         if (mode == TINYML_FULL_RELU) {
             TINYML_OUT3X2(TINYML_RQ_ADD_RELU);
         } else {
