@@ -23,7 +23,7 @@ pytestmark = [
 SHARED = ("person_detect", "vww_96_int8")
 # emulated Cortex-M4 instructions per inference (issue 8 targets: 11.5 M and 12.0 M; TFLM+CMSIS-NN: 22.9 M and
 # 24.1 M): a regression guard at today's figures, lowered as kernels improve
-MAX_INSTRUCTIONS = {"person_detect": 10_800_000, "vww_96_int8": 11_570_000}
+MAX_INSTRUCTIONS = {"person_detect": 10_800_000, "vww_96_int8": 11_460_000}
 MAX_ARENA = {"person_detect": 40_000, "vww_96_int8": 48_000}  # issue 8 RAM targets
 MAX_FLASH = 250_000  # issue 8: person_detect firmware (tinyml export, cortex-m)
 

@@ -249,11 +249,11 @@ def _folded_bias(ctx: OpContext, bias: Tensor | None, w_sums: np.ndarray, z_in: 
     return np.where(v >= 2**31, v - 2**32, v)
 
 
-def _pair_blocked(w_rows: np.ndarray) -> np.ndarray:
-    """[n, depth] -> tinyml_mat2_s8's layout: rows padded to a multiple of 4, then for each pair of output
+def _pair_blocked(w_rows: np.ndarray, depth_pad: int) -> np.ndarray:
+    """[n, depth] -> tinyml_mat2_s8's layout: rows zero-padded to depth_pad, then for each pair of output
     channels the groups of 4 interleaved (4 bytes of channel 2j, 4 of 2j+1, ...); a last odd row alone."""
     n, depth = w_rows.shape
-    pad = -depth % 4
+    pad = depth_pad - depth
     w = np.concatenate([w_rows, np.zeros((n, pad), w_rows.dtype)], axis=1)
     groups = w.shape[1] // 4
     pairs = w[: n - n % 2].reshape(n // 2, 2, groups, 4).transpose(0, 2, 1, 3).reshape(-1)
@@ -352,8 +352,11 @@ def _conv_layer(
         block = 3 if ic % 8 == 0 and oc % 2 == 0 else 2
         scratch = 2 * block * ic
     elif fast:
-        kernel, depth = "conv2d_im2col_s8", (kh * kw * ic + 3) // 4 * 4
-        scratch, block = 6 * depth, 2
+        # three patches at a time (tinyml_mat3_s8: the patch padded to a multiple of 8) when out_c is even
+        block = 3 if oc % 2 == 0 else 2
+        align = 8 if block == 3 else 4
+        kernel, depth = "conv2d_im2col_s8", (kh * kw * ic + align - 1) // align * align
+        scratch = 9 * depth if block == 3 else 6 * depth
     if fast:
         scratch += 16 * oc  # the channel table, unpacked from flash when the layer starts
     else:
@@ -364,7 +367,7 @@ def _conv_layer(
         weights = ConstArray(
             "weights",
             "int8_t",
-            _pair_blocked(spec.w_rows),
+            _pair_blocked(spec.w_rows, depth),
             f"[{oc}][{kh}][{kw}][{ic}] OHWI, pairs of output channels blocked by 4",
         )
     else:

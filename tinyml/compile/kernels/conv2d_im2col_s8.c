@@ -1,8 +1,9 @@
 /* CONV_2D, any kernel size, stride, dilation and padding (no groups): each output pixel's receptive field is
- * gathered into a patch (taps outside the image read the input zero point, matching the folded bias), then two
- * patches at a time go through tinyml_mat2_s8. Weights: pair-blocked over the patch padded to a multiple of 4.
- * scratch: the channel table (16 * out_c bytes), two patches, then the widened pair (2 * patch + 4 * patch bytes; the gather of a patch may write up to 3
- * bytes past it). */
+ * gathered into a patch (taps outside the image read the input zero point, matching the folded bias), then
+ * three patches at a time go through tinyml_mat3_s8 (out_c even; patch padded to a multiple of 8), else two
+ * through tinyml_mat2_s8 (padded to a multiple of 4). Weights: pair-blocked over the padded patch.
+ * scratch: the channel table (16 * out_c bytes), three (two) patches, then the widened vectors (6 (4) bytes per
+ * patch byte); the gather of a patch may write up to 3 bytes past it. */
 #include "tinyml_kernels.h"
 
 /* Copy n bytes, a word at a time then the tail (patches are short: a memcpy call per tap costs more). */
@@ -33,6 +34,15 @@ static void gather(const conv2d_params_t *p, const int8_t *input, int32_t i, int
         const int32_t row = p->k_w * c, words = (row + 3) >> 2, stride = p->in_w * c;
         const int8_t *src = input + (iy0 * p->in_w + ix0) * c;
         if (src + (p->k_h - 1) * stride + 4 * words <= input + p->in_h * stride) {
+            if (words == 3) { /* e.g. 3x3 on RGB: 9 bytes a row, straight-line */
+                for (int32_t ky = 0; ky < p->k_h; ++ky, src += stride, dst += row) {
+                    const int32_t v0 = tinyml_load32(src), v1 = tinyml_load32(src + 4), v2 = tinyml_load32(src + 8);
+                    memcpy(dst, &v0, 4);
+                    memcpy(dst + 4, &v1, 4);
+                    memcpy(dst + 8, &v2, 4);
+                }
+                return;
+            }
             for (int32_t ky = 0; ky < p->k_h; ++ky, src += stride, dst += row) {
                 for (int32_t j = 0; j < words; ++j) {
                     const int32_t v = tinyml_load32(src + 4 * j);
@@ -67,12 +77,23 @@ static void gather(const conv2d_params_t *p, const int8_t *input, int32_t i, int
 }
 
 TINYML_KERNEL void conv2d_im2col_s8(const conv2d_params_t *p, const int8_t *input, int8_t *output) {
-    const int32_t n = p->out_h * p->out_w, out_c = p->out_c;
-    const int32_t depth = (p->k_h * p->k_w * p->in_c + 3) & ~3;
+    const int32_t n = p->out_h * p->out_w, out_c = p->out_c, patch = p->k_h * p->k_w * p->in_c;
+    const int three = out_c % 2 == 0; /* three patches at a time: the compiler pads them to a multiple of 8 */
+    const int32_t depth = three ? (patch + 7) & ~7 : (patch + 3) & ~3;
     tinyml_requant_t q = p->q;
     q.ch = tinyml_unpack_channels(&p->pack, out_c, q.out_zp, (tinyml_channel_t *)p->scratch);
-    int8_t *pa = (int8_t *)((tinyml_channel_t *)p->scratch + out_c), *pb = pa + depth;
-    for (int32_t i = 0; i < n; i += 2) {
+    int8_t *pa = (int8_t *)((tinyml_channel_t *)p->scratch + out_c), *pb = pa + depth, *pc = pb + depth;
+    int32_t i = 0;
+    if (three) {
+        for (; i + 3 <= n; i += 3) {
+            gather(p, input, i, pa, depth);
+            gather(p, input, i + 1, pb, depth);
+            gather(p, input, i + 2, pc, depth);
+            tinyml_mat3_s8(pa, pb, pc, depth, p->weights, out_c, &q, pc + depth, output + i * out_c,
+                           output + (i + 1) * out_c, output + (i + 2) * out_c);
+        }
+    }
+    for (; i < n; i += 2) {
         const int32_t j = i + 1 < n ? i + 1 : i;
         gather(p, input, i, pa, depth);
         gather(p, input, j, pb, depth);
