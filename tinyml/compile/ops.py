@@ -240,6 +240,14 @@ def _pack_params(packed: bool) -> Params:
     return (("bm", Ref("bm") if packed else 0), ("rshift", Ref("rshift") if packed else 0))
 
 
+def _int16_geometry(ctx: OpContext, geometry: Params) -> Params:
+    """Convolution geometry is stored as int16 (flash); dimensions beyond that are refused."""
+    for name, v in geometry:
+        if not isinstance(v, int) or not -(2**15) <= v < 2**15:
+            raise ctx.fail(f"{name} = {v} does not fit the kernels' int16 geometry")
+    return geometry
+
+
 def _folded_bias(ctx: OpContext, bias: Tensor | None, w_sums: np.ndarray, z_in: int, n: int) -> np.ndarray:
     """bias - z_in * sum(w) per channel, wrapped to int32 like TFLM's int32 accumulator (INT8.md §5)."""
     b = bias.array().astype(np.int64).reshape(-1) if bias is not None else np.zeros(n, np.int64)
@@ -377,7 +385,7 @@ def _conv_layer(
     refs = (("weights", 0), ("weights16", Ref("weights16"))) if weights16 else (("weights", Ref("weights")),)
     params_q = tuple((k, 0 if k == "ch" else v) for k, v in rq.params) if fast else rq.params
     params = (
-        *geometry,
+        *_int16_geometry(ctx, geometry),
         *refs,
         ("q", params_q),
         ("pack", _pack_params(fast)),
@@ -502,7 +510,7 @@ def depthwise_conv2d(ctx: OpContext, reference: bool = False) -> Layer:
         gap, scratch, params_q = None, 0, rq.params
         consts = (weights, _channel_array(rq))
     params = (
-        *geometry,
+        *_int16_geometry(ctx, geometry),
         ("weights", Ref("weights")),
         ("q", params_q),
         ("pack", _pack_params(fast)),

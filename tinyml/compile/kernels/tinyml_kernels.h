@@ -66,9 +66,9 @@ typedef struct {
  * the channel table holds doubled biases (the kernel accumulates 2 * acc).
  * The fast kernels (all but conv2d_s8) unpack their channels into the first 16 * out_c bytes of scratch. */
 typedef struct {
-    int32_t in_h, in_w, in_c, out_h, out_w, out_c;
-    int32_t k_h, k_w, filter_c;
-    int32_t stride_h, stride_w, dil_h, dil_w, pad_top, pad_left;
+    int16_t in_h, in_w, in_c, out_h, out_w, out_c; /* geometry: int16 (the compiler checks), flash is scarce */
+    int16_t k_h, k_w, filter_c;
+    int16_t stride_h, stride_w, dil_h, dil_w, pad_top, pad_left;
     const int8_t *weights;
     const int16_t *weights16;
     tinyml_requant_t q;          /* the fast kernels: q.ch is NULL, the channels come from pack */
@@ -89,9 +89,9 @@ typedef struct {
  * tinyml_dw_group_t records (in_c / 4 rounded up) in scratch, then a row of in_c bytes of in_zp (rounded up to
  * 4), then 9 * (in_c rounded down to 4) bytes (a border pixel's window). */
 typedef struct {
-    int32_t in_h, in_w, in_c, out_h, out_w, out_c;
-    int32_t k_h, k_w, depth_mult;
-    int32_t stride_h, stride_w, dil_h, dil_w, pad_top, pad_left;
+    int16_t in_h, in_w, in_c, out_h, out_w, out_c;
+    int16_t k_h, k_w, depth_mult;
+    int16_t stride_h, stride_w, dil_h, dil_w, pad_top, pad_left;
     const int8_t *weights;
     tinyml_requant_t q;
     tinyml_chpack_t pack;
