@@ -60,8 +60,9 @@ typedef struct {
 
 /* CONV_2D. Reference kernel conv2d_s8: weights [out_c][k_h][k_w][filter_c] (filter_c < in_c: groups).
  * conv2d_1x1_s8 (pointwise; in_c % 4 == 0): weights in blocks of two output channels, 4 input channels at a
- * time: [oc/2][in_c/4][2][4] (a last odd channel alone). conv2d_im2col_s8: weights [out_c][patch_pad] with
- * patch = k_h*k_w*in_c zero-padded to a multiple of 4; scratch holds one patch as int16 pairs.
+ * time: [oc/2][in_c/4][2][4] (a last odd channel alone). conv2d_im2col_s8: the same blocking over the patch
+ * (k_h*k_w*in_c) zero-padded to a multiple of 8 (out_c even: three patches at a time) or 4; scratch holds the
+ * patches and their widened int16 pairs.
  * conv2d_3x3_1ch_s8 (3x3, in_c 1, no dilation): weights16 [out_c][3 rows][(w0, w2), (w1, 0)] int16 doubled, and
  * the channel table holds doubled biases (the kernel accumulates 2 * acc).
  * The fast kernels (all but conv2d_s8) unpack their channels into the first 16 * out_c bytes of scratch. */
