@@ -152,3 +152,75 @@ def test_a_sweep_dir_keeps_one_board(tiny_base, tmp_path, capsys):
     assert main(["sweep", "--base", str(tiny_base), "--cuts", "2", "--epochs", "1", "--out", str(out),
                  "--board", "mps2-an500"]) == 2
     assert "holds points measured on board cortex-m, not mps2-an500" in capsys.readouterr().err
+
+
+def _qemus_for(out: Path) -> list[int]:
+    """QEMU processes booting firmware from under `out` (read from /proc, not matched by name)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if args and args[0].endswith(b"qemu-system-arm") and any(str(out).encode() in a for a in args):
+            pids.append(int(cmdline.parent.name))
+    return pids
+
+
+@pytest.mark.slow
+def test_killed_device_sweep_resumes_and_leaves_no_qemu(tiny_base, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "sweep"
+    argv = [sys.executable, "-m", "tinyml", "sweep", "--base", str(tiny_base), "--cuts", "1-2",
+            "--head", "dense", "--epochs", "1", "--out", str(out), "--bench-runs", "1", "--bench-inputs", "1",
+            "--quiet", *THREADS]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    stages = ["train", "profile", "quantize", "build", "bench"]
+
+    def finished() -> dict[str, int]:
+        done = {}
+        for p in out.glob("points/*/record.json"):
+            try:
+                rec = json.loads(p.read_text())
+            except ValueError:
+                continue
+            if rec.get("stages_done") == stages:
+                done[rec["id"]] = p.stat().st_mtime_ns
+        return done
+
+    log = (tmp_path / "stderr.txt").open("w")
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+    deadline = time.time() + 300
+    try:
+        # kill while a later point runs on its QEMU (after the base point finished)
+        while not (finished() and _qemus_for(out)):
+            assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()
+            assert time.time() < deadline, "sweep made no progress"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)  # the sweep process only: the QEMU it started must follow
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+    done_before = finished()
+    assert 1 <= len(done_before) < 3, "the kill must land mid-sweep"
+    deadline = time.time() + 20
+    while _qemus_for(out) and time.time() < deadline:
+        time.sleep(0.2)
+    assert _qemus_for(out) == [], "a QEMU outlived the killed sweep"
+
+    res = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert f"{len(done_before)} point(s) already finished" in res.stdout
+    done_after = finished()
+    assert len(done_after) == 3
+    assert {k: done_after[k] for k in done_before} == done_before  # finished points were not redone
+    rows = json.loads((out / "results.json").read_text())["points"]
+    assert len(rows) == 3 and all(r["bit_exact"] for r in rows)
