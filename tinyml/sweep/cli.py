@@ -38,7 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=None, help="use at most N images (default: the base's)")
     p.add_argument("--no-augment", dest="augment", action="store_false", help="train without augmentation")
     p.add_argument("--cache-dir", type=Path, default=None, help="where decoded datasets are cached")
-    p.add_argument("--jobs", type=int, default=1, help="points trained in parallel processes (default 1)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="points run in parallel processes, each with its own build dir and QEMU (default 1)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads per point (default: all cores, split between --jobs)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
