@@ -53,7 +53,7 @@ DEFAULT_OPT = "-O2"
 # The runtime's own share, for the budget check before building. Measured on the emulated boards (-O2): the
 # runtime's static RAM (serial buffers, profile marks) is about 2 KiB; flash beyond the model's const arrays
 # is about 11-13.5 KiB of runtime and kernels (the DSP kernels the larger) plus ~100 B per layer (call,
-# params). Rounded up. (The fast kernels' const arrays are compact: 9 bytes a channel, int8 depthwise weights.)
+# params). Rounded up. (Fast kernels keep compact const arrays: 9 bytes a channel, int8 depthwise weights.)
 RUNTIME_RAM_BYTES = 2560
 RUNTIME_FLASH_BYTES = 14 * 1024
 FLASH_PER_LAYER_BYTES = 96
