@@ -17,7 +17,7 @@ import pytest
 
 from tinyml.device.protocol import Device
 from tinyml.device.transport import Link, QemuBoard
-from tinyml.firmware.boards import Board, load_board
+from tinyml.firmware.boards import BOARDS_DIR, Board, load_board
 from tinyml.firmware.project import SELFTEST_MODEL, build_project, export_project
 
 _made: dict[str, Path] = {}
@@ -64,3 +64,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def board_variant(d: Path, name: str, flash: int | None = None, ram: int | None = None) -> Path:
+    """cortex-m.toml under another name with less flash or RAM: still QEMU mps2-an386, but the budget and
+    the linker see the smaller memory."""
+    text = (BOARDS_DIR / "cortex-m.toml").read_text().replace('name = "cortex-m"', f'name = "{name}"')
+    for key, size in (("flash_size", flash), ("ram_size", ram)):
+        if size is not None:
+            text = text.replace(f"{key} = 0x00400000", f"{key} = {size:#x}")
+            assert f"{key} = {size:#x}" in text, key
+    path = d / f"{name}.toml"
+    path.write_text(text)
+    return path

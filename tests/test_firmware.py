@@ -11,13 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
-from firmware_cases import free_port, small_model  # noqa: F401  (fixture)
+from firmware_cases import board_variant, free_port, small_model  # noqa: F401  (fixture)
 
 from tinyml import cli
 from tinyml.device.protocol import Device
 from tinyml.device.transport import Link
 from tinyml.errors import TinymlError
-from tinyml.firmware.boards import BOARDS_DIR, board_names, load_board
+from tinyml.firmware.boards import board_names, load_board
 from tinyml.firmware.project import (
     BudgetExceeded,
     build_project,
@@ -91,15 +91,6 @@ def test_export_refuses_a_directory_it_did_not_make(tmp_path, small_model):  # n
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
 
-def _tiny_board(tmp_path: Path, flash: int, ram: int) -> Path:
-    text = (BOARDS_DIR / "cortex-m.toml").read_text().replace('name = "cortex-m"', 'name = "tiny"')
-    text = text.replace("flash_size = 0x00400000", f"flash_size = {flash}")
-    text = text.replace("ram_size = 0x00400000", f"ram_size = {ram}")
-    p = tmp_path / "tiny.toml"
-    p.write_text(text)
-    return p
-
-
 # (flash, RAM of the board, what the refusal must say)
 REFUSALS = [
     (4 << 20, 48 << 10, [r"needs about {ram} B RAM, board tiny has 49,152 B"]),
@@ -113,7 +104,7 @@ def test_model_too_big_is_refused_before_building(tmp_path, shared, flash, ram, 
     from tinyml.compile import compile_tflite
 
     model = shared / "models" / "person_detect.tflite"
-    board = load_board(_tiny_board(tmp_path, flash, ram))
+    board = load_board(board_variant(tmp_path, "tiny", flash, ram))
     with pytest.raises(BudgetExceeded, match="model person_detect does not fit") as e:
         export_project(model, board, tmp_path / "proj")
     assert (e.value.board, e.value.ram_size, e.value.flash_size) == ("tiny", ram, flash)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 import torch
+from prune_cases import THREADS, TINY, TINY_DATA
 
 from tinyml.cli import main
 from tinyml.errors import TinymlError
@@ -16,39 +16,6 @@ from tinyml.models.heads import HEADS, build_head, head_defaults, parse_head_spe
 from tinyml.models.profile import profile_model
 from tinyml.prune.depth import depth_prune
 from tinyml.prune.magnitude import global_magnitude_masks, prunable_weights, sparsity_report
-
-TINY = {"alpha": 0.25, "resolution": 32, "channels": 3}
-TINY_DATA = "synthetic:160"
-# One torch thread: tiny models train several times faster that way on a busy 2-core machine.
-THREADS = ["--threads", "1"]
-
-
-@pytest.fixture(autouse=True)
-def restore_torch_threads():
-    """Training sets torch's global thread count; give other tests theirs back."""
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
-
-
-def train_tiny_base(artifacts: Path) -> Path:
-    """A 1-epoch 32x32 MobileNetV1 base checkpoint, trained once per test run (shared with test_sweep)."""
-    out = artifacts / "prune-base"
-    if not (out / "best.pt").exists():
-        from tinyml.data import load_splits
-        from tinyml.train import TrainConfig, train_model
-
-        cfg = ModelConfig(**TINY)
-        splits = load_splits(TINY_DATA, resolution=cfg.resolution, channels=cfg.channels, progress=False)
-        torch.manual_seed(0)
-        train_model(build_model(cfg), cfg, splits, TrainConfig(epochs=1, data=TINY_DATA, threads=1), out,
-                    progress=False)
-    return out / "best.pt"
-
-
-@pytest.fixture(scope="session")
-def tiny_base(artifacts: Path) -> Path:
-    return train_tiny_base(artifacts)
 
 
 def split_counts(model: torch.nn.Module, cfg: ModelConfig) -> dict[str, dict[str, int]]:

@@ -16,28 +16,18 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
-from test_prune import TINY_DATA, train_tiny_base  # noqa: I001 (the shared tiny base model)
+from prune_cases import THREADS, TINY_DATA
 
 from tinyml.cli import main
 from tinyml.errors import TinymlError
 from tinyml.sweep.points import Point, make_points, parse_cuts, parse_sparsities
 
 REPO = Path(__file__).resolve().parent.parent
-THREADS = ["--threads", "1"]
 
 
-@pytest.fixture(autouse=True)
-def restore_torch_threads():
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
 
 
-@pytest.fixture(scope="session")
-def tiny_base(artifacts: Path) -> Path:
-    return train_tiny_base(artifacts)
 
 
 @pytest.mark.parametrize("text,cuts", [

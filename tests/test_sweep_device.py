@@ -12,39 +12,18 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
+from firmware_cases import board_variant
 from PIL import Image
-from test_prune import train_tiny_base  # noqa: I001 (the shared tiny base model)
+from prune_cases import THREADS
 
 from tinyml.cli import main
-from tinyml.firmware.boards import BOARDS_DIR
 
-THREADS = ["--threads", "1"]
 SMALL_FLASH = 128 * 1024
 CUT = "depth-c03-dscnn32_16-frozen"
 
 
-@pytest.fixture(autouse=True)
-def restore_torch_threads():
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
 
 
-@pytest.fixture(scope="session")
-def tiny_base(artifacts: Path) -> Path:
-    return train_tiny_base(artifacts)
-
-
-def small_flash_board(d: Path) -> Path:
-    """cortex-m.toml with 128 KiB of flash: still QEMU mps2-an386, but the linker and budget see less."""
-    text = (BOARDS_DIR / "cortex-m.toml").read_text()
-    text = text.replace('name = "cortex-m"', 'name = "small-flash"')
-    text = text.replace("flash_size = 0x00400000", f"flash_size = {SMALL_FLASH:#x}")
-    assert "small-flash" in text and f"{SMALL_FLASH:#x}" in text
-    path = d / "small-flash.toml"
-    path.write_text(text)
-    return path
 
 
 def _mtimes(d: Path) -> dict[str, int]:
@@ -54,7 +33,7 @@ def _mtimes(d: Path) -> dict[str, int]:
 @pytest.mark.slow
 def test_device_sweep_fits_bit_exact_resume(tiny_base, tmp_path, capsys):
     out = tmp_path / "sweep"
-    board = small_flash_board(tmp_path)
+    board = board_variant(tmp_path, "small-flash", flash=SMALL_FLASH)
     argv = ["sweep", "--base", str(tiny_base), "--cuts", "3", "--epochs", "1", "--out", str(out),
             "--board", str(board), "--bench-runs", "2", "--bench-inputs", "2", "--quiet", *THREADS]
     assert main(argv) == 0
