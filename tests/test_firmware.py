@@ -236,3 +236,22 @@ def test_export_cli_errors_are_one_line(tmp_path, capsys):
     t0 = time.monotonic()
     assert cli.main(["export", str(tmp_path), "--board", "nope", "-o", str(tmp_path / "x")]) == 2
     assert "unknown board 'nope'" in capsys.readouterr().err and time.monotonic() - t0 < 5
+
+
+def test_plain_c_fallback_on_a_dsp_core_is_named(tmp_path, shared, capsys):
+    """A 5x5 depthwise with depth multiplier 2 has no SIMD kernel: on a DSP board the export says so."""
+    from compile_cases import CASES, convert
+
+    dw = convert(next(c for c in CASES if c.name == "dw5x5_valid_dm2"), tmp_path)
+    said = {}
+    for model, board in ((dw, "cortex-m"), (dw, "mps2-an385"), (shared / "models" / "person_detect.tflite",
+                                                               "cortex-m")):
+        out = tmp_path / f"{model.stem}-{board}"
+        assert cli.main(["export", str(model), "--board", board, "-o", str(out)]) == 0
+        err = capsys.readouterr().err
+        said[model.stem, board] = [ln for ln in err.splitlines() if ln.startswith("warning")]
+    (line,) = said["dw5x5_valid_dm2", "cortex-m"]
+    assert "layer 0 (DEPTHWISE_CONV_2D" in line
+    assert "plain-C kernel depthwise_conv2d_s8 on cortex-m's DSP core" in line
+    assert said["dw5x5_valid_dm2", "mps2-an385"] == []  # no DSP extension: plain C is the only kernel there
+    assert said["person_detect", "cortex-m"] == []  # every layer on a SIMD kernel

@@ -254,6 +254,9 @@ def manifest(c: Compiled, source: str) -> dict:
         "arena_lower_bound": c.plan.lower_bound,
         "const_bytes": c.const_bytes,
         "kernels": list(c.kernels),
+        # per layer: what runs it, so the firmware stage can say which layers miss the SIMD kernels
+        "layer_kernels": [{"index": la.index, "op": la.op, "kernel": la.kernel, "macs": la.macs}
+                          for la in c.layers],
     }
 
 

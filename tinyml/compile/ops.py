@@ -840,6 +840,9 @@ BUILDERS = {
 }
 
 
+# Multiply-accumulate kernels with no SIMD path: on a DSP core they are the slow fallback (the compiler takes
+# them where the fast requantization would not be exact, or for geometries the fast kernels do not cover).
+PLAIN_C_MAC_KERNELS = frozenset({"conv2d_s8", "depthwise_conv2d_s8", "fully_connected_s8"})
 FAST_BUILDERS = (conv2d, depthwise_conv2d, fully_connected)  # take `reference` (force the reference kernels)
 
 

@@ -95,6 +95,7 @@ class BenchResult:
     per_layer: tuple[LayerResult, ...] | None
     device: dict[str, str] = field(default_factory=dict, hash=False)
     wall_s: float = 0.0
+    warnings: tuple[str, ...] = ()  # layers running plain-C kernels on a DSP core
 
     @property
     def counts(self) -> list[int]:
@@ -177,6 +178,7 @@ class BenchResult:
             "compiler": self.device.get("compiler", ""),
             "device": self.device,
             "tinyml_commit": git_commit(),
+            "warnings": list(self.warnings),
             "wall_s": round(self.wall_s, 3),
             "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         }
@@ -199,6 +201,7 @@ class BenchResult:
             f"{self.ram_size:,} B (arena {self.arena_bytes:,} B, stack peak {self.stack_peak_bytes:,} B)",
             f"outputs vs TFLM: {sum(r.bit_exact for r in self.inputs)}/{len(self.inputs)} bit-exact",
         ]
+        lines += [f"warning: {w}" for w in self.warnings]
         if self.per_layer:
             lines += ["", self.layer_table()]
         return "\n".join(lines)
@@ -327,7 +330,17 @@ def bench_model(
             except (LinkClosed, DeviceTimeout) as e:
                 qemu.wait(1.0)
                 raise TinymlError(f"{e}; {qemu.status()}") from None
-    return replace(result, wall_s=time.monotonic() - t0)
+    return replace(result, wall_s=time.monotonic() - t0, warnings=tuple(_fallbacks(model, board)))
+
+
+def _fallbacks(model: Path, board: Board) -> list[str]:
+    """The compiler's kernel choice per layer, checked against the board's DSP extension."""
+    from tinyml.compile import analyze
+    from tinyml.firmware.project import dsp_fallback_warnings
+
+    layers = [{"index": la.index, "op": la.op, "kernel": la.kernel, "macs": la.macs}
+              for la in analyze(model).layers]
+    return dsp_fallback_warnings(layers, board)
 
 
 def _as_inputs(inputs: Sequence[BenchInput | np.ndarray], nbytes: int) -> list[BenchInput]:

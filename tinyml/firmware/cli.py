@@ -7,6 +7,7 @@ serial port for emulated boards, pyocd for real ones), `make clean`. Copy it any
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tinyml.firmware.boards import load_board
-    from tinyml.firmware.project import build_project, export_project
+    from tinyml.firmware.project import build_project, dsp_fallback_warnings, export_project
 
     board = load_board(args.board)
     project = export_project(
@@ -47,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
         f"  arena {m.arena_bytes:,} B, weights/params {m.const_bytes:,} B, {m.layers} layers"
         + (", per-layer marks on" if args.profile else "")
     )
+    for line in dsp_fallback_warnings(m.layer_kernels, board):
+        print(f"warning: {line}", file=sys.stderr)
     if args.build:
         fp = build_project(project).footprint
         print(

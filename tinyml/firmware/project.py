@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +71,7 @@ class ModelInfo:
     layers: int
     input_bytes: int
     output_bytes: int
+    layer_kernels: tuple[dict, ...] = ()  # {index, op, kernel, macs} per layer (compile manifest)
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,28 @@ def read_model_info(model_dir: Path, name: str | None = None) -> ModelInfo:
         layers=define("MODEL_NUM_LAYERS"),
         input_bytes=define("MODEL_INPUT_BYTES"),
         output_bytes=define("MODEL_OUTPUT_BYTES"),
+        layer_kernels=tuple(meta.get("layer_kernels", ())),
     )
+
+
+def dsp_fallback_warnings(layers: Sequence[dict], board: Board, min_share: float = 0.01) -> list[str]:
+    """One line per layer that a DSP core runs with a plain-C multiply-accumulate kernel.
+
+    A silent fallback to slow kernels is what users of other tools find only by profiling; layers under
+    `min_share` of the model's MACs are not worth a line.
+    """
+    from tinyml.compile.ops import PLAIN_C_MAC_KERNELS
+
+    if not board.dsp:
+        return []
+    total = sum(la["macs"] for la in layers) or 1
+    return [
+        f"layer {la['index']} ({la['op']}, {la['macs']:,} MACs, {la['macs'] / total:.0%} of the model) runs "
+        f"the plain-C kernel {la['kernel']} on {board.name}'s DSP core: its geometry or requantization has "
+        "no SIMD path"
+        for la in layers
+        if la["kernel"] in PLAIN_C_MAC_KERNELS and la["macs"] >= min_share * total
+    ]
 
 
 def selftest_expected(x: np.ndarray) -> np.ndarray:
