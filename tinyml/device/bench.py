@@ -330,6 +330,11 @@ def bench_model(
             except (LinkClosed, DeviceTimeout) as e:
                 qemu.wait(1.0)
                 raise TinymlError(f"{e}; {qemu.status()}") from None
+    if port is not None:  # a real board: judge its kernels by the board its firmware says it is
+        try:
+            board = load_board(result.board)
+        except TinymlError:
+            pass
     return replace(result, wall_s=time.monotonic() - t0, warnings=tuple(_fallbacks(model, board)))
 
 
