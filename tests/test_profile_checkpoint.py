@@ -29,25 +29,15 @@ def tinyml(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+# A 2-epoch 32x32 run: the fixture trains it, the resume test asks for the same run again.
+TRAIN_ARGS = ("train", "--data", "synthetic:40", "--resolution", "32", "--epochs", "2", "--batch-size", "16",
+              "--threads", "1")
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("cli") / "run"
-    r = tinyml(
-        "train",
-        "--data",
-        "synthetic:40",
-        "--resolution",
-        "32",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "16",
-        "--threads",
-        "1",
-        "--out",
-        str(out),
-        "--quiet",
-    )
+    r = tinyml(*TRAIN_ARGS, "--out", str(out), "--quiet")
     assert r.returncode == 0, r.stderr
     assert f"wrote {out / 'best.pt'}" in r.stdout and "best val_acc" in r.stdout
     return out
@@ -62,28 +52,7 @@ def test_train_cli_writes_run_dir(trained):
 
 
 def test_train_cli_resume_of_finished_run(trained, capsys):
-    assert (
-        main(
-            [
-                "train",
-                "--data",
-                "synthetic:40",
-                "--resolution",
-                "32",
-                "--epochs",
-                "2",
-                "--batch-size",
-                "16",
-                "--threads",
-                "1",
-                "--out",
-                str(trained),
-                "--resume",
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    assert main([*TRAIN_ARGS, "--out", str(trained), "--resume", "--quiet"]) == 0
     assert "best val_acc" in capsys.readouterr().out
 
 

@@ -7,17 +7,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import signal
 import subprocess
-import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from PIL import Image
-from prune_cases import THREADS, TINY_DATA
+from prune_cases import SUBPROCESS_ENV, SWEEP_CMD, THREADS, TINY_DATA, finished_points, kill_sweep_when
 
 from tinyml.cli import main
 from tinyml.errors import TinymlError
@@ -175,38 +171,19 @@ def test_sweep_refuses_another_base(tiny_base, tmp_path, capsys):
 @pytest.mark.slow
 def test_killed_sweep_resumes_without_redoing_points(tiny_base, tmp_path):
     out = tmp_path / "sweep"
-    argv = [sys.executable, "-m", "tinyml", "sweep", "--base", str(tiny_base), "--cuts", "1-5",
-            "--head", "dense", "--epochs", "1", "--out", str(out), "--quiet", "--host-only", *THREADS]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    log = (tmp_path / "stderr.txt").open("w")
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=log)
-    deadline = time.time() + 300
+    argv = [*SWEEP_CMD, "--base", str(tiny_base), "--cuts", "1-5", "--head", "dense", "--epochs", "1",
+            "--out", str(out), "--quiet", "--host-only", *THREADS]
 
     def finished() -> dict[str, int]:
-        done = {}
-        for p in out.glob("points/*/record.json"):
-            rec = json.loads(p.read_text())
-            if rec.get("stages_done") == ["train", "profile"]:
-                done[rec["id"]] = p.stat().st_mtime_ns
-        return done
+        return finished_points(out, ["train", "profile"])
 
-    try:
-        while len([i for i in finished() if i != "base"]) < 1:
-            assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()
-            assert time.time() < deadline, "sweep made no progress"
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log.close()
+    kill_sweep_when(argv, tmp_path / "stderr.txt", lambda: any(i != "base" for i in finished()), poll=0.2)
     done_before = finished()
     assert 2 <= len(done_before) < 6, "the kill must land mid-sweep"
 
     # resume with two parallel worker processes
-    res = subprocess.run([*argv[:-2], "--jobs", "2"], env=env, capture_output=True, text=True, timeout=600)
+    res = subprocess.run([*argv[:-2], "--jobs", "2"], env=SUBPROCESS_ENV, capture_output=True, text=True,
+                         timeout=600)
     assert res.returncode == 0, res.stderr
     assert f"{len(done_before)} point(s) already finished" in res.stdout
     done_after = finished()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from firmware_cases import board_variant
 from PIL import Image
-from prune_cases import THREADS
+from prune_cases import SUBPROCESS_ENV, SWEEP_CMD, THREADS, finished_points, kill_sweep_when
 
 from tinyml.cli import main
 
@@ -148,46 +148,19 @@ def _qemus_for(out: Path) -> list[int]:
 
 @pytest.mark.slow
 def test_killed_device_sweep_resumes_and_leaves_no_qemu(tiny_base, tmp_path):
-    import os
-    import signal
     import subprocess
-    import sys
     import time
 
     out = tmp_path / "sweep"
-    argv = [sys.executable, "-m", "tinyml", "sweep", "--base", str(tiny_base), "--cuts", "1-2",
-            "--head", "dense", "--epochs", "1", "--out", str(out), "--bench-runs", "1", "--bench-inputs", "1",
-            "--quiet", *THREADS]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    stages = ["train", "profile", "quantize", "build", "bench"]
+    argv = [*SWEEP_CMD, "--base", str(tiny_base), "--cuts", "1-2", "--head", "dense", "--epochs", "1",
+            "--out", str(out), "--bench-runs", "1", "--bench-inputs", "1", "--quiet", *THREADS]
 
     def finished() -> dict[str, int]:
-        done = {}
-        for p in out.glob("points/*/record.json"):
-            try:
-                rec = json.loads(p.read_text())
-            except ValueError:
-                continue
-            if rec.get("stages_done") == stages:
-                done[rec["id"]] = p.stat().st_mtime_ns
-        return done
+        return finished_points(out, ["train", "profile", "quantize", "build", "bench"])
 
-    log = (tmp_path / "stderr.txt").open("w")
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
-    deadline = time.time() + 300
-    try:
-        # kill while a later point runs on its QEMU (after the base point finished)
-        while not (finished() and _qemus_for(out)):
-            assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()
-            assert time.time() < deadline, "sweep made no progress"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)  # the sweep process only: the QEMU it started must follow
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log.close()
+    # kill the sweep process alone while a later point runs on its QEMU (after the base point finished):
+    # the QEMU it started must follow
+    kill_sweep_when(argv, tmp_path / "stderr.txt", lambda: bool(finished() and _qemus_for(out)), poll=0.05)
     done_before = finished()
     assert 1 <= len(done_before) < 3, "the kill must land mid-sweep"
     deadline = time.time() + 20
@@ -195,7 +168,7 @@ def test_killed_device_sweep_resumes_and_leaves_no_qemu(tiny_base, tmp_path):
         time.sleep(0.2)
     assert _qemus_for(out) == [], "a QEMU outlived the killed sweep"
 
-    res = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    res = subprocess.run(argv, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     assert f"{len(done_before)} point(s) already finished" in res.stdout
     done_after = finished()
