@@ -59,3 +59,18 @@ def git_commit() -> str:
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def template_env(package: str) -> Any:
+    """The Jinja environment for `package`'s templates/: C and Makefiles, so no HTML escaping, and a
+    template that names an undefined variable fails instead of writing an empty string."""
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader(package, "templates"),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+    )

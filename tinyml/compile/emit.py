@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-import jinja2
 import numpy as np
 
 from tinyml.compile.ops import ConstArray, Layer, Params, Ref, Scratch, shape_str
 from tinyml.compile.planner import MemoryPlan
 from tinyml.compile.tflite import TfliteModel
 from tinyml.errors import TinymlError
+from tinyml.util import template_env
 
 CTYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "int32_t": 4, "tinyml_channel_t": 4}  # per value
 MARKER = "tinyml_compile.json"  # written into every output dir; also what allows replacing an existing dir
@@ -77,16 +77,6 @@ def kernel_sources() -> list[str]:
     )
 
 
-def _env() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("tinyml.compile", "templates"),
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,
-    )
-
 
 def _c_float(x: float) -> str:
     """A float literal that reads back as exactly the model's float32 value."""
@@ -140,7 +130,7 @@ def _hex_bytes(data: bytes) -> str:
 
 def render(c: Compiled, source: str) -> dict[str, str]:
     """File name -> contents of the whole output directory."""
-    env = _env()
+    env = template_env("tinyml.compile")
     name, p_up = c.name, c.name.upper()
     model, plan = c.model, c.plan
     t_in, t_out = model.tensors[model.inputs[0]], model.tensors[model.outputs[0]]

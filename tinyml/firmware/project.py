@@ -25,12 +25,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
 import numpy as np
 
 from tinyml.errors import TinymlError
 from tinyml.firmware.boards import FIRMWARE_SRC, Board
-from tinyml.util import write_bytes_atomic
+from tinyml.util import template_env, write_bytes_atomic
 
 SELFTEST_MODEL = Path(__file__).parent / "selftest"  # a hand-written contract model (doctor, protocol tests)
 COMPILE_MANIFEST = "tinyml_compile.json"  # written by `tinyml compile` into every output directory
@@ -92,16 +91,6 @@ class Project:
     def elf(self) -> Path:
         return self.dir / "build" / "firmware.elf"
 
-
-def _env() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("tinyml.firmware", "templates"),
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,
-    )
 
 
 def read_model_info(model_dir: Path, name: str | None = None) -> ModelInfo:
@@ -227,7 +216,7 @@ def _soc_macros(board: Board) -> list[tuple[str, str]]:
 
 def render_files(board: Board, model: ModelInfo, profile: bool, opt: str = DEFAULT_OPT) -> dict[str, str]:
     """The generated files of a project (name -> text)."""
-    env = _env()
+    env = template_env("tinyml.firmware")
     defs = ["-DTINYML_PROFILE"] if profile else []
     qemu = board.qemu_command(Path("ELF"))
     qemu_args = " ".join(qemu[1 : qemu.index("-chardev")] + qemu[qemu.index("-serial") + 2 : -2])
