@@ -289,16 +289,18 @@ static inline int tinyml_rq_mode(const tinyml_requant_t *q) {
         int32_t m, k, ra, t;                                                                                    \
         __asm__ volatile("ldrd   %[m], %[k], [%[ch], #4]\n\t"                                                   \
                          "ldr    %[ra], [%[ch], #12]\n\t"                                                       \
-                         TINYML_RQ2("%[a0]", "%[ya]", "0", ADD) TINYML_RQ2("%[b0]", "%[yb]", "0", ADD)          \
+                         TINYML_RQ_STORE("%[a0]", "%[ya]", "0", ADD) TINYML_RQ_STORE("%[b0]", "%[yb]", "0", ADD)     \
                          "ldrd   %[m], %[k], [%[ch], #20]\n\t"                                                  \
                          "ldr    %[ra], [%[ch], #28]\n\t"                                                       \
-                         TINYML_RQ2("%[a1]", "%[ya]", "1", ADD) TINYML_RQ2("%[b1]", "%[yb]", "1", ADD)          \
+                         TINYML_RQ_STORE("%[a1]", "%[ya]", "1", ADD) TINYML_RQ_STORE("%[b1]", "%[yb]", "1", ADD)     \
                          : [a0] "+r"(a0), [a1] "+r"(a1), [b0] "+r"(b0), [b1] "+r"(b1), [m] "=&r"(m), [k] "=&r"(k), \
                            [ra] "=&r"(ra), [t] "=&r"(t)                                                         \
                          : [ch] "r"(ch), [ya] "r"(ya), [yb] "r"(yb)                                             \
                          : "memory");                                                                           \
     } while (0)
-#define TINYML_RQ2(acc, y, j, ADD)                    \
+/* Requantize one accumulator in asm (SMMULR, rounding add, shift, saturate) and store its byte at y[j]:
+ * the tail of every fast pointwise output block (2x2 here, 3x2 in tinyml_mat_s8.c). */
+#define TINYML_RQ_STORE(acc, y, j, ADD)               \
     "smmulr " acc ", " acc ", %[m]\n\t"              \
     ADD(acc, "%[t]", "%[ra]")                         \
     "asr    " acc ", " acc ", %[k]\n\t"              \
@@ -313,7 +315,6 @@ __attribute__((always_inline)) static inline void tinyml_out2x2_full(int32_t a0,
         TINYML_OUT2X2(TINYML_RQ_ADD_SIGN);
     }
 }
-#undef TINYML_RQ2
 #undef TINYML_OUT2X2
 #endif
 

@@ -209,26 +209,20 @@ __attribute__((naked, noinline)) static void dot3x2_half(UNUSED const int32_t *s
                          "ldr    %[v0], [%[acc]]\n\t"                                                           \
                          "ldr    %[v1], [%[acc], #8]\n\t"                                                       \
                          "ldr    %[v2], [%[acc], #16]\n\t"                                                      \
-                         RQ3("%[v0]", "%[ya]", "0", ADD) RQ3("%[v1]", "%[yb]", "0", ADD)                        \
-                         RQ3("%[v2]", "%[yc]", "0", ADD)                                                        \
+                         TINYML_RQ_STORE("%[v0]", "%[ya]", "0", ADD) TINYML_RQ_STORE("%[v1]", "%[yb]", "0", ADD)     \
+                         TINYML_RQ_STORE("%[v2]", "%[yc]", "0", ADD)                                                 \
                          "ldrd   %[m], %[k], [%[ch], #20]\n\t"                                                  \
                          "ldr    %[ra], [%[ch], #28]\n\t"                                                       \
                          "ldr    %[v0], [%[acc], #4]\n\t"                                                       \
                          "ldr    %[v1], [%[acc], #12]\n\t"                                                      \
                          "ldr    %[v2], [%[acc], #20]\n\t"                                                      \
-                         RQ3("%[v0]", "%[ya]", "1", ADD) RQ3("%[v1]", "%[yb]", "1", ADD)                        \
-                         RQ3("%[v2]", "%[yc]", "1", ADD)                                                        \
+                         TINYML_RQ_STORE("%[v0]", "%[ya]", "1", ADD) TINYML_RQ_STORE("%[v1]", "%[yb]", "1", ADD)     \
+                         TINYML_RQ_STORE("%[v2]", "%[yc]", "1", ADD)                                                 \
                          : [m] "=&r"(m), [k] "=&r"(k), [ra] "=&r"(ra), [t] "=&r"(t), [v0] "=&r"(v0),            \
                            [v1] "=&r"(v1), [v2] "=&r"(v2)                                                       \
                          : [ch] "r"(ch), [acc] "r"(acc), [ya] "r"(ya), [yb] "r"(yb), [yc] "r"(yc)               \
                          : "memory");                                                                           \
     } while (0)
-#define RQ3(acc, y, j, ADD)                           \
-    "smmulr " acc ", " acc ", %[m]\n\t"              \
-    ADD(acc, "%[t]", "%[ra]")                         \
-    "asr    " acc ", " acc ", %[k]\n\t"              \
-    "ssat   " acc ", #8, " acc "\n\t"                \
-    "strb   " acc ", [" y ", #" j "]\n\t"
 
 __attribute__((always_inline)) static inline void mat3(const int32_t *s, int32_t groups, const int8_t *w,
                                                        int32_t out_c, const tinyml_requant_t *q, int8_t *ya,
@@ -254,7 +248,6 @@ __attribute__((always_inline)) static inline void mat3(const int32_t *s, int32_t
         }
     }
 }
-#undef RQ3
 #undef TINYML_OUT3X2
 #endif
 
