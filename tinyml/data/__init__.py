@@ -43,6 +43,12 @@ class Splits:
         )
 
 
+def to_int8(x_uint8: np.ndarray) -> np.ndarray:
+    """uint8 pixels -> the int8 model input (scale 1/255, zero point -128): the same pixels the float model
+    sees as uint8 / 255."""
+    return (x_uint8.astype(np.int16) - 128).astype(np.int8)
+
+
 def to_gray(x: np.ndarray) -> np.ndarray:
     """RGB uint8 NHWC -> 1-channel luma with PIL's "L" weights (the file loaders use PIL itself)."""
     luma = (
@@ -123,4 +129,5 @@ def load_splits(
     return Splits(train_x=x[tr], train_y=y[tr], val_x=x[va], val_y=y[va], source=spec, skipped=skipped)
 
 
-__all__ = ["CLASSES", "SPEC_HELP", "Splits", "load_splits", "parse_spec", "split_indices", "to_gray"]
+__all__ = ["CLASSES", "SPEC_HELP", "Splits", "load_splits", "parse_spec", "split_indices", "to_gray",
+           "to_int8"]

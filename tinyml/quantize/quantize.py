@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tinyml.data import to_int8
 from tinyml.errors import TinymlError
 from tinyml.quantize.convert import TensorQuant
 from tinyml.util import git_commit, write_bytes_atomic, write_json_atomic
@@ -199,7 +200,7 @@ def evaluate_int8(model_bytes: bytes, images_u8: np.ndarray, progress: bool = Tr
     ref = TflmReference(model_bytes)
     lite = _tflite_interpreter(model_bytes)
     in_idx, out_idx = lite.get_input_details()[0]["index"], lite.get_output_details()[0]["index"]
-    x8 = (images_u8.astype(np.int16) - 128).astype(np.int8)
+    x8 = to_int8(images_u8)
     tflm, tfl = [], []
     for x in tqdm(x8, desc="int8 eval (TFLM)", unit="img", disable=not progress, leave=False):
         tflm.append(ref.invoke(x).reshape(-1))

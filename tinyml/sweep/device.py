@@ -79,6 +79,7 @@ def build_stage(point: Point, ctx: Any, pdir: Path, record: dict[str, Any]) -> d
 
 def bench_inputs(ctx: Any, checkpoint: str, n: int) -> list[Any]:
     """The first validation images of each class in turn, as int8 tensors (int8 = uint8 - 128)."""
+    from tinyml.data import to_int8
     from tinyml.device.inputs import BenchInput
 
     s = _splits(ctx, checkpoint)
@@ -89,7 +90,7 @@ def bench_inputs(ctx: Any, checkpoint: str, n: int) -> list[Any]:
             if idx and len(order) < n:
                 order.append(idx.pop(0))
     return [BenchInput(f"val #{i} ({s.classes[int(s.val_y[i])]})",
-                       (s.val_x[i].astype(np.int16) - 128).astype(np.int8).reshape(-1)) for i in order]
+                       to_int8(s.val_x[i]).reshape(-1)) for i in order]
 
 
 def _flash_real_board(fw: Path) -> None:
