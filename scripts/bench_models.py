@@ -1,10 +1,10 @@
 """Reproduce the issue-8 targets table with one command: `make bench-models` (or this script).
 
-Both shared models run through `tinyml bench` (the same code as the CLI verb) on the emulated Cortex-M4
+Both reference models (examples/models) run through `tinyml bench` (the same code as the CLI verb) on the emulated Cortex-M4
 (`cortex-m`, QEMU mps2-an386, -icount: counts are exact instructions), once as shipped (instructions, flash,
 RAM, arena, stack peak) and once with per-layer marks (instructions and instructions/MAC per layer). The
 compiler's memory plan gives the arena against its lower bound max over layers of (inputs + output). TFLM's
-figures are the ones measured in shared/FACTS.md (TFLM built with its own flags on the same emulated board).
+figures are the ones measured once by hand and recorded here (TFLM built with its own flags on the same emulated board).
 
 Writes OUT/results.json, OUT/results.csv, OUT/per_layer.csv and OUT/results.md, and prints the Markdown.
 
@@ -45,7 +45,7 @@ TARGETS: dict[str, dict[str, int | None]] = {
     "person_detect": {"instructions": 11_500_000, "ram": 40_000, "flash": 250_000},
     "vww_96_int8": {"instructions": 12_000_000, "ram": 48_000, "flash": None},
 }
-DEFAULT_MODELS = Path("/work/shared/models")
+DEFAULT_MODELS = Path(__file__).resolve().parent.parent / "examples" / "models"
 
 
 def run_bench(model: Path, board: str, per_layer: bool, json_path: Path) -> dict[str, Any]:
@@ -104,8 +104,8 @@ def verdict(value: int, target: int | None) -> str:
 
 def markdown(rows: list[dict[str, Any]], board: str) -> str:
     lines = [
-        f"Emulated instruction counts (QEMU `-icount`, board `{board}`; TFLM figures from shared/FACTS.md, "
-        "measured the same way). RAM = arena (kernel scratch included) + stack peak. Arena lower bound: max "
+        f"Emulated instruction counts (QEMU `-icount`, board `{board}`; TFLM figures: TFLM built with its own flags, "
+        "measured the same way on the same board). RAM = arena (kernel scratch included) + stack peak. Arena lower bound: max "
         "over layers of the arena bytes a layer needs (inputs + output + scratch, an in-place input/output "
         "pair as its overlapped span); max(in + out): the same without in-place overlap or scratch.",
         "",
@@ -151,7 +151,7 @@ def markdown(rows: list[dict[str, Any]], board: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
-        "--models", type=Path, default=DEFAULT_MODELS, help="directory of the shared .tflite files"
+        "--models", type=Path, default=DEFAULT_MODELS, help="directory of the reference .tflite files (default: the repo's examples/models)"
     )
     ap.add_argument("--out", type=Path, default=Path("runs/bench-models"), help="where the results go")
     ap.add_argument("--board", default="cortex-m")

@@ -1,4 +1,4 @@
-"""Shared test fixtures: where the shared models/images are, and a per-run cache for built artifacts."""
+"""Shared test fixtures: where the reference models/images are (examples/), and a per-run cache for built artifacts."""
 
 from __future__ import annotations
 
@@ -7,15 +7,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from tinyml.util import shared_dir
+from tinyml.util import examples_dir
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
-def shared() -> Path:
-    d = shared_dir()
-    assert (d / "models" / "person_detect.tflite").exists(), f"shared/ not found at {d}"
+def refdata() -> Path:
+    """The repo's reference models and images (examples/): the tests read nothing outside the repo."""
+    d = examples_dir()
+    assert (d / "models" / "person_detect.tflite").exists(), f"reference models missing under {d}"
     return d
 
 

@@ -46,8 +46,8 @@ def selftest_elf(artifacts) -> Path:
 
 
 @pytest.fixture(scope="session")
-def person_elf(artifacts, shared) -> Path:
-    return build(shared / "models" / "person_detect.tflite", "cortex-m", artifacts / "fw-person")
+def person_elf(artifacts, refdata) -> Path:
+    return build(refdata / "models" / "person_detect.tflite", "cortex-m", artifacts / "fw-person")
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""The compiler on the real shared models: bit-exact with TFLM on host, the generated-code contract, errors.
+"""The compiler on the real reference models (examples/models): bit-exact with TFLM on host, the generated-code contract, errors.
 
 Fixtures of generated models come from compile_cases.py (imported, hence the F811 noqa below).
 """
@@ -22,14 +22,14 @@ MODELS = {"person_detect": 7_157_888, "vww_96_int8": 7_489_664}  # name -> MACs 
 
 
 @pytest.fixture(scope="session")
-def built(artifacts, shared):
+def built(artifacts, refdata):
     """name -> (Compiled, host executable), compiled and built once per session."""
     cache = {}
 
     def get(name: str):
         if name not in cache:
             d = artifacts / "compile" / name
-            c = compile_tflite(shared / "models" / f"{name}.tflite", d)
+            c = compile_tflite(refdata / "models" / f"{name}.tflite", d)
             cache[name] = (c, host.build(d, "model", artifacts / "compile" / f"{name}_host"))
         return cache[name]
 
@@ -41,11 +41,11 @@ def _tflm(c, xs: np.ndarray) -> np.ndarray:
     return np.stack([ref.invoke(x).reshape(-1).view(np.int8) for x in xs])
 
 
-def test_person_detect_shared_images(built, shared):
+def test_person_detect_shared_images(built, refdata):
     c, exe = built("person_detect")
     xs = np.stack(
         [
-            np.frombuffer((shared / "images" / f"{n}_image_data.u8.bin").read_bytes(), np.int8)
+            np.frombuffer((refdata / "images" / f"{n}_image_data.u8.bin").read_bytes(), np.int8)
             for n in ("person", "no_person")
         ]
     )
@@ -65,12 +65,12 @@ def test_shared_models_bit_exact_on_random_inputs(built, name):
 
 
 @pytest.mark.parametrize("name,macs", MODELS.items())
-def test_profile_macs_and_arena(shared, name, macs):
-    rows, totals = profile_tflite(shared / "models" / f"{name}.tflite")
+def test_profile_macs_and_arena(refdata, name, macs):
+    rows, totals = profile_tflite(refdata / "models" / f"{name}.tflite")
     assert totals["macs"] == macs == sum(r["macs"] for r in rows)
     assert len(rows) == 31
     assert 0 < totals["arena_bytes"] < totals["tflm_arena_bytes"] and totals["arena_lower_bound"] > 0
-    assert totals["model_bytes"] == (shared / "models" / f"{name}.tflite").stat().st_size
+    assert totals["model_bytes"] == (refdata / "models" / f"{name}.tflite").stat().st_size
 
 
 def test_memory_plan_aliases_reshape_and_uses_caller_buffers(built):
@@ -130,9 +130,9 @@ def test_generated_code_is_readable(built):
     assert "_Alignas(16) const unsigned char model_tflite[300568]" in tfl
 
 
-def test_cli_compile_verbose_prints_plan(tmp_path, shared, capsys):
+def test_cli_compile_verbose_prints_plan(tmp_path, refdata, capsys):
     assert (
-        main(["compile", str(shared / "models" / "vww_96_int8.tflite"), "-o", str(tmp_path / "o"), "-v"]) == 0
+        main(["compile", str(refdata / "models" / "vww_96_int8.tflite"), "-o", str(tmp_path / "o"), "-v"]) == 0
     )
     out = capsys.readouterr().out
     assert "arena peak" in out and "lower bound" in out and "caller input" in out
@@ -156,7 +156,7 @@ BAD_INPUTS = [  # (case, make file bytes from person_detect or a generated model
 @pytest.mark.parametrize("case,make,message", BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
 def test_bad_models_give_one_line_error_and_no_dir(
     tmp_path,
-    shared,
+    refdata,
     refusal_models,  # noqa: F811
     capsys,
     case,
@@ -166,7 +166,7 @@ def test_bad_models_give_one_line_error_and_no_dir(
     bad = tmp_path / f"{case}.tflite"
     bad.write_bytes(
         make(
-            (shared / "models" / "person_detect.tflite").read_bytes(),
+            (refdata / "models" / "person_detect.tflite").read_bytes(),
             {k: p.read_bytes() for k, p in refusal_models.items()},
         )
     )
@@ -177,9 +177,9 @@ def test_bad_models_give_one_line_error_and_no_dir(
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == [bad.name]
 
 
-def test_failed_compile_keeps_previous_output(tmp_path, shared, capsys):
+def test_failed_compile_keeps_previous_output(tmp_path, refdata, capsys):
     out = tmp_path / "out"
-    assert main(["compile", str(shared / "models" / "person_detect.tflite"), "-o", str(out)]) == 0
+    assert main(["compile", str(refdata / "models" / "person_detect.tflite"), "-o", str(out)]) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     bad = tmp_path / "bad.tflite"
     bad.write_bytes(b"junk")
@@ -188,7 +188,7 @@ def test_failed_compile_keeps_previous_output(tmp_path, shared, capsys):
     user_dir = tmp_path / "mine"
     user_dir.mkdir()
     (user_dir / "notes.txt").write_text("keep me")
-    assert main(["compile", str(shared / "models" / "person_detect.tflite"), "-o", str(user_dir)]) == 2
+    assert main(["compile", str(refdata / "models" / "person_detect.tflite"), "-o", str(user_dir)]) == 2
     assert "is not a `tinyml compile` output" in capsys.readouterr().err
     assert (user_dir / "notes.txt").read_text() == "keep me"
 
@@ -209,11 +209,11 @@ int main(void) {
 
 
 @pytest.mark.slow
-def test_name_prefix_two_models_link_into_one_program(tmp_path, shared):
+def test_name_prefix_two_models_link_into_one_program(tmp_path, refdata):
     dirs = {}
     for name, model in (("pd", "person_detect"), ("vww", "vww_96_int8")):
         dirs[name] = tmp_path / name
-        compile_tflite(shared / "models" / f"{model}.tflite", dirs[name], name)
+        compile_tflite(refdata / "models" / f"{model}.tflite", dirs[name], name)
         names = {p.name for p in dirs[name].iterdir()}
         assert {f"{name}.h", f"{name}.c", f"{name}_weights.c", f"{name}_tflite.c"} <= names
         assert not any(n.startswith("model") for n in names)
@@ -252,10 +252,10 @@ def test_name_prefix_two_models_link_into_one_program(tmp_path, shared):
     r = subprocess.run([str(exe)], input=xa.tobytes() + xb.tobytes(), capture_output=True, check=True)
     y = np.frombuffer(r.stdout, np.int8)
     np.testing.assert_array_equal(
-        y[:2], TflmReference((shared / "models" / "person_detect.tflite").read_bytes()).invoke(xa).reshape(-1)
+        y[:2], TflmReference((refdata / "models" / "person_detect.tflite").read_bytes()).invoke(xa).reshape(-1)
     )
     np.testing.assert_array_equal(
-        y[2:], TflmReference((shared / "models" / "vww_96_int8.tflite").read_bytes()).invoke(xb).reshape(-1)
+        y[2:], TflmReference((refdata / "models" / "vww_96_int8.tflite").read_bytes()).invoke(xb).reshape(-1)
     )
 
 
@@ -299,17 +299,17 @@ def test_arm_gcc_builds_generated_sources(built, tmp_path, cpu):
             assert r.returncode == 0, f"{src.name}: {r.stderr}"
 
 
-def test_verify_cli(shared, capsys):
-    assert main(["verify", str(shared / "models" / "person_detect.tflite"), "--inputs", "3"]) == 0
-    assert "bit-exact 5/5 (3 random + 2 shared images)" in capsys.readouterr().out
+def test_verify_cli(refdata, capsys):
+    assert main(["verify", str(refdata / "models" / "person_detect.tflite"), "--inputs", "3"]) == 0
+    assert "bit-exact 5/5 (3 random + 2 reference images)" in capsys.readouterr().out
 
 
-def test_verify_names_the_first_differing_layer(tmp_path, shared):
+def test_verify_names_the_first_differing_layer(tmp_path, refdata):
     """Sabotage the first constant of layer 5 in the generated C (weight or bias): the per-layer comparison
     must point at layer 5."""
     from tinyml.compile.verify_cli import first_bad_layer
 
-    c = compile_tflite(shared / "models" / "person_detect.tflite", tmp_path / "model")
+    c = compile_tflite(refdata / "models" / "person_detect.tflite", tmp_path / "model")
     w = tmp_path / "model" / "model_weights.c"
     text = w.read_text()
     start = text.index("= {", text.index(" model_l5_"))

@@ -1,6 +1,6 @@
-"""Compiled models on emulated Cortex-M cores (QEMU): bit-exact with TFLM; the M4 cost of the shared models.
+"""Compiled models on emulated Cortex-M cores (QEMU): bit-exact with TFLM; the M4 cost of the reference models.
 
-The host cannot run the SIMD (DSP) kernel paths; here every op case and both shared models run on the
+The host cannot run the SIMD (DSP) kernel paths; here every op case and both reference models run on the
 Cortex-M4 and Cortex-M7 (DSP) and Cortex-M3 (plain C on Arm) boards, all models linked into one firmware per
 core.
 """
@@ -29,9 +29,9 @@ MAX_FLASH = 250_000  # issue 8: person_detect firmware (tinyml export, cortex-m)
 
 
 @pytest.fixture(scope="module")
-def arm_models(case_models, shared, artifacts):  # noqa: F811
-    """name -> (Compiled, dir, inputs, TFLM outputs): every case and both shared models, own prefixes."""
-    paths = {**case_models, **{n: shared / "models" / f"{n}.tflite" for n in SHARED}}
+def arm_models(case_models, refdata, artifacts):  # noqa: F811
+    """name -> (Compiled, dir, inputs, TFLM outputs): every case and both reference models, own prefixes."""
+    paths = {**case_models, **{n: refdata / "models" / f"{n}.tflite" for n in SHARED}}
     out = {}
     for i, (name, path) in enumerate(sorted(paths.items())):
         prefix = f"m{i}"
@@ -72,13 +72,13 @@ def test_shared_model_cost_on_cortex_m4(arm_models, artifacts, name):
     assert c.plan.arena_bytes <= MAX_ARENA[name]
 
 
-def test_person_detect_firmware_flash(shared, tmp_path):
+def test_person_detect_firmware_flash(refdata, tmp_path):
     """The product firmware (runtime + model) for person_detect on cortex-m fits the issue 8 flash target."""
     from tinyml.firmware.boards import load_board
     from tinyml.firmware.project import build_project, export_project
 
     project = export_project(
-        shared / "models" / "person_detect.tflite", load_board("cortex-m"), tmp_path / "p"
+        refdata / "models" / "person_detect.tflite", load_board("cortex-m"), tmp_path / "p"
     )
     fp = build_project(project).footprint
     print(f"person_detect firmware on cortex-m: flash {fp.flash_bytes:,} B, RAM {fp.ram_bytes:,} B")

@@ -42,10 +42,10 @@ TFLM_VWW_INSTRUCTIONS = 100_176_934
 EMULATED = [n for n in board_names() if load_board(n).emulated]
 
 
-def _raw_image(shared: Path, name: str) -> BenchInput:
+def _raw_image(refdata: Path, name: str) -> BenchInput:
     """The shared image bytes copied unchanged into the int8 input, as TFLM's own test does."""
     return BenchInput(
-        name, np.frombuffer((shared / "images" / f"{name}_image_data.u8.bin").read_bytes(), np.int8)
+        name, np.frombuffer((refdata / "images" / f"{name}_image_data.u8.bin").read_bytes(), np.int8)
     )
 
 
@@ -53,14 +53,14 @@ def _raw_image(shared: Path, name: str) -> BenchInput:
 
 
 @pytest.fixture(scope="module")
-def person(shared, person_elf, artifacts):  # noqa: F811
+def person(refdata, person_elf, artifacts):  # noqa: F811
     inputs = [
-        _raw_image(shared, "person"),
-        _raw_image(shared, "no_person"),
+        _raw_image(refdata, "person"),
+        _raw_image(refdata, "no_person"),
         *random_inputs(3, 96 * 96, seed=1),
     ]
     return bench_model(
-        shared / "models" / "person_detect.tflite",
+        refdata / "models" / "person_detect.tflite",
         "cortex-m",
         inputs=inputs,
         runs=2,
@@ -78,16 +78,16 @@ def test_person_detect_reads_back_tflm_outputs(person):
 
 
 @pytest.mark.slow
-def test_person_detect_instruction_count_is_exact_and_below_tflm(person, shared, person_elf):  # noqa: F811
+def test_person_detect_instruction_count_is_exact_and_below_tflm(person, refdata, person_elf):  # noqa: F811
     assert person.unit == "instructions" and person.emulated and person.clock_hz == 25_000_000
     for r in person.inputs:  # every run on one input takes the same number of instructions
         assert len(set(r.counts)) == 1
     assert person.stats["max"] < TFLM_PERSON_DETECT_INSTRUCTIONS
     # ... and so does a second boot of the same image
     again = bench_model(
-        shared / "models" / "person_detect.tflite",
+        refdata / "models" / "person_detect.tflite",
         "cortex-m",
-        inputs=[_raw_image(shared, "person")],
+        inputs=[_raw_image(refdata, "person")],
         runs=1,
         warmup=0,
         build_dir=person_elf.parent.parent,
@@ -99,10 +99,10 @@ def test_person_detect_instruction_count_is_exact_and_below_tflm(person, shared,
 
 
 @pytest.mark.slow
-def test_per_layer_profile(shared, artifacts):
+def test_per_layer_profile(refdata, artifacts):
     from tinyml.compile import analyze
 
-    model = shared / "models" / "person_detect.tflite"
+    model = refdata / "models" / "person_detect.tflite"
     r = bench_model(
         model,
         "cortex-m",
@@ -128,9 +128,9 @@ def test_per_layer_profile(shared, artifacts):
 
 
 @pytest.mark.slow
-def test_vww_bit_exact_and_below_tflm(shared, artifacts):
+def test_vww_bit_exact_and_below_tflm(refdata, artifacts):
     r = bench_model(
-        shared / "models" / "vww_96_int8.tflite",
+        refdata / "models" / "vww_96_int8.tflite",
         "cortex-m",
         random=1,
         runs=1,
@@ -365,12 +365,12 @@ def test_bench_cli_writes_the_documented_json(tmp_path, small_model, artifacts, 
     assert doc["per_layer"] is None and doc["flash_bytes"] > 0
 
 
-def test_image_inputs_follow_model_json_else_the_input_tensor(tmp_path, shared):
+def test_image_inputs_follow_model_json_else_the_input_tensor(tmp_path, refdata):
     from PIL import Image
 
     model = tmp_path / "pd.tflite"
-    shutil.copy(shared / "models" / "person_detect.tflite", model)
-    bmp = shared / "images" / "no_person.bmp"
+    shutil.copy(refdata / "models" / "person_detect.tflite", model)
+    bmp = refdata / "images" / "no_person.bmp"
     pixels = np.asarray(Image.open(bmp).convert("L"), dtype=np.float64).reshape(-1)
     scale, zp = 0.0078431377, -1
     # no MODEL.json: the int8 range of the input spans [-1, 1], so pixels map onto it
@@ -396,7 +396,7 @@ def test_image_inputs_follow_model_json_else_the_input_tensor(tmp_path, shared):
     with pytest.raises(TinymlError, match="says 96x96x1 but pd.tflite takes 96x96x3"):
         load_input(bmp, model, (1, 96, 96, 3), scale, zp)
     with pytest.raises(TinymlError, match="9216 values, the model input \\[1, 96, 96, 3\\] takes 27648"):
-        load_input(shared / "images" / "person_image_data.u8.bin", model, (1, 96, 96, 3), scale, zp)
+        load_input(refdata / "images" / "person_image_data.u8.bin", model, (1, 96, 96, 3), scale, zp)
 
 
 @pytest.mark.slow
@@ -419,10 +419,10 @@ def test_a_device_that_computes_something_else_is_reported_loudly(tmp_path, smal
         assert rc == 1 and "MISMATCH: the device's output differs from TFLM's on 1 of 1 inputs" in err
 
 
-def test_a_device_running_another_model_is_refused(shared, selftest_elf):  # noqa: F811
+def test_a_device_running_another_model_is_refused(refdata, selftest_elf):  # noqa: F811
     with QemuBoard(load_board("cortex-m"), selftest_elf) as q:
         with pytest.raises(TinymlError, match=r"runs model 'selftest' .*not person_detect.tflite"):
-            bench_model(shared / "models" / "person_detect.tflite", port=q.url, random=1, runs=1)
+            bench_model(refdata / "models" / "person_detect.tflite", port=q.url, random=1, runs=1)
 
 
 def test_real_board_without_port_is_refused(small_model):  # noqa: F811

@@ -100,10 +100,10 @@ REFUSALS = [
 
 
 @pytest.mark.parametrize("flash,ram,messages", REFUSALS)
-def test_model_too_big_is_refused_before_building(tmp_path, shared, flash, ram, messages):
+def test_model_too_big_is_refused_before_building(tmp_path, refdata, flash, ram, messages):
     from tinyml.compile import compile_tflite
 
-    model = shared / "models" / "person_detect.tflite"
+    model = refdata / "models" / "person_detect.tflite"
     board = load_board(board_variant(tmp_path, "tiny", flash, ram))
     with pytest.raises(BudgetExceeded, match="model person_detect does not fit") as e:
         export_project(model, board, tmp_path / "proj")
@@ -116,10 +116,10 @@ def test_model_too_big_is_refused_before_building(tmp_path, shared, flash, ram, 
         assert msg.format(ram=f"{est.ram_bytes:,}", flash=f"{est.flash_bytes:,}") in str(e.value)
 
 
-def test_fitting_estimate_is_close_to_the_linked_image(tmp_path, shared):
+def test_fitting_estimate_is_close_to_the_linked_image(tmp_path, refdata):
     """The pre-build estimate must not under-count (else the link would refuse instead) nor be far off."""
     project = export_project(
-        shared / "models" / "person_detect.tflite", load_board("mps2-an385"), tmp_path / "p"
+        refdata / "models" / "person_detect.tflite", load_board("mps2-an385"), tmp_path / "p"
     )
     est = estimate_footprint(project.model, project.board)
     fp = build_project(project).footprint
@@ -238,13 +238,13 @@ def test_export_cli_errors_are_one_line(tmp_path, capsys):
     assert "unknown board 'nope'" in capsys.readouterr().err and time.monotonic() - t0 < 5
 
 
-def test_plain_c_fallback_on_a_dsp_core_is_named(tmp_path, shared, capsys):
+def test_plain_c_fallback_on_a_dsp_core_is_named(tmp_path, refdata, capsys):
     """A 5x5 depthwise with depth multiplier 2 has no SIMD kernel: on a DSP board the export says so."""
     from compile_cases import CASES, convert
 
     dw = convert(next(c for c in CASES if c.name == "dw5x5_valid_dm2"), tmp_path)
     said = {}
-    for model, board in ((dw, "cortex-m"), (dw, "mps2-an385"), (shared / "models" / "person_detect.tflite",
+    for model, board in ((dw, "cortex-m"), (dw, "mps2-an385"), (refdata / "models" / "person_detect.tflite",
                                                                "cortex-m")):
         out = tmp_path / f"{model.stem}-{board}"
         assert cli.main(["export", str(model), "--board", board, "-o", str(out)]) == 0

@@ -1,4 +1,4 @@
-"""Small helpers every stage uses: atomic writes, JSON, locating shared data, the run's provenance."""
+"""Small helpers every stage uses: atomic writes, JSON, locating the shipped reference data, the run's provenance."""
 
 from __future__ import annotations
 
@@ -46,9 +46,12 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
-def shared_dir() -> Path:
-    """The `shared/` folder beside the checkout (override with TINYML_SHARED)."""
-    return Path(os.environ.get("TINYML_SHARED", REPO_ROOT.parent / "shared"))
+EXAMPLES_DIR = REPO_ROOT / "examples"
+
+
+def examples_dir() -> Path:
+    """The reference models and images the repo ships (examples/models, examples/images; see its README)."""
+    return EXAMPLES_DIR
 
 
 def git_commit() -> str:

@@ -65,13 +65,13 @@ def verify(
 
 
 def _inputs(c, n_random: int, seed: int) -> np.ndarray:
-    from tinyml.util import shared_dir
+    from tinyml.util import examples_dir
 
     t_in = c.model.tensors[c.model.inputs[0]]
     rng = np.random.default_rng(seed)
     xs = [rng.integers(-128, 128, size=t_in.nbytes, dtype=np.int8) for _ in range(n_random)]
     if tuple(t_in.shape) == (1, 96, 96, 1):
-        for f in sorted((shared_dir() / "images").glob("*_image_data.u8.bin")):
+        for f in sorted((examples_dir() / "images").glob("*_image_data.u8.bin")):
             # TFLM's person_detection test copies the image bytes unchanged into the int8 tensor
             xs.append(np.frombuffer(f.read_bytes(), dtype=np.int8)[: t_in.nbytes])
     return np.stack(xs) if xs else np.zeros((0, t_in.nbytes), np.int8)
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         raise TinymlError("--inputs must be >= 0")
     r = verify(args.model, args.inputs, args.seed, args.keep)
     extra = (
-        "" if r.total == args.inputs else f" ({args.inputs} random + {r.total - args.inputs} shared images)"
+        "" if r.total == args.inputs else f" ({args.inputs} random + {r.total - args.inputs} reference images)"
     )
     print(f"{args.model}: bit-exact {r.exact}/{r.total}{extra}")
     if r.first_bad_input is not None:
