@@ -1,10 +1,11 @@
 """Reproduce the issue-8 targets table with one command: `make bench-models` (or this script).
 
-Both reference models (examples/models) run through `tinyml bench` (the same code as the CLI verb) on the emulated Cortex-M4
-(`cortex-m`, QEMU mps2-an386, -icount: counts are exact instructions), once as shipped (instructions, flash,
+Both reference models (examples/models) run through `tinyml bench` (the same code as the CLI verb) on the
+emulated Cortex-M4 (`cortex-m`, QEMU mps2-an386, -icount: counts are exact instructions), once as shipped (instructions, flash,
 RAM, arena, stack peak) and once with per-layer marks (instructions and instructions/MAC per layer). The
 compiler's memory plan gives the arena against its lower bound max over layers of (inputs + output). TFLM's
-figures are the ones measured once by hand and recorded here (TFLM built with its own flags on the same emulated board).
+figures are the ones measured once by hand and recorded here (TFLM built with its own flags on the same
+emulated board).
 
 Writes OUT/results.json, OUT/results.csv, OUT/per_layer.csv and OUT/results.md, and prints the Markdown.
 
@@ -104,8 +105,8 @@ def verdict(value: int, target: int | None) -> str:
 
 def markdown(rows: list[dict[str, Any]], board: str) -> str:
     lines = [
-        f"Emulated instruction counts (QEMU `-icount`, board `{board}`; TFLM figures: TFLM built with its own flags, "
-        "measured the same way on the same board). RAM = arena (kernel scratch included) + stack peak. Arena lower bound: max "
+        f"Emulated instruction counts (QEMU `-icount`, board `{board}`; TFLM figures: TFLM built with its own "
+        "flags, measured the same way on the same board). RAM = arena (kernel scratch included) + stack peak. Arena lower bound: max "
         "over layers of the arena bytes a layer needs (inputs + output + scratch, an in-place input/output "
         "pair as its overlapped span); max(in + out): the same without in-place overlap or scratch.",
         "",
