@@ -1,4 +1,4 @@
-"""Shared test fixtures: where the reference models/images are (examples/), and a per-run cache for built artifacts."""
+"""Shared test fixtures: the reference models/images (examples/), a per-run cache for built artifacts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The compiler on the real reference models (examples/models): bit-exact with TFLM on host, the generated-code contract, errors.
+"""The compiler on the reference models: bit-exact with TFLM on host, the generated-code contract, errors.
 
 Fixtures of generated models come from compile_cases.py (imported, hence the F811 noqa below).
 """
@@ -132,7 +132,8 @@ def test_generated_code_is_readable(built):
 
 def test_cli_compile_verbose_prints_plan(tmp_path, refdata, capsys):
     assert (
-        main(["compile", str(refdata / "models" / "vww_96_int8.tflite"), "-o", str(tmp_path / "o"), "-v"]) == 0
+        main(["compile", str(refdata / "models" / "vww_96_int8.tflite"), "-o", str(tmp_path / "o"), "-v"])
+        == 0
     )
     out = capsys.readouterr().out
     assert "arena peak" in out and "lower bound" in out and "caller input" in out
@@ -252,7 +253,8 @@ def test_name_prefix_two_models_link_into_one_program(tmp_path, refdata):
     r = subprocess.run([str(exe)], input=xa.tobytes() + xb.tobytes(), capture_output=True, check=True)
     y = np.frombuffer(r.stdout, np.int8)
     np.testing.assert_array_equal(
-        y[:2], TflmReference((refdata / "models" / "person_detect.tflite").read_bytes()).invoke(xa).reshape(-1)
+        y[:2],
+        TflmReference((refdata / "models" / "person_detect.tflite").read_bytes()).invoke(xa).reshape(-1),
     )
     np.testing.assert_array_equal(
         y[2:], TflmReference((refdata / "models" / "vww_96_int8.tflite").read_bytes()).invoke(xb).reshape(-1)

@@ -1,4 +1,4 @@
-"""Compiled models on emulated Cortex-M cores (QEMU): bit-exact with TFLM; the M4 cost of the reference models.
+"""Compiled models on emulated Cortex-M cores (QEMU): bit-exact with TFLM; the reference models' M4 cost.
 
 The host cannot run the SIMD (DSP) kernel paths; here every op case and both reference models run on the
 Cortex-M4 and Cortex-M7 (DSP) and Cortex-M3 (plain C on Arm) boards, all models linked into one firmware per

@@ -1,4 +1,4 @@
-"""Small helpers every stage uses: atomic writes, JSON, locating the shipped reference data, the run's provenance."""
+"""Small helpers every stage uses: atomic writes, JSON, the shipped reference data, the run's provenance."""
 
 from __future__ import annotations
 

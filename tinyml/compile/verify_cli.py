@@ -108,9 +108,8 @@ def run(args: argparse.Namespace) -> int:
     if args.inputs < 0:
         raise TinymlError("--inputs must be >= 0")
     r = verify(args.model, args.inputs, args.seed, args.keep)
-    extra = (
-        "" if r.total == args.inputs else f" ({args.inputs} random + {r.total - args.inputs} reference images)"
-    )
+    n_img = r.total - args.inputs
+    extra = "" if n_img == 0 else f" ({args.inputs} random + {n_img} reference images)"
     print(f"{args.model}: bit-exact {r.exact}/{r.total}{extra}")
     if r.first_bad_input is not None:
         print(f"first mismatch on input {r.first_bad_input}; first differing {r.first_bad_layer}")
