@@ -74,9 +74,13 @@ def test_unknown_board_lists_the_known_ones():
 # (what to change in cortex-m.toml, what the error must name)
 BROKEN = [
     (("\n[clock]\nhz = 25_000_000", "\n[clock]"), "clock.hz"),
-    (('kind = "cmsdk"', 'kind = "pl011"'), "uart.kind 'pl011'"),
+    (('kind = "cmsdk"', 'kind = "pl011"'), "board 'cortex-m' has uart.kind = 'pl011' but there is no"),
+    (('kind = "cmsdk"', 'kind = "pl011"'), "uart_pl011.c (write one, or use one of: cmsdk, stm32"),
+    (('kind = "systick"', 'kind = "rtc"'), "timer_rtc.c"),
+    (('kind = "systick"', 'kind = "../main"'), "timer.kind = '../main'"),
     (('kind = "systick"', 'kind = "dwt"'), "QEMU has no DWT"),
     (("icount_shift = 7", "icount_shift = 5"), "icount_shift 5 is too small"),
+    (('family = "mps"', 'family = "esp32"'), "no driver file"),
     (('family = "mps"', 'family = "esp32"'), "soc_esp32.c"),
     (('machine = "mps2-an386"', "machine = 386"), "'run.machine' must be str"),
     (("ram_size = 0x00400000", "ram_size = 0"), "ram_size must be positive"),

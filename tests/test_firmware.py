@@ -19,6 +19,7 @@ from tinyml.device.transport import Link
 from tinyml.errors import TinymlError
 from tinyml.firmware.boards import board_names, load_board
 from tinyml.firmware.project import (
+    SELFTEST_MODEL,
     BudgetExceeded,
     build_project,
     estimate_footprint,
@@ -42,6 +43,30 @@ PROJECT_FILES = {
 
 def _make(project: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["make", "-C", str(project), *args], capture_output=True, text=True, timeout=300)
+
+
+def test_a_new_uart_is_one_c_file(tmp_path, monkeypatch):
+    """No list of drivers anywhere: a uart_<kind>.c beside the others and a board file naming it build and
+    run (here a copy of the CMSDK driver under a new name, on QEMU)."""
+    from firmware_cases import qemu_device
+
+    from tinyml.firmware import boards, project
+
+    src = tmp_path / "src"
+    shutil.copytree(boards.FIRMWARE_SRC, src)
+    (src / "uart_mine.c").write_text((src / "uart_cmsdk.c").read_text())
+    (src / "uart_cmsdk.c").unlink()
+    monkeypatch.setattr(boards, "FIRMWARE_SRC", src)
+    monkeypatch.setattr(project, "FIRMWARE_SRC", src)
+    board_file = board_variant(tmp_path, "mine")
+    board_file.write_text(board_file.read_text().replace('kind = "cmsdk"', 'kind = "mine"'))
+    board = load_board(board_file)
+    assert board.uart_kind == "mine"
+    elf = build_project(export_project(SELFTEST_MODEL, board, tmp_path / "proj")).elf
+    assert (tmp_path / "proj" / "runtime" / "uart_mine.c").exists()
+    assert not (tmp_path / "proj" / "runtime" / "uart_stm32.c").exists()
+    with qemu_device(elf, str(board_file)) as (_, dev):
+        assert dev.info()["board"] == "mine"
 
 
 def test_project_is_self_contained_and_incremental(tmp_path, small_model):  # noqa: F811

@@ -11,7 +11,7 @@
 
 #include "tinyml_board.h"
 
-#if TINYML_TIMER_SYSTICK
+#ifdef TINYML_ICOUNT_SHIFT /* emulated: SysTick under -icount counts exact instructions */
 #define TIMER_UNIT "instructions"
 #else
 #define TIMER_UNIT "cycles"

@@ -1,4 +1,4 @@
-/* Polled UART: one driver per `uart.kind` of the board file (uart_<kind>.c), selected by the project Makefile. */
+/* Polled UART: one driver per `uart.kind` of the board file, found by its file name uart_<kind>.c. */
 #ifndef TINYML_UART_H
 #define TINYML_UART_H
 

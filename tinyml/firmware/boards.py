@@ -3,7 +3,9 @@
 A board file says everything the firmware build and the runner need: the core's compiler flags, where flash
 and RAM are, the clock, which UART driver and where, which timer, and how to run it (QEMU machine, or pyocd
 target).
-Adding a board is adding a file; `firmware/src/uart_<kind>.c` and `soc_<family>.c` name the C it needs.
+Adding a board is adding a file. Its drivers are found by file name and listed nowhere else:
+`uart.kind = "X"` builds `firmware/src/uart_X.c`, `timer.kind` `timer_X.c`, `soc.family` `soc_X.c`; a new
+UART, timer or SoC is one C file there.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from tinyml.util import REPO_ROOT
 BOARDS_DIR = REPO_ROOT / "boards"
 FIRMWARE_SRC = REPO_ROOT / "firmware" / "src"
 DEFAULT_BOARD = "cortex-m"
-UART_KINDS = ("cmsdk", "stm32")
-TIMER_KINDS = ("systick", "dwt")
+# (board-file key, file-name prefix) of the drivers a board selects: firmware/src/<prefix>_<value>.c
+DRIVER_KEYS = (("uart.kind", "uart"), ("timer.kind", "timer"), ("soc.family", "soc"))
 RUN_KINDS = ("qemu", "pyocd")
 
 
@@ -62,6 +64,16 @@ class Board:
     qemu_args: tuple[str, ...] = ()
     pyocd_target: str = ""
     pyocd_pack: str = ""
+
+    @property
+    def drivers(self) -> dict[str, str]:
+        """Board-file key -> the value it selects (e.g. 'uart.kind' -> 'cmsdk')."""
+        values = {"uart.kind": self.uart_kind, "timer.kind": self.timer, "soc.family": self.soc_family}
+        return {key: values[key] for key, _ in DRIVER_KEYS}
+
+    def driver_sources(self) -> list[Path]:
+        """The driver C files this board selects: uart_<kind>.c, timer_<kind>.c, soc_<family>.c."""
+        return [FIRMWARE_SRC / f"{prefix}_{self.drivers[key]}.c" for key, prefix in DRIVER_KEYS]
 
     @property
     def emulated(self) -> bool:
@@ -192,20 +204,13 @@ def _parse(data: dict, p: Path) -> Board:
 
 def _validate(b: Board) -> None:
     where = f"board file {b.path}"
-    if b.uart_kind not in UART_KINDS or not (FIRMWARE_SRC / f"uart_{b.uart_kind}.c").exists():
-        raise TinymlError(
-            f"{where}: uart.kind '{b.uart_kind}' has no driver (known: {', '.join(UART_KINDS)})"
-        )
-    if not (FIRMWARE_SRC / f"soc_{b.soc_family}.c").exists():
-        raise TinymlError(f"{where}: soc.family '{b.soc_family}' has no firmware/src/soc_{b.soc_family}.c")
-    if b.timer not in TIMER_KINDS:
-        raise TinymlError(f"{where}: timer.kind must be one of {', '.join(TIMER_KINDS)}, got '{b.timer}'")
+    _check_drivers(b, where)
     if b.run_kind not in RUN_KINDS:
         raise TinymlError(f"{where}: run.kind must be one of {', '.join(RUN_KINDS)}, got '{b.run_kind}'")
     if b.emulated:
         if not b.qemu_machine:
             raise TinymlError(f"{where}: run.machine (the QEMU -M name) is required for run.kind = 'qemu'")
-        if b.timer != "systick":
+        if b.timer == "dwt":
             raise TinymlError(f"{where}: QEMU has no DWT cycle counter; use timer.kind = 'systick'")
         # Exact counts need more than two ticks per instruction (see firmware/src/timer_systick.c).
         num, den = b.tick_ns
@@ -221,3 +226,20 @@ def _validate(b: Board) -> None:
     for key in ("flash_size", "ram_size", "stack_bytes", "clock_hz", "timer_hz", "baud"):
         if getattr(b, key) <= 0:
             raise TinymlError(f"{where}: {key} must be positive")
+
+
+def driver_kinds(prefix: str) -> list[str]:
+    """The kinds firmware/src has a driver for (for messages): driver_kinds('uart') -> ['cmsdk', ...]."""
+    return sorted(p.stem[len(prefix) + 1 :] for p in FIRMWARE_SRC.glob(f"{prefix}_*.c"))
+
+
+def _check_drivers(b: Board, where: str) -> None:
+    """Every driver the board selects has its C file; the error names the board and the missing file."""
+    for (key, prefix), src in zip(DRIVER_KEYS, b.driver_sources()):
+        value = b.drivers[key]
+        if not re.fullmatch(r"[A-Za-z0-9_]+", value) or not src.is_file():
+            have = ", ".join(driver_kinds(prefix)) or "none"
+            raise TinymlError(
+                f"{where}: board '{b.name}' has {key} = '{value}' but there is no driver file {src} "
+                f"(write one, or use one of: {have})"
+            )

@@ -28,27 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from tinyml.errors import TinymlError
-from tinyml.firmware.boards import FIRMWARE_SRC, Board
+from tinyml.firmware.boards import DRIVER_KEYS, FIRMWARE_SRC, Board
 from tinyml.util import template_env, write_bytes_atomic
 
 SELFTEST_MODEL = Path(__file__).parent / "selftest"  # a hand-written contract model (doctor, protocol tests)
 COMPILE_MANIFEST = "tinyml_compile.json"  # written by `tinyml compile` into every output directory
 EXPORT_MANIFEST = "tinyml_export.json"
-RUNTIME_COMMON = (
-    "main.c",
-    "startup.c",
-    "fault.c",
-    "protocol.c",
-    "protocol.h",
-    "text.c",
-    "text.h",
-    "semihost.c",
-    "semihost.h",
-    "timer.h",
-    "uart.h",
-    "runtime.h",
-    "cortex_m.h",
-)
 DEFAULT_OPT = "-O2"
 # The runtime's own share, for the budget check before building. Measured on the emulated boards (-O2): the
 # runtime's static RAM (serial buffers, profile marks) is about 2 KiB; flash beyond the model's const arrays
@@ -180,16 +165,14 @@ def check_budget(fp: Footprint, board: Board, model_name: str) -> None:
 
 
 def runtime_sources(board: Board) -> list[Path]:
-    """The firmware/src files this board's firmware is built from: common ones plus its drivers."""
-    names = [
-        *RUNTIME_COMMON,
-        f"uart_{board.uart_kind}.c",
-        f"timer_{board.timer}.c",
-        f"soc_{board.soc_family}.c",
+    """The firmware/src files this board's firmware is built from: every header, every C file that is not a
+    driver, and the drivers the board file selects (uart_<kind>.c, timer_<kind>.c, soc_<family>.c)."""
+    prefixes = tuple(f"{prefix}_" for _, prefix in DRIVER_KEYS)
+    common = [
+        p for p in sorted(FIRMWARE_SRC.iterdir())
+        if p.suffix == ".h" or (p.suffix == ".c" and not p.name.startswith(prefixes))
     ]
-    if board.soc_family.startswith("stm32"):
-        names.append("stm32_gpio.h")
-    return [FIRMWARE_SRC / n for n in names]
+    return common + board.driver_sources()
 
 
 def _soc_macros(board: Board) -> list[tuple[str, str]]:
