@@ -4,7 +4,9 @@ Test-only bare-metal harness (vector table, semihosting output and exit, SysTick
 lives in tinyml/firmware; this exists so the kernels' SIMD paths, which the host cannot run, are checked bit
 for bit.
 With `-icount shift=0` one instruction is one virtual nanosecond and SysTick runs at 25 MHz, so
-instructions = ticks x 40 (FACTS.md), exact and repeatable.
+instructions = ticks x 40 (FACTS.md), exact and repeatable. The Cortex-M0 (micro:bit) counts at 16 MHz:
+there shift 7 (128 ns an instruction, 2.048 ticks) makes round(ticks x 62.5 / 128) exact, and a wrap interrupt
+extends SysTick's 24 bits (its few instructions, one wrap per 8.2 M instructions, are left in: a guard only).
 """
 
 from __future__ import annotations
@@ -15,10 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
-BOARDS = {  # name -> (QEMU machine, gcc CPU flags)
-    "cortex-m4": ("mps2-an386", ["-mcpu=cortex-m4", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]),
-    "cortex-m3": ("mps2-an385", ["-mcpu=cortex-m3", "-mfloat-abi=soft"]),
-    "cortex-m7": ("mps2-an500", ["-mcpu=cortex-m7", "-mfloat-abi=hard", "-mfpu=fpv5-d16"]),
+BOARDS = {  # name -> (QEMU machine and its options, gcc CPU flags, icount shift, SysTick ns per tick)
+    "cortex-m4": (["mps2-an386"], ["-mcpu=cortex-m4", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"], 0, 40.0),
+    "cortex-m3": (["mps2-an385"], ["-mcpu=cortex-m3", "-mfloat-abi=soft"], 0, 40.0),
+    "cortex-m7": (["mps2-an500"], ["-mcpu=cortex-m7", "-mfloat-abi=hard", "-mfpu=fpv5-d16"], 0, 40.0),
+    "cortex-m0": (
+        ["microbit", "-global", "nrf51-soc.flash-size=0x400000", "-global", "nrf51-soc.sram-size=0x400000"],
+        ["-mcpu=cortex-m0plus", "-mfloat-abi=soft", "-masm-syntax-unified"],
+        7,
+        62.5,
+    ),
 }
 
 LINK_LD = """
@@ -51,10 +59,12 @@ void reset_handler(void) {
     for (;;) {}
 }
 void default_handler(void) { for (;;) {} }
+static volatile uint32_t wraps;
+void systick_handler(void) { wraps = wraps + 1; }
 __attribute__((section(".vectors"), used)) static void (*const vectors[16])(void) = {
     (void (*)(void))&_estack, reset_handler, default_handler, default_handler, default_handler,
     default_handler, default_handler, 0, 0, 0, 0, default_handler, default_handler, 0, default_handler,
-    default_handler};
+    systick_handler};
 static int semihost(int op, void *arg) {
     register int r0 __asm__("r0") = op;
     register void *r1 __asm__("r1") = arg;
@@ -69,7 +79,12 @@ static char *put_u(char *p, uint32_t v) {
     return p;
 }
 #define SYST ((volatile uint32_t *)0xE000E010)
-static uint32_t now(void) { return SYST[2]; }
+/* SysTick ticks since start, counting up (wraps of the 24-bit counter from the interrupt) */
+static uint32_t now(void) {
+    uint32_t w, v;
+    do { w = wraps; v = SYST[2]; } while (w != wraps);
+    return (w << 24) + (0xFFFFFFu - v);
+}
 static uint32_t marks[%(max_layers)d + 1];
 #ifdef TINYML_PROFILE
 void tinyml_profile_mark(int layer) { marks[layer + 1] = now(); }
@@ -86,7 +101,7 @@ static void run(int model, invoke_fn invoke, const int8_t *inputs, uint32_t coun
         char *p = line;
         *p++ = 'Y'; *p++ = ' ';
         p = put_u(p, (uint32_t)model); *p++ = ' ';
-        p = put_u(p, (t0 - t1) & 0xFFFFFF); *p++ = ' ';
+        p = put_u(p, t1 - t0); *p++ = ' ';
         for (uint32_t i = 0; i < out_bytes; ++i) {
             *p++ = hex[((uint8_t)output[i]) >> 4]; *p++ = hex[((uint8_t)output[i]) & 15];
         }
@@ -96,15 +111,15 @@ static void run(int model, invoke_fn invoke, const int8_t *inputs, uint32_t coun
             p = line; *p++ = 'L'; *p++ = ' ';
             p = put_u(p, (uint32_t)model); *p++ = ' ';
             p = put_u(p, (uint32_t)i); *p++ = ' ';
-            p = put_u(p, (marks[i] - marks[i + 1]) & 0xFFFFFF);
+            p = put_u(p, marks[i + 1] - marks[i]);
             *p++ = '\n'; *p = 0;
             semihost(0x04, line);
         }
     }
 }
 int main(void) {
-    SYST[1] = 0xFFFFFF; SYST[2] = 0; SYST[0] = 5;
-    while (now() == 0) {}
+    SYST[1] = 0xFFFFFF; SYST[2] = 0; SYST[0] = 7;
+    while (SYST[2] == 0) {}
 %(calls)s
     uint32_t block[2] = {0x20026, 0};
     semihost(0x20, block);
@@ -127,7 +142,7 @@ def build(
     """One firmware ELF that runs every model (dir, name, inputs [N, in_bytes], out_bytes) on its inputs,
     printing outputs and SysTick ticks. Names must differ; the models share their kernels (weak symbols)."""
     work.mkdir(parents=True, exist_ok=True)
-    _, cpu = BOARDS[board]
+    _, cpu, _, _ = BOARDS[board]
     (work / "link.ld").write_text(LINK_LD)
     includes, calls, data = [], [], []
     for i, (_, name, inputs, out_bytes) in enumerate(models):
@@ -188,18 +203,18 @@ def build(
 
 def run(elf: Path, board: str, timeout: float = 300) -> dict[int, dict]:
     """model index -> {"outputs": [N, out_bytes] int8, "instructions": [N], "layers": [per layer]}."""
-    machine, _ = BOARDS[board]
+    machine, _, shift, tick_ns = BOARDS[board]
     cmd = [
         "qemu-system-arm",
         "-M",
-        machine,
+        *machine,
         "-nographic",
         "-monitor",
         "none",
         "-serial",
         "none",
         "-icount",
-        "shift=0,align=off,sleep=off",
+        f"shift={shift},align=off,sleep=off",
         "-semihosting-config",
         "enable=on,target=native",
         "-kernel",
@@ -213,10 +228,10 @@ def run(elf: Path, board: str, timeout: float = 300) -> dict[int, dict]:
         parts = line.split()
         if len(parts) == 4 and parts[0] == "Y":
             m = res.setdefault(int(parts[1]), {"outputs": [], "instructions": [], "layers": []})
-            m["instructions"].append(int(parts[2]) * 40)
+            m["instructions"].append(round(int(parts[2]) * tick_ns / (1 << shift)))
             m["outputs"].append(np.frombuffer(bytes.fromhex(parts[3]), np.uint8).view(np.int8))
         elif len(parts) == 4 and parts[0] == "L":
-            res[int(parts[1])]["layers"].append(int(parts[3]) * 40)
+            res[int(parts[1])]["layers"].append(round(int(parts[3]) * tick_ns / (1 << shift)))
     for m in res.values():
         m["outputs"] = np.stack(m["outputs"])
     return res

@@ -3,7 +3,8 @@
 - small_model: a MobileNet-like int8 model (conv, depthwise, pointwise, mean, FC, softmax) from TF, small
   enough that every board builds and runs it in a second or two;
 - person_elf: person_detect built for the default board (the numbers FACTS.md compares against);
-- selftest_elf: the hand-written contract model (tinyml/firmware/selftest) for protocol tests, no TF needed.
+- selftest_elf: the hand-written contract model (tinyml/firmware/selftest) for protocol tests, no TF needed
+  (selftest_m0_elf: the same on the ARMv6-M board).
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ def build(model: Path, board: str | Board, out: Path, profile: bool = False) -> 
 @pytest.fixture(scope="session")
 def selftest_elf(artifacts) -> Path:
     return build(SELFTEST_MODEL, "cortex-m", artifacts / "fw-selftest")
+
+
+@pytest.fixture(scope="session")
+def selftest_m0_elf(artifacts) -> Path:
+    """The contract model on the ARMv6-M board (cortex-m0): fault report and protocol without DSP or IT."""
+    return build(SELFTEST_MODEL, "cortex-m0", artifacts / "fw-selftest-m0")
 
 
 @pytest.fixture(scope="session")

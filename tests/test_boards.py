@@ -10,13 +10,16 @@ import pytest
 from tinyml.errors import TinymlError
 from tinyml.firmware.boards import BOARDS_DIR, board_names, load_board
 
-# From FACTS.md (checked with QEMU 7.2): machine, -mcpu, code base, RAM base, UART0, SysTick clock.
+# From FACTS.md and BOARDS.md (checked with QEMU 7.2): machine, -mcpu, code base, RAM base, UART0 (and its
+# kind), SysTick clock.
+CMSDK = "cmsdk"
 EMULATED = [
-    ("cortex-m", "mps2-an386", "cortex-m4", 0x00000000, 0x20000000, 0x40004000, 25_000_000),
-    ("mps2-an385", "mps2-an385", "cortex-m3", 0x00000000, 0x20000000, 0x40004000, 25_000_000),
-    ("mps2-an500", "mps2-an500", "cortex-m7", 0x00000000, 0x20000000, 0x40004000, 25_000_000),
-    ("mps2-an505", "mps2-an505", "cortex-m33", 0x10000000, 0x38000000, 0x50200000, 20_000_000),
-    ("mps3-an547", "mps3-an547", "cortex-m55", 0x00000000, 0x20000000, 0x59303000, 32_000_000),
+    ("cortex-m", "mps2-an386", "cortex-m4", 0x00000000, 0x20000000, (0x40004000, CMSDK), 25_000_000),
+    ("mps2-an385", "mps2-an385", "cortex-m3", 0x00000000, 0x20000000, (0x40004000, CMSDK), 25_000_000),
+    ("mps2-an500", "mps2-an500", "cortex-m7", 0x00000000, 0x20000000, (0x40004000, CMSDK), 25_000_000),
+    ("mps2-an505", "mps2-an505", "cortex-m33", 0x10000000, 0x38000000, (0x50200000, CMSDK), 20_000_000),
+    ("mps3-an547", "mps3-an547", "cortex-m55", 0x00000000, 0x20000000, (0x59303000, CMSDK), 32_000_000),
+    ("cortex-m0", "microbit", "cortex-m0plus", 0x00000000, 0x20000000, (0x40002000, "nrf51"), 16_000_000),
 ]
 REAL = [
     ("nucleo-l4r5zi", "cortex-m4", "stm32l4r5zitx", 0x200000, 0xA0000),
@@ -36,7 +39,7 @@ def test_every_board_file_loads_under_its_own_name():
 @pytest.mark.parametrize("name,machine,mcpu,flash,ram,uart,timer_hz", EMULATED)
 def test_emulated_boards_match_qemu(name, machine, mcpu, flash, ram, uart, timer_hz):
     b = load_board(name)
-    assert (b.qemu_machine, b.mcpu, b.flash_base, b.ram_base, b.uart_base, b.timer_hz) == (
+    assert (b.qemu_machine, b.mcpu, b.flash_base, b.ram_base, (b.uart_base, b.uart_kind), b.timer_hz) == (
         machine,
         mcpu,
         flash,
@@ -44,12 +47,25 @@ def test_emulated_boards_match_qemu(name, machine, mcpu, flash, ram, uart, timer
         uart,
         timer_hz,
     )
-    assert b.emulated and b.timer == "systick" and b.uart_kind == "cmsdk"
+    assert b.emulated and b.timer == "systick"
     # exact instruction counts need more than two SysTick ticks per instruction
     num, den = b.tick_ns
     assert (1 << b.icount_shift) * den > 2 * num
     cmd = b.qemu_command(Path("fw.elf"))
     assert cmd[cmd.index("-M") + 1] == machine and f"shift={b.icount_shift},align=off,sleep=off" in cmd
+
+
+def test_cortex_m0_is_armv6m_with_the_memory_qemu_is_given():
+    """The micro:bit's nRF51 is enlarged to a Pico's memory: QEMU gets exactly the sizes the linker uses."""
+    b = load_board("cortex-m0")
+    assert b.armv6m and not b.dsp and not b.has_fpu and b.float_abi == "soft"
+    assert "-masm-syntax-unified" in b.arch_flags
+    m4 = load_board("cortex-m")
+    assert not m4.armv6m and "-masm-syntax-unified" not in m4.arch_flags
+    cmd = b.qemu_command(Path("fw.elf"))
+    assert f"nrf51-soc.flash-size={b.flash_size:#x}" in cmd and f"nrf51-soc.sram-size={b.ram_size:#x}" in cmd
+    assert (b.flash_size, b.ram_size) == (2 << 20, 264 << 10)
+    assert b.icount_shift >= 7  # BOARDS.md: SysTick at 16 MHz is exact from shift 7
 
 
 @pytest.mark.parametrize("name,mcpu,target,flash_size,ram_size", REAL)

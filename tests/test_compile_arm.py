@@ -1,8 +1,8 @@
 """Compiled models on emulated Cortex-M cores (QEMU): bit-exact with TFLM; the reference models' M4 cost.
 
 The host cannot run the SIMD (DSP) kernel paths; here every op case and both reference models run on the
-Cortex-M4 and Cortex-M7 (DSP) and Cortex-M3 (plain C on Arm) boards, all models linked into one firmware per
-core.
+Cortex-M4 and Cortex-M7 (DSP), Cortex-M3 (plain C on Arm) and Cortex-M0 (ARMv6-M) boards, all models linked
+into one firmware per core.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ SHARED = ("person_detect", "vww_96_int8")
 MAX_INSTRUCTIONS = {"person_detect": 10_800_000, "vww_96_int8": 11_460_000}
 MAX_ARENA = {"person_detect": 40_000, "vww_96_int8": 48_000}  # issue 8 RAM targets
 MAX_FLASH = 250_000  # issue 8: person_detect firmware (tinyml export, cortex-m)
+# emulated Cortex-M0 (ARMv6-M) instructions per inference: a regression guard at today's figures (issue 18)
+MAX_INSTRUCTIONS_M0 = {"person_detect": 128_300_000, "vww_96_int8": 126_700_000}
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,7 @@ def arm_models(case_models, refdata, artifacts):  # noqa: F811
     return out
 
 
-@pytest.mark.parametrize("board", ["cortex-m4", "cortex-m7", "cortex-m3"])
+@pytest.mark.parametrize("board", ["cortex-m4", "cortex-m7", "cortex-m3", "cortex-m0"])
 def test_all_models_bit_exact_on_arm(arm_models, artifacts, board):
     names = sorted(arm_models)
     models = [(d, c.name, xs, want.shape[1]) for c, d, xs, want in (arm_models[n] for n in names)]
@@ -70,6 +72,21 @@ def test_shared_model_cost_on_cortex_m4(arm_models, artifacts, name):
     assert len(res["layers"]) == len(c.layers)
     assert instructions <= MAX_INSTRUCTIONS[name]
     assert c.plan.arena_bytes <= MAX_ARENA[name]
+
+
+@pytest.mark.parametrize("name", SHARED)
+def test_shared_model_cost_on_cortex_m0(arm_models, artifacts, name):
+    """ARMv6-M (no DSP, no divide): bit-exact, per-layer counts add up, and the instruction guard."""
+    c, d, xs, want = arm_models[name]
+    work = artifacts / "arm" / f"m0-{name}"
+    elf = cq.build([(d, c.name, xs[:1], want.shape[1])], "cortex-m0", work, profile=True)
+    res = cq.run(elf, "cortex-m0")[0]
+    np.testing.assert_array_equal(res["outputs"], want[:1])
+    instructions = res["instructions"][0]
+    print(f"{name}: {instructions:,} instructions on the emulated Cortex-M0")
+    assert len(res["layers"]) == len(c.layers)
+    assert abs(sum(res["layers"]) - instructions) < 0.001 * instructions
+    assert instructions <= MAX_INSTRUCTIONS_M0[name]
 
 
 def test_person_detect_firmware_flash(refdata, tmp_path):

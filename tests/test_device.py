@@ -15,7 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from firmware_cases import free_port, person_elf, qemu_device, selftest_elf, small_model  # noqa: F401
+from firmware_cases import (  # noqa: F401
+    free_port,
+    person_elf,
+    qemu_device,
+    selftest_elf,
+    selftest_m0_elf,
+    small_model,
+)
 
 from tinyml import cli
 from tinyml.device.bench import bench_model
@@ -140,6 +147,35 @@ def test_vww_bit_exact_and_below_tflm(refdata, artifacts):
     assert r.bit_exact and r.counts[0] < TFLM_VWW_INSTRUCTIONS
 
 
+@pytest.mark.slow
+def test_reference_models_on_cortex_m0(refdata, artifacts):
+    """ARMv6-M (Cortex-M0+ class): both reference models bit-exact over serial, with per-layer counts."""
+    pd = bench_model(
+        refdata / "models" / "person_detect.tflite",
+        "cortex-m0",
+        inputs=[_raw_image(refdata, "person"), _raw_image(refdata, "no_person")],
+        runs=1,
+        warmup=0,
+        build_dir=artifacts / "fw-person-m0",
+    )
+    assert [np.frombuffer(r.output, np.int8).tolist() for r in pd.inputs] == [[-113, 113], [57, -57]]
+    assert pd.bit_exact and pd.unit == "instructions" and pd.clock_hz == 16_000_000
+    assert pd.device["cpu"] == "cortex-m0plus" and "-masm-syntax-unified" in pd.device["cflags"]
+    vww = bench_model(
+        refdata / "models" / "vww_96_int8.tflite",
+        "cortex-m0",
+        random=1,
+        runs=2,
+        warmup=0,
+        per_layer=True,
+        build_dir=artifacts / "fw-vww-m0",
+    )
+    assert vww.bit_exact and len(set(vww.counts)) == 1
+    total = sum(la.count for la in vww.per_layer)
+    assert abs(total - vww.counts[0]) < 0.001 * vww.counts[0]
+    print(f"cortex-m0: person_detect {pd.counts[0]:,}, vww_96_int8 {vww.counts[0]:,} instructions")
+
+
 # ---- every emulated board ----
 
 
@@ -219,11 +255,18 @@ def test_info_describes_board_model_and_build(selftest_device):
     assert (int(info["input_bytes"]), int(info["output_bytes"])) == (16, 4)
 
 
-def test_fault_handler_reports_over_serial_and_qemu_exits(selftest_elf):  # noqa: F811
-    with qemu_device(selftest_elf) as (q, dev):
-        with pytest.raises(
-            DeviceFault, match=r"crashed: HardFault \(exception 3\) pc=0x[0-9a-f]{8} .*cfsr=0x"
-        ):
+# ARMv6-M has no fault status registers: its report is the stacked frame and EXC_RETURN
+FAULT_REPORTS = [
+    ("cortex-m", "selftest_elf", r"lr=0x[0-9a-f]{8} xpsr=0x[0-9a-f]{8} cfsr=0x[0-9a-f]{8} hfsr=0x"),
+    ("cortex-m0", "selftest_m0_elf", r"lr=0x[0-9a-f]{8} xpsr=0x01000000 exc_return=0xfffffff9$"),
+]
+
+
+@pytest.mark.parametrize("board,elf,registers", FAULT_REPORTS, ids=[f[0] for f in FAULT_REPORTS])
+def test_fault_handler_reports_over_serial_and_qemu_exits(request, board, elf, registers):
+    with qemu_device(request.getfixturevalue(elf), board) as (q, dev):
+        crash = r"crashed: HardFault \(exception 3\) pc=0x[0-9a-f]{8} "
+        with pytest.raises(DeviceFault, match=crash + registers):
             dev.request(Cmd.CRASH, retries=0)
         assert q.wait(5) == 3
 

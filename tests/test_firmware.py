@@ -181,6 +181,33 @@ def test_every_board_links_with_its_vector_table_in_place(tmp_path, small_model,
     header = (result.elf.parent.parent / "tinyml_board.h").read_text()
     assert f'#define TINYML_BOARD_NAME "{board}"' in header
     assert ("#define TINYML_SEMIHOSTING 1" in header) == b.emulated
+    if b.armv6m:
+        assert not thumb2_only_instructions(result.elf)
+
+
+# ARMv6-M's only 32-bit instructions; IT, CBZ and CBNZ are 16-bit but Thumb-2 only
+V6M_WIDE = {"bl", "mrs", "msr", "dmb", "dsb", "isb"}
+THUMB2_NARROW = re.compile(r"(it[te]*|cbn?z)$")
+
+
+def thumb2_only_instructions(elf: Path) -> list[str]:
+    """Disassembled instructions of `elf` a Cortex-M0/M0+ would fault on (kernels, runtime and C library)."""
+    text = subprocess.run(
+        ["arm-none-eabi-objdump", "-d", str(elf)], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    bad = []
+    for m in re.finditer(r"^\s*[0-9a-f]+:\t([0-9a-f]{4})( [0-9a-f]{4})?\s*\t(\S+)", text, re.M):
+        mnemonic = m.group(3).split(".")[0]
+        if (m.group(2) and mnemonic not in V6M_WIDE) or THUMB2_NARROW.fullmatch(mnemonic):
+            bad.append(m.group(0).strip())
+    return bad
+
+
+def test_thumb2_check_sees_thumb2(tmp_path, small_model):  # noqa: F811
+    """The ARMv6-M check above catches a Thumb-2 build: the same model built for the Cortex-M3 fails it."""
+    elf = build_project(export_project(small_model, load_board("mps2-an385"), tmp_path / "m3")).elf
+    bad = thumb2_only_instructions(elf)
+    assert bad and any(re.search(r"\t(it|cbn?z|ldr\.w|str\.w|sdiv)", b) for b in bad)
 
 
 def test_firmware_makefile_builds_from_a_tflite(tmp_path, small_model):  # noqa: F811

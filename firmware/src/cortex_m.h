@@ -1,8 +1,16 @@
-/* The few Cortex-M core registers the runtime touches (same address on every Armv7-M / Armv8-M core). */
+/* The few Cortex-M core registers the runtime touches (same address on every Armv7-M / Armv8-M core; ARMv6-M
+ * has only ICSR, AIRCR, SysTick and, on the M0+ as an option, VTOR). */
 #ifndef TINYML_CORTEX_M_H
 #define TINYML_CORTEX_M_H
 
 #include <stdint.h>
+
+/* Cortex-M0/M0+ (ARMv6-M): no fault status registers, no IT blocks, no divide, no VTOR on the M0. */
+#if defined(__ARM_ARCH_6M__)
+#define TINYML_ARMV6M 1
+#else
+#define TINYML_ARMV6M 0
+#endif
 
 #define REG32(addr) (*(volatile uint32_t *)(addr))
 

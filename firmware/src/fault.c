@@ -52,6 +52,7 @@ __attribute__((used, noreturn)) void fault_report(const uint32_t *frame, uint32_
     text_hex32(&t, frame[5]);
     text_str(&t, " xpsr=");
     text_hex32(&t, frame[7]);
+#if !TINYML_ARMV6M /* ARMv6-M has no fault status or address registers: the stacked frame is all there is */
     text_str(&t, " cfsr=");
     text_hex32(&t, SCB_CFSR);
     text_str(&t, " hfsr=");
@@ -60,14 +61,29 @@ __attribute__((used, noreturn)) void fault_report(const uint32_t *frame, uint32_
     text_hex32(&t, SCB_MMFAR);
     text_str(&t, " bfar=");
     text_hex32(&t, SCB_BFAR);
+#endif
     text_str(&t, " exc_return=");
     text_hex32(&t, exc_return);
     proto_send(MSG_FAULT, 0, buf, (uint16_t)t.len, 0, 0);
     runtime_exit(FAULT_EXIT_CODE);
 }
 
-/* Every fault and stray exception lands here: pick the stack the core pushed to and report. */
+/* Every fault and stray exception lands here: pick the stack the core pushed to (EXC_RETURN bit 2) and report. */
 __attribute__((naked)) void Fault_Handler(void) {
+#if TINYML_ARMV6M /* Thumb-1: no IT blocks, no TST with an immediate */
+    __asm volatile(
+        "movs r0, #4\n\t"
+        "mov r1, lr\n\t"
+        "tst r0, r1\n\t"
+        "bne 1f\n\t"
+        "mrs r0, msp\n\t"
+        "b 2f\n\t"
+        "1: mrs r0, psp\n\t"
+        "2: mov r1, lr\n\t"
+        "ldr r2, =fault_report\n\t" /* a Thumb-1 B reaches only +-2 KiB */
+        "bx r2\n\t"
+        ".ltorg\n\t");
+#else
     __asm volatile(
         "tst lr, #4\n\t"
         "ite eq\n\t"
@@ -75,4 +91,5 @@ __attribute__((naked)) void Fault_Handler(void) {
         "mrsne r0, psp\n\t"
         "mov r1, lr\n\t"
         "b fault_report\n\t");
+#endif
 }

@@ -29,7 +29,9 @@ __attribute__((section(".isr_vector"), used)) const vector_t vector_table[16 + N
 
 /* Boards timed by DWT never enable SysTick: if it fires anyway, it is reported like a fault. */
 __attribute__((weak, naked)) void SysTick_Handler(void) {
-    __asm volatile("b Fault_Handler");
+    __asm volatile("ldr r0, =Fault_Handler\n\t" /* any distance, on ARMv6-M too (its B reaches +-2 KiB) */
+                   "bx r0\n\t"
+                   ".ltorg\n\t");
 }
 
 /* Fills the unused stack with a pattern so stack_peak_bytes() can tell how deep it ever went. */
@@ -51,7 +53,9 @@ uint32_t stack_size_bytes(void) {
 }
 
 __attribute__((noreturn)) void Reset_Handler(void) {
+#if !TINYML_ARMV6M /* ARMv6-M: the table sits where the core (or the RP2040's boot2, which sets VTOR) looks */
     SCB_VTOR = (uint32_t)(uintptr_t)vector_table;
+#endif
 #if TINYML_HAS_FPU
     SCB_CPACR |= 0xFu << 20; /* CP10 and CP11 full access: before any float instruction */
     dsb_isb();

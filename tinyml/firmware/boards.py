@@ -26,6 +26,7 @@ DEFAULT_BOARD = "cortex-m"
 # (board-file key, file-name prefix) of the drivers a board selects: firmware/src/<prefix>_<value>.c
 DRIVER_KEYS = (("uart.kind", "uart"), ("timer.kind", "timer"), ("soc.family", "soc"))
 RUN_KINDS = ("qemu", "pyocd")
+ARMV6M_CPUS = ("cortex-m0", "cortex-m0plus", "cortex-m1")
 
 
 @dataclass(frozen=True)
@@ -89,10 +90,17 @@ class Board:
         return self.fpu != "none"
 
     @property
+    def armv6m(self) -> bool:
+        """Cortex-M0/M0+/M1: Thumb-1 plus a few 32-bit instructions; no IT, no divide, no fault status."""
+        return self.mcpu in ARMV6M_CPUS
+
+    @property
     def arch_flags(self) -> list[str]:
         flags = [f"-mcpu={self.mcpu}", "-mthumb", f"-mfloat-abi={self.float_abi}"]
         if self.has_fpu:
             flags.append(f"-mfpu={self.fpu}")
+        if self.armv6m:  # GCC 12 assembles Thumb-1 inline asm as divided syntax: `adds r1, r1, #1` fails
+            flags.append("-masm-syntax-unified")
         return flags
 
     @property
