@@ -90,8 +90,8 @@ def test_unknown_board_lists_the_known_ones():
 # (what to change in cortex-m.toml, what the error must name)
 BROKEN = [
     (("\n[clock]\nhz = 25_000_000", "\n[clock]"), "clock.hz"),
-    (('kind = "cmsdk"', 'kind = "pl011"'), "board 'cortex-m' has uart.kind = 'pl011' but there is no"),
-    (('kind = "cmsdk"', 'kind = "pl011"'), "uart_pl011.c (write one, or use one of: cmsdk, stm32"),
+    (('kind = "cmsdk"', 'kind = "ns16550"'), "board 'cortex-m' has uart.kind = 'ns16550' but there is no"),
+    (('kind = "cmsdk"', 'kind = "ns16550"'), "uart_ns16550.c (write one, or use one of: cmsdk, nrf51, "),
     (('kind = "systick"', 'kind = "rtc"'), "timer_rtc.c"),
     (('kind = "systick"', 'kind = "../main"'), "timer.kind = '../main'"),
     (('kind = "systick"', 'kind = "dwt"'), "QEMU has no DWT"),
