@@ -171,3 +171,19 @@ def test_tiny_pipeline_runs_to_the_board_and_reuses_finished_stages(tmp_path, ca
     printed = capsys.readouterr().out
     assert "== [3/6] quantize" in printed and (run / "model").is_dir()
     assert (run / "train" / "best.pt").stat().st_mtime_ns == before["train/best.pt"]
+
+
+@pytest.mark.slow
+def test_tiny_pipeline_on_cortex_m0(tmp_path, capsys):
+    """The same tiny run on the ARMv6-M board: sweep points and chosen model bit-exact on the Cortex-M0."""
+    run = tmp_path / "run"
+    cfg = write(tmp_path, TINY.format(run=run, runs=1))
+    assert main(["pipeline", "--config", str(cfg), "--board", "cortex-m0"]) == 0
+    printed = capsys.readouterr().out
+    bench = json.loads((run / "bench.json").read_text())
+    assert bench["bit_exact"] and bench["per_layer"] and bench["board"] == "cortex-m0"
+    assert bench["unit"] == "instructions" and bench["clock_hz"] == 16_000_000
+    sweep = json.loads((run / "sweep" / "results.json").read_text())["points"]
+    assert len(sweep) == 2 and all(r["bit_exact"] and r["fits"] and r["board"] == "cortex-m0" for r in sweep)
+    assert "sweep (2 points, measured on cortex-m0)" in printed
+    assert "ms @16 MHz" in (run / "sweep" / "results.md").read_text()
