@@ -68,6 +68,17 @@ def test_cortex_m0_is_armv6m_with_the_memory_qemu_is_given():
     assert b.icount_shift >= 7  # BOARDS.md: SysTick at 16 MHz is exact from shift 7
 
 
+def test_netduinoplus2_matches_the_qemu_machine():
+    """BOARDS.md: USART1 is QEMU's first serial, flash at 0x08000000, SysTick at 168 MHz, RCC not modelled."""
+    b = load_board("netduinoplus2")
+    assert (b.qemu_machine, b.mcpu, b.flash_base, b.ram_base, b.uart_base, b.timer_hz) == (
+        "netduinoplus2", "cortex-m4", 0x08000000, 0x20000000, 0x40011000, 168_000_000
+    )
+    assert (b.uart_kind, b.soc_family, b.soc["clock_setup"]) == ("stm32f4", "stm32f4", False)
+    num, den = b.tick_ns
+    assert (1 << b.icount_shift) * den > 2 * num
+
+
 @pytest.mark.parametrize("name,mcpu,target,flash_size,ram_size", REAL)
 def test_real_boards(name, mcpu, target, flash_size, ram_size):
     b = load_board(name)

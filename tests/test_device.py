@@ -106,6 +106,24 @@ def test_person_detect_instruction_count_is_exact_and_below_tflm(person, refdata
 
 
 @pytest.mark.slow
+def test_person_detect_on_the_emulated_stm32(person, refdata, artifacts):
+    """netduinoplus2 (STM32F405, its own USART and SoC code): the outputs of cortex-m and TFLM, and the same
+    work (both are Cortex-M4F built with the same flags)."""
+    r = bench_model(
+        refdata / "models" / "person_detect.tflite",
+        "netduinoplus2",
+        inputs=[_raw_image(refdata, "person"), _raw_image(refdata, "no_person")],
+        runs=1,
+        warmup=0,
+        build_dir=artifacts / "fw-person-netduinoplus2",
+    )
+    assert r.bit_exact and r.device["board"] == "netduinoplus2" and r.clock_hz == 168_000_000
+    assert [x.output for x in r.inputs] == [x.output for x in person.inputs[:2]]
+    assert abs(r.counts[0] - person.inputs[0].counts[0]) < 1000
+    assert r.ram_bytes <= r.ram_size == 128 * 1024
+
+
+@pytest.mark.slow
 def test_per_layer_profile(refdata, artifacts):
     from tinyml.compile import analyze
 
@@ -325,6 +343,28 @@ def test_silent_or_garbage_peer_is_a_clear_error(behaviour, error, message):
     finally:
         stop.set()
     assert time.monotonic() - t0 < 5
+
+
+def test_hello_retries_when_the_first_frame_is_dropped():
+    """A UART that drops what arrives before it is enabled (STM32F4 USART): the lost HELLO is sent again."""
+    seen: list[bytes] = []
+
+    def behaviour(conn):
+        data = conn.recv(64)
+        if data:
+            seen.append(data)
+            frame = data[data.index(SYNC):]
+            if len(seen) >= 2:  # the first frame is "dropped": no answer
+                payload = b"TINYML" + bytes([1]) + struct.pack("<H", 1024)
+                conn.sendall(encode_frame(Cmd.HELLO | 0x80, frame[3], payload))
+
+    url, stop = _serve(behaviour)
+    try:
+        with Link(url) as link:
+            assert Device(link).hello().max_payload == 1024
+    finally:
+        stop.set()
+    assert len(seen) == 2
 
 
 @pytest.mark.slow

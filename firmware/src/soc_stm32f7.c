@@ -4,42 +4,23 @@
 #include "cortex_m.h"
 #include "runtime.h"
 #include "stm32_gpio.h"
+#include "stm32f_rcc.h"
 #include "tinyml_board.h"
-
-#define RCC_BASE    0x40023800u
-#define RCC_CR      REG32(RCC_BASE + 0x00u)
-#define RCC_PLLCFGR REG32(RCC_BASE + 0x04u)
-#define RCC_CFGR    REG32(RCC_BASE + 0x08u)
-#define RCC_AHB1ENR REG32(RCC_BASE + 0x30u)
-#define RCC_APB1ENR REG32(RCC_BASE + 0x40u)
-#define RCC_APB2ENR REG32(RCC_BASE + 0x44u)
 
 #define PWR_BASE  0x40007000u
 #define PWR_CR1   REG32(PWR_BASE + 0x00u)
 #define PWR_CSR1  REG32(PWR_BASE + 0x04u)
-#define FLASH_ACR REG32(0x40023C00u)
 
-#define GPIO_PORT_BASE(port) (0x40020000u + 0x400u * (port))
-
-#define RCC_CR_HSION    (1u << 0)
-#define RCC_CR_HSIRDY   (1u << 1)
-#define RCC_CR_PLLON    (1u << 24)
-#define RCC_CR_PLLRDY   (1u << 25)
-#define RCC_APB1ENR_PWR (1u << 28)
 #define PWR_CR1_VOS     (0x3u << 14)
 #define PWR_CR1_ODEN    (1u << 16)
 #define PWR_CR1_ODSWEN  (1u << 17)
 #define PWR_CSR1_ODRDY  (1u << 16)
 #define PWR_CSR1_ODSWRDY (1u << 17)
 #define FLASH_ACR_LATENCY 0xFu
-#define FLASH_ACR_PRFTEN (1u << 8)
 #define FLASH_ACR_ARTEN  (1u << 9)
 
 /* PLL: HSI 16 MHz / M(8) = 2 MHz, * N(216) = 432 MHz VCO, / P(2) = 216 MHz, / Q(9) = 48 MHz, R = 2 (reset) */
 #define PLLCFGR_216MHZ ((2u << 28) | (9u << 24) | (0u << 22) /* HSI */ | (0u << 16) /* P = 2 */ | (216u << 6) | 8u)
-/* CFGR: APB1 = HCLK/4 (PPRE1 = 101), APB2 = HCLK/2 (PPRE2 = 100), system clock = PLL (SW = 10) */
-#define CFGR_PRESCALERS ((0x5u << 10) | (0x4u << 13))
-#define CFGR_SW_PLL 0x2u
 
 #define SCB_CCR    REG32(0xE000ED14u)
 #define SCB_CCSIDR REG32(0xE000ED80u)

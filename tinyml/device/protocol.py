@@ -176,6 +176,10 @@ class Hello:
     max_payload: int
 
 
+HELLO_QUICK_TIMEOUT = 0.2  # s per quick HELLO try: a round trip takes milliseconds over QEMU or USB serial
+HELLO_QUICK_TRIES = 3
+
+
 class Device:
     """A tinyml firmware on the other end of a link."""
 
@@ -225,8 +229,15 @@ class Device:
     # ---- commands ----
 
     def hello(self, timeout: float = 2.0, tries: int = 3) -> Hello:
-        """Handshake: check it is a tinyml firmware speaking our protocol version."""
-        p = self.request(Cmd.HELLO, timeout=timeout, retries=tries - 1)
+        """Handshake: check it is a tinyml firmware speaking our protocol version.
+
+        Some UARTs (the STM32F4's USART, in QEMU too) drop bytes that arrive before the firmware enables them,
+        so the first HELLO may vanish: a few quick tries come first, then `tries` with the full timeout.
+        """
+        try:
+            p = self.request(Cmd.HELLO, timeout=HELLO_QUICK_TIMEOUT, retries=HELLO_QUICK_TRIES - 1)
+        except DeviceTimeout:
+            p = self.request(Cmd.HELLO, timeout=timeout, retries=tries - 1)
         if len(p) < 9 or p[:6] != b"TINYML":
             raise DeviceGarbage(
                 f"{self.link.name} answered HELLO with {p[:16].hex(' ')}: not a tinyml firmware"
