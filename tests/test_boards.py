@@ -79,6 +79,15 @@ def test_netduinoplus2_matches_the_qemu_machine():
     assert (1 << b.icount_shift) * den > 2 * num
 
 
+def test_nano33ble_is_an_nrf52840_after_the_arduino_bootloader():
+    b = load_board("nano33ble")
+    assert (b.mcpu, b.clock_hz, b.uart_kind, b.uart_base, b.timer, b.pyocd_target) == (
+        "cortex-m4", 64_000_000, "nrf52", 0x40002000, "dwt", "nrf52840"
+    )
+    assert (b.flash_base, b.flash_base + b.flash_size, b.ram_size) == (0x10000, 1 << 20, 256 << 10)
+    assert not b.emulated and b.bossac and (b.soc["uart_tx"], b.soc["uart_rx"]) == ("P1.03", "P1.10")
+
+
 @pytest.mark.parametrize("name,mcpu,target,flash_size,ram_size", REAL)
 def test_real_boards(name, mcpu, target, flash_size, ram_size):
     b = load_board(name)

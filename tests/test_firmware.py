@@ -210,6 +210,21 @@ def test_thumb2_check_sees_thumb2(tmp_path, small_model):  # noqa: F811
     assert bad and any(re.search(r"\t(it|cbn?z|ldr\.w|str\.w|sdiv)", b) for b in bad)
 
 
+@pytest.mark.slow
+def test_nano33ble_builds_with_its_pins_and_a_bossac_target(tmp_path, small_model):  # noqa: F811
+    """Built here, not run (no hardware): nRF pins become PORT/PIN macros, bossac needs a serial port."""
+    project = export_project(small_model, load_board("nano33ble"), tmp_path / "nano")
+    build_project(project)
+    header = (project.dir / "tinyml_board.h").read_text()
+    assert "#define TINYML_SOC_UART_TX_PORT 1u" in header and "#define TINYML_SOC_UART_RX_PIN 10u" in header
+    runtime = {p.name for p in (project.dir / "runtime").iterdir()}
+    assert {"uart_nrf52.c", "soc_nrf52.c", "timer_dwt.c"} <= runtime
+    r = _make(project.dir, "flash-bossac")
+    assert r.returncode == 2 and "usage: make flash-bossac SERIAL=/dev/ttyACM0" in r.stdout
+    assert "flash-bossac" not in (export_project(small_model, load_board("nucleo-f767zi"),
+                                                 tmp_path / "f7").dir / "Makefile").read_text()
+
+
 def test_firmware_makefile_builds_from_a_tflite(tmp_path, small_model):  # noqa: F811
     project = tmp_path / "fw"
     r = subprocess.run(

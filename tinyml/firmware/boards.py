@@ -65,6 +65,7 @@ class Board:
     qemu_args: tuple[str, ...] = ()
     pyocd_target: str = ""
     pyocd_pack: str = ""
+    bossac: bool = False  # also `make flash-bossac`: an Arduino bootloader takes the image over USB serial
 
     @property
     def drivers(self) -> dict[str, str]:
@@ -205,6 +206,7 @@ def _parse(data: dict, p: Path) -> Board:
         qemu_args=tuple(_get(data, "run.args", list, p, [])),
         pyocd_target=_get(data, "run.target", str, p, ""),
         pyocd_pack=_get(data, "run.pack", str, p, ""),
+        bossac=_get(data, "run.bossac", bool, p, False),
     )
     _validate(b)
     return b

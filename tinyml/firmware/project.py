@@ -176,12 +176,15 @@ def runtime_sources(board: Board) -> list[Path]:
 
 
 def _soc_macros(board: Board) -> list[tuple[str, str]]:
-    """soc.* keys of the board file as TINYML_SOC_* macros: pins "PG7" -> PORT 6 / PIN 7, "REG:bit" pairs."""
+    """soc.* keys of the board file as TINYML_SOC_* macros: pins "PG7" (STM32) -> PORT 6 / PIN 7, "P1.03"
+    (nRF) -> PORT 1 / PIN 3, "REG:bit" pairs."""
     out: list[tuple[str, str]] = []
     for key, value in sorted(board.soc.items()):
         k = key.upper()
         if isinstance(value, str) and re.fullmatch(r"P[A-K]\d{1,2}", value):
             out += [(f"{k}_PORT", f"{ord(value[1]) - ord('A')}u"), (f"{k}_PIN", f"{value[2:]}u")]
+        elif isinstance(value, str) and (m := re.fullmatch(r"P(\d)\.(\d{1,2})", value)):
+            out += [(f"{k}_PORT", f"{m.group(1)}u"), (f"{k}_PIN", f"{int(m.group(2))}u")]
         elif isinstance(value, str) and re.fullmatch(r"[A-Z0-9_]+:\d{1,2}", value):
             reg, bit = value.split(":")
             out += [(f"{k}_REG", f"RCC_{reg}"), (f"{k}_BIT", f"{bit}u")]
@@ -191,7 +194,7 @@ def _soc_macros(board: Board) -> list[tuple[str, str]]:
             out.append((k, f"{value}u"))
         else:
             raise TinymlError(
-                f"board file {board.path}: soc.{key} = {value!r} is neither a pin (PA0), "
+                f"board file {board.path}: soc.{key} = {value!r} is neither a pin (PA0, P1.03), "
                 f"a REGISTER:bit pair nor a number"
             )
     return out
