@@ -27,7 +27,13 @@ from tinyml.util import template_env
 CTYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "int32_t": 4, "tinyml_channel_t": 4}  # per value
 MARKER = "tinyml_compile.json"  # written into every output dir; also what allows replacing an existing dir
 KERNEL_HEADER = "tinyml_kernels.h"
-KERNEL_DEPS = {"conv2d_1x1_s8": ("tinyml_mat_s8",), "conv2d_im2col_s8": ("tinyml_mat_s8",)}
+# the matrix engine of the fast convolutions: one file for ARMv6-M (Cortex-M0/M0+), one for the other cores
+MAT_ENGINE = ("tinyml_mat_s8", "tinyml_mat_v6m_s8")
+KERNEL_DEPS = {
+    "conv2d_1x1_s8": MAT_ENGINE,
+    "conv2d_im2col_s8": MAT_ENGINE,
+    "depthwise_conv2d_3x3_s8": ("depthwise_conv2d_3x3_v6m_s8",),
+}
 
 
 @dataclass(frozen=True)

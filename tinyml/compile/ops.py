@@ -346,6 +346,8 @@ def _conv_layer(
         ("pad_left", pl),
     )
     fast = rq.fast and not reference and spec.filter_c == ic
+    if fast and (ic, kh, kw, dh, dw) != (1, 3, 3, 1, 1) and int(spec.w_rows.min(initial=0)) == -128:
+        fast = False  # the ARMv6-M engine (tinyml_mat_v6m_s8.c) sums two products per 16-bit lane: |w| <= 127
     weights16 = None
     if fast and ic == 1 and (kh, kw, dh, dw) == (3, 3, 1, 1):
         kernel, depth, scratch, block = "conv2d_3x3_1ch_s8", 0, 0, 1

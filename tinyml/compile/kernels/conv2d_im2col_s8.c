@@ -84,7 +84,7 @@ TINYML_KERNEL void conv2d_im2col_s8(const conv2d_params_t *p, const int8_t *inpu
     q.ch = tinyml_unpack_channels(&p->pack, out_c, q.out_zp, (tinyml_channel_t *)p->scratch);
     int8_t *pa = (int8_t *)((tinyml_channel_t *)p->scratch + out_c), *pb = pa + depth, *pc = pb + depth;
     int32_t i = 0;
-    if (three) {
+    if (three && !TINYML_ARMV6M) { /* ARMv6-M: two patches at a time (its engine pairs them) */
         for (; i + 3 <= n; i += 3) {
             gather(p, input, i, pa, depth);
             gather(p, input, i + 1, pb, depth);

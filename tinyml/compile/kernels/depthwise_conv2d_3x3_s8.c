@@ -158,8 +158,16 @@ static int32_t pixel_simd(const depthwise_conv2d_params_t *p, const tinyml_dw_gr
 }
 #endif
 
+#if TINYML_ARMV6M
+void tinyml_dw3x3_v6m(const depthwise_conv2d_params_t *p, const int8_t *input, int8_t *output);
+#endif
+
 TINYML_KERNEL void depthwise_conv2d_3x3_s8(const depthwise_conv2d_params_t *p, const int8_t *input,
                                            int8_t *output) {
+#if TINYML_ARMV6M /* Cortex-M0/M0+: depthwise_conv2d_3x3_v6m_s8.c */
+    tinyml_dw3x3_v6m(p, input, output);
+    return;
+#endif
     const int32_t c = p->in_c;
     const tinyml_dw_group_t *groups = unpack_groups(p, (tinyml_dw_group_t *)p->scratch);
 #if defined(__ARM_FEATURE_DSP)

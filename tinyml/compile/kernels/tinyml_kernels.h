@@ -187,6 +187,27 @@ static inline int32_t tinyml_clamp(int32_t v, int32_t lo, int32_t hi) {
     return v < lo ? lo : (v > hi ? hi : v);
 }
 
+/* ---- ARMv6-M (Cortex-M0/M0+): no 32x32->64 multiply, no DSP; its paths sit beside the others ---- */
+#if defined(__ARM_ARCH_6M__)
+#define TINYML_ARMV6M 1
+#else
+#define TINYML_ARMV6M 0
+#endif
+
+/* round(a * m / 2^32) = (a * m + 2^31) >> 32 (what SMMULR gives) for 0 <= m < 2^31, in 32-bit arithmetic from
+ * four 16x16 partial products: 4 MULS instead of a call to the 64-bit multiply helper (__aeabi_lmul), which
+ * ARMv6-M needs for an int64 product. a*m = hi*2^32 + (mid1 + mid2)*2^16 + lo; the low halves of the middle
+ * products and the high half of lo are summed with the 2^31 rounding term (as 2^15 in units of 2^16) without
+ * overflow, and only their carry reaches the result. */
+static inline int32_t tinyml_mulhr_v6m(int32_t a, int32_t m) {
+    const int32_t ah = a >> 16, mh = m >> 16;
+    const uint32_t al = (uint32_t)a & 0xFFFFu, ml = (uint32_t)m & 0xFFFFu;
+    const int32_t mid1 = ah * (int32_t)ml, mid2 = (int32_t)al * mh;
+    const uint32_t lo = al * ml;
+    const uint32_t s = ((uint32_t)mid1 & 0xFFFFu) + ((uint32_t)mid2 & 0xFFFFu) + (lo >> 16) + 0x8000u;
+    return ah * mh + (mid1 >> 16) + (mid2 >> 16) + (int32_t)(s >> 16);
+}
+
 /* MultiplyByQuantizedMultiplier with TFLM's double rounding. m is never INT32_MIN, so no saturation case. */
 static inline int32_t tinyml_requant(int32_t x, int32_t m, int32_t shift) {
     const int32_t left = shift > 0 ? shift : 0;
@@ -203,6 +224,8 @@ static inline int32_t tinyml_requant_fast2(int32_t acc2, const tinyml_channel_t 
 #if defined(__ARM_FEATURE_DSP)
     int32_t t;
     __asm__("smmulr %0, %1, %2" : "=r"(t) : "r"(acc2), "r"(c->mult));
+#elif TINYML_ARMV6M
+    const int32_t t = tinyml_mulhr_v6m(acc2, c->mult);
 #else
     const int32_t t = (int32_t)(((int64_t)acc2 * c->mult + ((int64_t)1 << 31)) >> 32);
 #endif

@@ -4,6 +4,8 @@
  * channel 2j then 4 bytes of channel 2j+1 (a last odd channel has its groups alone). */
 #include "tinyml_kernels.h"
 
+#if !TINYML_ARMV6M /* ARMv6-M: tinyml_mat_v6m_s8.c */
+
 #if defined(__ARM_FEATURE_DSP)
 /* All pairs of output channels for two widened vectors s (4 words per group of 4 depth values). `mode`
  * (tinyml_rq_mode) selects the requantization; TINYML_CLAMP applies the layer's activation bounds. */
@@ -304,3 +306,5 @@ TINYML_KERNEL void tinyml_mat3_s8(const int8_t *xa, const int8_t *xb, const int8
     }
 #endif
 }
+
+#endif /* !TINYML_ARMV6M */
