@@ -200,36 +200,126 @@ __attribute__((naked, noinline)) static void dot3x2_half(UNUSED const int32_t *s
                      "ldm    r3, {r4-r9}\n\t"
                      "b      .Ltinyml_dot3x2_half\n\t");
 }
+
+/* The whole 3-pixel product of a TINYML_FULL_RELU layer in one asm routine: for every pair of output channels,
+ * the biases, the depth loop (sixteen groups of 4 depth values per pass), the requantization and the six stores:
+ * no call, push or pop per pair and no accumulator round trip through memory. The arguments stay in this struct
+ * (on the caller's stack); the routine advances w, ch and y as it goes. */
+typedef struct {
+    const int32_t *s;            /* [0]  widened vectors (tinyml_mat3_s8) */
+    const int8_t *w;             /* [4]  weights of the next pair of channels */
+    const tinyml_channel_t *ch;  /* [8]  its channel table rows */
+    int8_t *y[3];                /* [12] where its outputs go, per pixel */
+    int32_t pairs;               /* [24] pairs left */
+    int32_t iters;               /* [28] passes of sixteen groups per pair: (groups + 15) / 16 */
+    int32_t skip;                /* [32] groups the first pass leaves out: (16 - groups % 16) % 16 */
+} pw3x2_args_t;
+
+/* Cortex-M4 cycles (CYCLES.md rules) per group (4 depth values x 2 channels x 3 pixels = 24 MACs): four LDRs
+ * back to back (5: each one after the first pipelines), 4 SXTB16, 2 LDRD (6), 12 SMLAD = 27; dot3x2's LDRD
+ * pairs take 28. Per pass the counter on the stack (LDR, SUBS, STR, BNE: 7, over 384 MACs); per pair about 90
+ * (biases, the entry jump, 6 requantizations, the stores, pointer bookkeeping). All 14 registers hold the
+ * accumulators (r4-r9), the widened weight halves (r2, r3, r10, r11), two activation words (r12, lr) and the two
+ * streams (r0 = s, r1 = w), hence the counter in memory. Every group is 88 bytes of 32-bit instructions (checked
+ * at assembly), so a pair enters its first pass `skip` groups late by a computed jump, not a remainder loop. */
+__attribute__((naked, noinline)) static void pw3x2_relu(UNUSED const pw3x2_args_t *a) {
+#define PW_GROUP                           \
+    "ldr    r2, [r1], #4\n\t"             \
+    "ldr    r3, [r1], #4\n\t"             \
+    "ldr    r12, [r0], #4\n\t"            \
+    "ldr    lr, [r0], #4\n\t"             \
+    "sxtb16 r10, r2, ror #8\n\t"          \
+    "sxtb16 r2, r2\n\t"                   \
+    "sxtb16 r11, r3, ror #8\n\t"          \
+    "sxtb16 r3, r3\n\t"                   \
+    "smlad  r4, r12, r2, r4\n\t"          \
+    "smlad  r4, lr, r10, r4\n\t"          \
+    "smlad  r5, r12, r3, r5\n\t"          \
+    "smlad  r5, lr, r11, r5\n\t"          \
+    "ldrd   r12, lr, [r0], #8\n\t"        \
+    "smlad  r6, r12, r2, r6\n\t"          \
+    "smlad  r6, lr, r10, r6\n\t"          \
+    "smlad  r7, r12, r3, r7\n\t"          \
+    "smlad  r7, lr, r11, r7\n\t"          \
+    "ldrd   r12, lr, [r0], #8\n\t"        \
+    "smlad  r8, r12, r2, r8\n\t"          \
+    "smlad  r8, lr, r10, r8\n\t"          \
+    "smlad  r9, r12, r3, r9\n\t"          \
+    "smlad  r9, lr, r11, r9\n\t"
+/* requantize acc (TINYML_FULL_RELU: SMMULR by M in r0, + radd in r2, >> rshift in r1, saturate) */
+#define PW_RQ(acc) "smmulr " acc ", " acc ", r0\n\t" "add    " acc ", " acc ", r2\n\t" \
+                   "asr    " acc ", " acc ", r1\n\t" "ssat   " acc ", #8, " acc "\n\t"
+    __asm__ volatile(
+        "push   {r4-r11, lr}\n\t"
+        "sub    sp, sp, #12\n\t"               /* [sp] pass counter, [sp, #4] args, [sp, #8] entry */
+        "str    r0, [sp, #4]\n\t"
+        "ldr    r2, [r0, #32]\n\t"             /* entry = top + skip * 88 bytes (checked below) */
+        "movs   r3, #88\n\t"
+        "muls   r2, r3, r2\n\t"
+        "adr    r3, 2f\n\t"
+        "add    r3, r3, r2\n\t"
+        "str    r3, [sp, #8]\n\t"
+        "1:\n\t"                               /* per pair of channels; r0 = args */
+        "ldr    r3, [r0, #8]\n\t"              /* ch */
+        "ldr    r2, [r0, #28]\n\t"             /* iters */
+        "ldr    r4, [r3]\n\t"                  /* doubled biases of both channels */
+        "ldr    r5, [r3, #16]\n\t"
+        "str    r2, [sp]\n\t"
+        "mov    r6, r4\n\t"
+        "mov    r7, r5\n\t"
+        "mov    r8, r4\n\t"
+        "mov    r9, r5\n\t"
+        "ldrd   r2, r1, [r0]\n\t"              /* s, w */
+        "ldr    r3, [sp, #8]\n\t"
+        "mov    r0, r2\n\t"
+        "mov    pc, r3\n\t"
+        "2:\n\t" PW_GROUP "3:\n\t"
+        ".if 3b - 2b - 88\n\t.error \"pw3x2_relu: a group is not 88 bytes\"\n\t.endif\n\t"
+        PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP
+        PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP
+        "ldr    r2, [sp]\n\t"
+        "subs   r2, r2, #1\n\t"
+        "str    r2, [sp]\n\t"
+        "bne    2b\n\t"
+        "ldr    r12, [sp, #4]\n\t"             /* args: store w, requantize and store the six outputs */
+        "ldr    r3, [r12, #8]\n\t"
+        "str    r1, [r12, #4]\n\t"
+        "ldrd   r0, r1, [r3, #4]\n\t"          /* channel 0: M, rshift, radd */
+        "ldr    r2, [r3, #12]\n\t"
+        PW_RQ("r4") PW_RQ("r6") PW_RQ("r8")
+        "ldrd   r0, r1, [r3, #20]\n\t"         /* channel 1 */
+        "ldr    r2, [r3, #28]\n\t"
+        PW_RQ("r5") PW_RQ("r7") PW_RQ("r9")
+        "add    r3, r3, #32\n\t"
+        "str    r3, [r12, #8]\n\t"
+        "ldrd   r10, r11, [r12, #12]\n\t"      /* ya, yb */
+        "ldr    lr, [r12, #20]\n\t"            /* yc */
+        "strb   r5, [r10, #1]\n\t"
+        "strb   r4, [r10], #2\n\t"
+        "strb   r7, [r11, #1]\n\t"
+        "strb   r6, [r11], #2\n\t"
+        "strb   r9, [lr, #1]\n\t"
+        "strb   r8, [lr], #2\n\t"
+        "strd   r10, r11, [r12, #12]\n\t"
+        "str    lr, [r12, #20]\n\t"
+        "ldr    r2, [r12, #24]\n\t"
+        "mov    r0, r12\n\t"
+        "subs   r2, r2, #1\n\t"
+        "str    r2, [r12, #24]\n\t"
+        "bne    1b\n\t"
+        "add    sp, sp, #12\n\t"
+        "pop    {r4-r11, pc}\n\t");
+#undef PW_RQ
+#undef PW_GROUP
+}
 #undef UNUSED
 
-/* Requantize (full int8 range) channels ch[0], ch[1] of three pixels: acc as dot3x2 leaves it. */
-#define TINYML_OUT3X2(ADD)                                                                                      \
-    do {                                                                                                        \
-        int32_t m, k, ra, t, v0, v1, v2;                                                                        \
-        __asm__ volatile("ldrd   %[m], %[k], [%[ch], #4]\n\t"                                                   \
-                         "ldr    %[ra], [%[ch], #12]\n\t"                                                       \
-                         "ldr    %[v0], [%[acc]]\n\t"                                                           \
-                         "ldr    %[v1], [%[acc], #8]\n\t"                                                       \
-                         "ldr    %[v2], [%[acc], #16]\n\t"                                                      \
-                         TINYML_RQ_STORE("%[v0]", "%[ya]", "0", ADD) TINYML_RQ_STORE("%[v1]", "%[yb]", "0", ADD)     \
-                         TINYML_RQ_STORE("%[v2]", "%[yc]", "0", ADD)                                                 \
-                         "ldrd   %[m], %[k], [%[ch], #20]\n\t"                                                  \
-                         "ldr    %[ra], [%[ch], #28]\n\t"                                                       \
-                         "ldr    %[v0], [%[acc], #4]\n\t"                                                       \
-                         "ldr    %[v1], [%[acc], #12]\n\t"                                                      \
-                         "ldr    %[v2], [%[acc], #20]\n\t"                                                      \
-                         TINYML_RQ_STORE("%[v0]", "%[ya]", "1", ADD) TINYML_RQ_STORE("%[v1]", "%[yb]", "1", ADD)     \
-                         TINYML_RQ_STORE("%[v2]", "%[yc]", "1", ADD)                                                 \
-                         : [m] "=&r"(m), [k] "=&r"(k), [ra] "=&r"(ra), [t] "=&r"(t), [v0] "=&r"(v0),            \
-                           [v1] "=&r"(v1), [v2] "=&r"(v2)                                                       \
-                         : [ch] "r"(ch), [acc] "r"(acc), [ya] "r"(ya), [yb] "r"(yb), [yc] "r"(yc)               \
-                         : "memory");                                                                           \
-    } while (0)
-
+/* Any other activation range: dot3x2 per pair of channels, requantized and clamped in C. */
 __attribute__((always_inline)) static inline void mat3(const int32_t *s, int32_t groups, const int8_t *w,
                                                        int32_t out_c, const tinyml_requant_t *q, int8_t *ya,
-                                                       int8_t *yb, int8_t *yc, int mode) {
+                                                       int8_t *yb, int8_t *yc) {
     const tinyml_channel_t *ch = q->ch;
+    const int32_t lo = q->act_min, hi = q->act_max;
     void (*const dot)(const int32_t *, const int8_t *, int32_t, int32_t *) = groups & 2 ? dot3x2_half : dot3x2;
     const int32_t iters = (groups + 2) >> 2;
     int32_t acc[6];
@@ -237,20 +327,14 @@ __attribute__((always_inline)) static inline void mat3(const int32_t *s, int32_t
         acc[0] = acc[2] = acc[4] = ch[0].bias;
         acc[1] = acc[3] = acc[5] = ch[1].bias;
         dot(s, w, iters, acc);
-        if (mode == TINYML_FULL_RELU) {
-            TINYML_OUT3X2(TINYML_RQ_ADD_RELU);
-        } else {
-            const int32_t lo = q->act_min, hi = q->act_max;
-            ya[0] = tinyml_out8(acc[0], &ch[0], lo, hi, 0);
-            ya[1] = tinyml_out8(acc[1], &ch[1], lo, hi, 0);
-            yb[0] = tinyml_out8(acc[2], &ch[0], lo, hi, 0);
-            yb[1] = tinyml_out8(acc[3], &ch[1], lo, hi, 0);
-            yc[0] = tinyml_out8(acc[4], &ch[0], lo, hi, 0);
-            yc[1] = tinyml_out8(acc[5], &ch[1], lo, hi, 0);
-        }
+        ya[0] = tinyml_out8(acc[0], &ch[0], lo, hi, 0);
+        ya[1] = tinyml_out8(acc[1], &ch[1], lo, hi, 0);
+        yb[0] = tinyml_out8(acc[2], &ch[0], lo, hi, 0);
+        yb[1] = tinyml_out8(acc[3], &ch[1], lo, hi, 0);
+        yc[0] = tinyml_out8(acc[4], &ch[0], lo, hi, 0);
+        yc[1] = tinyml_out8(acc[5], &ch[1], lo, hi, 0);
     }
 }
-#undef TINYML_OUT3X2
 #endif
 
 TINYML_KERNEL void tinyml_mat3_s8(const int8_t *xa, const int8_t *xb, const int8_t *xc, int32_t depth,
@@ -273,10 +357,11 @@ TINYML_KERNEL void tinyml_mat3_s8(const int8_t *xa, const int8_t *xb, const int8
     }
     s = (int32_t *)scratch;
     const int8_t *w = (const int8_t *)__builtin_assume_aligned(weights, 4);
-    if (tinyml_rq_mode(q) == TINYML_FULL_RELU) { /* two instances, as in tinyml_mat2_s8 */
-        mat3(s, groups, w, out_c, q, ya, yb, yc, TINYML_FULL_RELU);
+    if (tinyml_rq_mode(q) == TINYML_FULL_RELU) {
+        pw3x2_args_t a = {s, w, q->ch, {ya, yb, yc}, out_c / 2, (groups + 15) / 16, (16 - groups % 16) % 16};
+        pw3x2_relu(&a);
     } else {
-        mat3(s, groups, w, out_c, q, ya, yb, yc, TINYML_CLAMP);
+        mat3(s, groups, w, out_c, q, ya, yb, yc);
     }
 #else
     /* plain C: pairs of channels (pair-blocked weights, 8 bytes per group of 4 depth values) for three pixels */
