@@ -73,13 +73,15 @@ def test_profile_macs_and_arena(refdata, name, macs):
     assert totals["model_bytes"] == (refdata / "models" / f"{name}.tflite").stat().st_size
 
 
-def test_memory_plan_aliases_reshape_and_uses_caller_buffers(built):
+def test_memory_plan_aliases_reshape_and_holds_the_io_tensors(built):
     c, _ = built("person_detect")
     plan, model = c.plan, c.model
     reshape = next(la for la in c.layers if la.op == "RESHAPE")
     assert plan.of_tensor[reshape.inputs[0]] is plan.of_tensor[reshape.output]
-    assert plan.of_tensor[model.inputs[0]].where == "input"
-    assert plan.of_tensor[model.outputs[0]].where == "output"
+    # the model input and output are arena buffers too: alive from before the first layer / after the last
+    b_in, b_out = plan.of_tensor[model.inputs[0]], plan.of_tensor[model.outputs[0]]
+    assert (b_in.first, b_out.last) == (-1, len(c.layers)) and b_in.where == b_out.where == "arena"
+    assert (plan.input_offset, plan.output_offset) == (b_in.offset, b_out.offset)
     # arena buffers alive at the same layer overlap only where a layer writes over an input it consumes, and
     # then only with the gap its kernel was written for
     allowed = {}
@@ -136,7 +138,8 @@ def test_cli_compile_verbose_prints_plan(tmp_path, refdata, capsys):
         == 0
     )
     out = capsys.readouterr().out
-    assert "arena peak" in out and "lower bound" in out and "caller input" in out
+    assert "arena peak" in out and "lower bound" in out and "27648   -1-0     arena+" in out
+    assert "RAM: the model's share is the" in out and "27,648 B input" in out
     assert "FULLY_CONNECTED" in out and "7,489,664 MACs" in out
 
 

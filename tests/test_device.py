@@ -101,8 +101,9 @@ def test_person_detect_instruction_count_is_exact_and_below_tflm(person, refdata
     )
     assert again.counts == [person.inputs[0].counts[0]]
     assert again.flash_bytes == person.flash_bytes and 200_000 < person.flash_bytes < 382_508
-    assert person.arena_bytes + 9216 + 16384 < person.ram_bytes < person.ram_size
-    assert 0 < person.stack_peak_bytes < 16384
+    # one RAM figure, the linked one: the arena (input and output inside it) + the derived stack + the runtime
+    assert person.arena_bytes + person.stack_bytes < person.ram_bytes <= 49_152  # issue 17: --patch off
+    assert 0 < person.stack_peak_bytes < person.stack_bytes < 2048
 
 
 @pytest.mark.slow
@@ -370,12 +371,13 @@ def test_hello_retries_when_the_first_frame_is_dropped():
 @pytest.mark.slow
 def test_qemu_killed_mid_run_is_a_clear_error(person_elf):  # noqa: F811
     with qemu_device(person_elf) as (q, dev):
-        dev.set_input(bytes(96 * 96))
         killer = threading.Timer(0.5, q.proc.kill)
         killer.start()
         t0 = time.monotonic()
         with pytest.raises(LinkClosed, match="lost the connection to socket://127.0.0.1"):
-            dev.invoke(40, timeout=60)
+            for _ in range(40):  # the arena reuses the input's bytes: one run per SET_INPUT
+                dev.set_input(bytes(96 * 96))
+                dev.invoke(1, timeout=60)
         assert time.monotonic() - t0 < 10
         q.wait(5)
         assert "killed by signal 9" in q.status()

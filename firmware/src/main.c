@@ -1,7 +1,9 @@
 /* The benchmark server: boots, then answers the host's frames forever (see protocol.h).
  *
- * It owns the model's input and output buffers; the compiled model (model.h, from `tinyml compile`) owns its
- * arena. Nothing is allocated at run time.
+ * The compiled model (model.h, from `tinyml compile`) owns the only large buffer, its arena, and the input and
+ * output tensors live in it: SET_INPUT writes straight into model_input(), GET_OUTPUT reads model_output().
+ * Replies are built in the request frame's payload (its arguments are read first). Nothing is allocated at
+ * run time.
  */
 #include <stdint.h>
 #include <string.h>
@@ -24,10 +26,10 @@
 extern const uint8_t __tinyml_flash_used[], __tinyml_ram_used[], __tinyml_flash_size[], __tinyml_ram_size[];
 #define LINKER_VALUE(sym) ((uint64_t)(uintptr_t)(sym))
 
-static int8_t input[MODEL_INPUT_BYTES] __attribute__((aligned(16)));
-static int8_t output[MODEL_OUTPUT_BYTES] __attribute__((aligned(16)));
 static proto_frame_t frame;
-static uint8_t reply[PROTO_MAX_PAYLOAD];
+static uint8_t *const reply = frame.payload; /* replies reuse the request's payload */
+/* The arena reuses the input's bytes when MODEL_INPUT_PRESERVED is 0: then every inference needs a fresh input. */
+static int input_fresh;
 static uint64_t timer_overhead; /* the count of two back-to-back timer_now() calls: taken out of every run */
 
 static void calibrate_timer(void) {
@@ -69,7 +71,7 @@ static int profile_run(void) {
     tinyml_profile_mark(-1);
     tinyml_profile_mark(0);
     uint64_t overhead = timer_count(marks[0], marks[1]);
-    int status = model_invoke(input, output);
+    int status = model_invoke(model_input(), (int8_t *)model_output());
     profiling = 0;
     for (unsigned i = 0; i < MODEL_NUM_LAYERS; i++) {
         uint64_t c = timer_count(marks[i], marks[i + 1]);
@@ -86,7 +88,7 @@ static void cmd_hello(void) {
 }
 
 static void cmd_info(void) {
-    text_t t = {(char *)reply, 0, sizeof reply};
+    text_t t = {(char *)reply, 0, PROTO_MAX_PAYLOAD};
     text_kv(&t, "board", TINYML_BOARD_NAME);
     text_kv(&t, "cpu", TINYML_CPU);
     text_kv_u64(&t, "clock_hz", TINYML_CLOCK_HZ);
@@ -100,6 +102,7 @@ static void cmd_info(void) {
     text_kv(&t, "output_scale", STR(MODEL_OUTPUT_SCALE));
     text_kv(&t, "output_zero_point", STR(MODEL_OUTPUT_ZERO_POINT));
     text_kv_u64(&t, "arena_bytes", MODEL_ARENA_BYTES);
+    text_kv_u64(&t, "input_preserved", MODEL_INPUT_PRESERVED);
     text_kv_u64(&t, "num_layers", MODEL_NUM_LAYERS);
 #ifdef TINYML_PROFILE
     text_kv(&t, "profile", "1");
@@ -129,8 +132,21 @@ static void cmd_set_input(void) {
         proto_error(frame.seq, ERR_BAD_ARG, frame.cmd, "input chunk beyond MODEL_INPUT_BYTES");
         return;
     }
-    memcpy(input + offset, frame.payload + 4, n);
+    memcpy(model_input() + offset, frame.payload + 4, n);
+    input_fresh = 1;
     proto_reply(&frame, 0, 0);
+}
+
+/* A model whose plan reuses the input's bytes runs once per SET_INPUT: refuse anything else, loudly. */
+static int consume_input(uint16_t runs) {
+    if (MODEL_INPUT_PRESERVED) return 1;
+    if (!input_fresh || runs > 1u) {
+        proto_error(frame.seq, ERR_BAD_ARG, frame.cmd,
+                    "the model reuses its input's arena bytes (MODEL_INPUT_PRESERVED 0): SET_INPUT before each run");
+        return 0;
+    }
+    input_fresh = 0;
+    return 1;
 }
 
 static void cmd_invoke(void) {
@@ -139,10 +155,11 @@ static void cmd_invoke(void) {
         proto_error(frame.seq, ERR_BAD_ARG, frame.cmd, "INVOKE runs out of range (1 to (max payload - 2) / 8)");
         return;
     }
+    if (!consume_input(runs)) return;
     put_u16(reply, runs);
     for (uint16_t i = 0; i < runs; i++) {
         uint64_t t0 = timer_now();
-        int status = model_invoke(input, output);
+        int status = model_invoke(model_input(), (int8_t *)model_output());
         uint64_t t1 = timer_now();
         if (status != 0) {
             proto_error(frame.seq, ERR_MODEL, frame.cmd, "model_invoke returned an error");
@@ -165,12 +182,13 @@ static void cmd_get_output(void) {
         proto_error(frame.seq, ERR_BAD_ARG, frame.cmd, "output range beyond MODEL_OUTPUT_BYTES");
         return;
     }
-    proto_reply(&frame, output + offset, (uint16_t)n);
+    proto_reply(&frame, model_output() + offset, (uint16_t)n);
 }
 
 static void cmd_profile(void) {
 #ifdef TINYML_PROFILE
     uint16_t first = frame.len >= 2u ? get_u16(frame.payload) : 0u;
+    if (first == 0u && !consume_input(1u)) return;
     if (first == 0u && profile_run() != 0) {
         proto_error(frame.seq, ERR_MODEL, frame.cmd, "model_invoke returned an error");
         return;

@@ -42,7 +42,20 @@ def run(args: argparse.Namespace) -> int:
         f"  {args.name}.h: {args.name}_invoke(), arena {c.plan.arena_bytes:,} B "
         f"(lower bound {c.plan.lower_bound:,} B), kernels: {', '.join(c.kernels)}"
     )
+    if args.verbose:
+        print(ram_headline(c))
     return 0
+
+
+def ram_headline(c) -> str:
+    """What the arena means for a board: the model's whole share of the linked RAM."""
+    t_in, t_out = (c.model.tensors[c.model.inputs[0]], c.model.tensors[c.model.outputs[0]])
+    return (
+        f"RAM: the model's share is the {c.plan.arena_bytes:,} B arena (every activation, the "
+        f"{t_in.nbytes:,} B input and {t_out.nbytes:,} B output included); the linked firmware's ram_bytes "
+        "adds the derived stack and the runtime's ~1.1 KB (`tinyml export --build` and `tinyml bench` "
+        "report it)"
+    )
 
 
 def layer_table(c) -> str:

@@ -155,14 +155,12 @@ def render(c: Compiled, source: str) -> dict[str, str]:
         },
     }
     layers, arrays = [], []
-    uses_memcpy = False
     for i, la in enumerate(c.layers):
         var = f"{name}_l{la.index}"
         out_t = model.tensors[la.output]
         out_expr = plan.expr(la.output, "arena")
         if la.alias:
             if la.index in plan.copies:
-                uses_memcpy = True
                 call = f"memcpy({out_expr}, {plan.expr(la.inputs[0], 'arena')}, {out_t.nbytes}u);"
             else:
                 call = "/* aliases its input: no code */"
@@ -195,10 +193,12 @@ def render(c: Compiled, source: str) -> dict[str, str]:
         **io,
         "arena_bytes": plan.arena_bytes,
         "lower_bound": plan.lower_bound,
+        "input_offset": plan.input_offset,
+        "output_offset": plan.output_offset,
+        "input_preserved": plan.input_preserved,
         "macs": c.macs,
         "layers": layers,
         "arrays": arrays,
-        "uses_memcpy": uses_memcpy,
         "weight_bytes": c.const_bytes,
     }
     files = {
@@ -248,12 +248,18 @@ def manifest(c: Compiled, source: str) -> dict:
         "macs": c.macs,
         "arena_bytes": c.plan.arena_bytes,
         "arena_lower_bound": c.plan.lower_bound,
+        "arena_peak_layer": _layer_name(c, c.plan.peak_layer),
         "const_bytes": c.const_bytes,
         "kernels": list(c.kernels),
         # per layer: what runs it, so the firmware stage can say which layers miss the SIMD kernels
         "layer_kernels": [{"index": la.index, "op": la.op, "kernel": la.kernel, "macs": la.macs}
                           for la in c.layers],
     }
+
+
+def _layer_name(c: Compiled, pos: int) -> str:
+    la = c.layers[pos] if c.layers else None
+    return f"layer {la.index} ({la.op} {shape_str(la.out_shape)})" if la else "no layer"
 
 
 def write_dir(out_dir: str | os.PathLike, files: dict[str, str], meta: dict) -> None:

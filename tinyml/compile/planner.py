@@ -1,9 +1,10 @@
 """Static memory plan: every activation tensor gets an offset in one arena, from tensor lifetimes.
 
 Greedy first-fit by decreasing size (like TFLM's greedy planner). RESHAPE outputs alias their inputs. The
-model input is read in place from the caller's buffer and the model output written straight into the caller's
-buffer, so neither takes arena space. A layer may also declare that its output can overlap an input that dies
-with it (in-place), given a minimum byte gap `in_offset - out_offset >= gap` its kernel is written for.
+model input and output live in the arena too (the firmware writes the input straight into it and reads the
+output from it, so no separate I/O buffers exist): the input is alive from before the first layer, the output
+until after the last. A layer may also declare that its output can overlap an input that dies with it
+(in-place), given a minimum byte gap `in_offset - out_offset >= gap` its kernel is written for.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ class Buffer:
     size: int
     first: int  # index of the layer that produces it (-1: model input)
     last: int  # index of the last layer that reads it (len(layers): model output)
-    where: str  # "input", "output" or "arena"
-    offset: int  # byte offset in the arena (0 for input/output)
+    where: str  # "arena" (every activation, the model input and output included)
+    offset: int  # byte offset in the arena
 
 
 @dataclass(frozen=True)
@@ -42,18 +43,28 @@ class MemoryPlan:
     live_peak: int  # max over layers of the bytes of all arena buffers alive at that layer (no overlap)
     copies: frozenset[int]  # layer indices of RESHAPEs that must copy (input and output could not alias)
     scratch: dict[int, int]  # layer index -> arena offset of its kernel scratch
+    input_tensor: int = -1
+    output_tensor: int = -1
+    input_preserved: bool = False  # nothing else is placed over the model input: it survives an invocation
+    peak_layer: int = 0  # position of the layer at which the arena reaches its peak (first such)
+
+    @property
+    def input_offset(self) -> int:
+        return self.of_tensor[self.input_tensor].offset
+
+    @property
+    def output_offset(self) -> int:
+        return self.of_tensor[self.output_tensor].offset
 
     def expr(self, tensor: int, arena: str) -> str:
         """C expression of a tensor's address inside model_invoke."""
         b = self.of_tensor[tensor]
-        if b.where == "arena":
-            return f"{arena} + {b.offset}" if b.offset else arena
-        return b.where
+        return f"{arena} + {b.offset}" if b.offset else arena
 
     def table(self, model: TfliteModel) -> str:
         rows = [f"{'tensors':<14} {'bytes':>7} {'layers':>9}  {'place':<14} name"]
         for b in sorted(self.buffers, key=lambda b: (b.first, b.tensors)):
-            place = f"arena+{b.offset}" if b.where == "arena" else f"caller {b.where}"
+            place = f"arena+{b.offset}"
             name = model.tensors[b.tensors[-1]].name
             rows.append(
                 f"{','.join(map(str, b.tensors)):<14} {b.size:>7} {b.first:>4}-{b.last:<4}  "
@@ -79,20 +90,13 @@ def plan(layers: list[Layer], model: TfliteModel) -> MemoryPlan:
             t = parent[t]
         return t
 
-    groups_with = {m_in: "input", m_out: "output"}
-    copies = set()
-    for i, layer in enumerate(layers):
+    copies: set[int] = set()
+    find(m_in), find(m_out)
+    for layer in layers:
         for t in [*[a for a in layer.inputs if isinstance(a, int)], layer.output]:
             find(t)
         if layer.alias:
-            a, b = find(layer.inputs[0]), find(layer.output)
-            kinds = {groups_with.get(x) for x in (a, b)} - {None}
-            if len(kinds) > 1:  # would tie the caller's input and output buffers together
-                copies.add(i)
-                continue
-            parent[b] = a
-            if kinds:
-                groups_with[a] = kinds.pop()
+            parent[find(layer.output)] = find(layer.inputs[0])
     members: dict[int, list[int]] = {}
     for t in parent:
         members.setdefault(find(t), []).append(t)
@@ -107,7 +111,7 @@ def plan(layers: list[Layer], model: TfliteModel) -> MemoryPlan:
     for g in members:  # an output nobody reads still needs its bytes while its layer runs
         last[g] = max(last[g], first[g])
     sizes = {g: max(model.tensors[t].nbytes for t in ts) for g, ts in members.items()}
-    where = {g: ("input" if g == find(m_in) else "output" if g == find(m_out) else "arena") for g in members}
+    where = {g: "arena" for g in members}
     # in-place allowances: (output group, input group) -> minimum gap in_offset - out_offset
     gaps: dict[tuple[int, int], int] = {}
     for i, layer in enumerate(layers):
@@ -139,6 +143,15 @@ def plan(layers: list[Layer], model: TfliteModel) -> MemoryPlan:
         if s > bound:
             bound, bound_layer = s, i
     live = max((sum(sizes[g] for g in offsets if first[g] <= i <= last[g]) for i in range(n)), default=0)
+    top = [max((offsets[g] + sizes[g] for g in offsets if first[g] <= i <= last[g]), default=0)
+           for i in range(n)]
+    peak_layer = top.index(max(top)) if top else 0
+    g_in = find(m_in)
+    preserved = all(
+        offsets[g] + sizes[g] <= offsets[g_in] or offsets[g_in] + sizes[g_in] <= offsets[g]
+        for g in offsets
+        if g != g_in
+    )
     return MemoryPlan(
         tuple(buffers.values()),
         {t: buffers[find(t)] for t in parent},
@@ -148,6 +161,10 @@ def plan(layers: list[Layer], model: TfliteModel) -> MemoryPlan:
         live,
         frozenset(copies),
         scratch,
+        m_in,
+        m_out,
+        preserved,
+        peak_layer,
     )
 
 

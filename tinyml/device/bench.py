@@ -93,6 +93,7 @@ class BenchResult:
     arena_bytes: int
     stack_peak_bytes: int
     per_layer: tuple[LayerResult, ...] | None
+    stack_bytes: int = 0  # the stack reservation (derived at build time from -fstack-usage + the call graph)
     device: dict[str, str] = field(default_factory=dict, hash=False)
     wall_s: float = 0.0
     warnings: tuple[str, ...] = ()  # layers running plain-C kernels on a DSP core
@@ -159,7 +160,13 @@ class BenchResult:
             "flash_size": self.flash_size,
             "ram_size": self.ram_size,
             "arena_bytes": self.arena_bytes,
+            "stack_bytes": self.stack_bytes,
             "stack_peak_bytes": self.stack_peak_bytes,
+            "ram_breakdown": {
+                "arena_bytes": self.arena_bytes,
+                "stack_bytes": self.stack_bytes,
+                "runtime_bytes": self.ram_bytes - self.arena_bytes - self.stack_bytes,
+            },
             "per_layer": None
             if self.per_layer is None
             else [
@@ -198,7 +205,9 @@ class BenchResult:
             + (" [emulated: counts are exact instructions]" if self.emulated else ""),
             format_table(rows),
             f"flash {self.flash_bytes:,} B of {self.flash_size:,} B; RAM {self.ram_bytes:,} B of "
-            f"{self.ram_size:,} B (arena {self.arena_bytes:,} B, stack peak {self.stack_peak_bytes:,} B)",
+            f"{self.ram_size:,} B (linked: arena {self.arena_bytes:,} B with the input and output + stack "
+            f"{self.stack_bytes:,} B derived, {self.stack_peak_bytes:,} B used + runtime "
+            f"{self.ram_bytes - self.arena_bytes - self.stack_bytes:,} B)",
             f"outputs vs TFLM: {sum(r.bit_exact for r in self.inputs)}/{len(self.inputs)} bit-exact",
         ]
         lines += [f"warning: {w}" for w in self.warnings]
@@ -348,6 +357,17 @@ def _fallbacks(model: Path, board: Board) -> list[str]:
     return dsp_fallback_warnings(layers, board)
 
 
+def _check_stack(info: dict[str, str], where: str) -> None:
+    """The painted stack's watermark must stay inside the derived reservation: reaching its end means the
+    derivation missed something (and memory below the stack may be corrupt), so the bench fails loudly."""
+    peak, size = int(info.get("stack_peak_bytes", 0)), int(info.get("stack_bytes", 0))
+    if size and peak >= size:
+        raise TinymlError(
+            f"{where}: the stack watermark reached the end of its {size:,} B reservation (peak {peak:,} B): "
+            "the derived worst case is wrong; results discarded"
+        )
+
+
 def _as_inputs(inputs: Sequence[BenchInput | np.ndarray], nbytes: int) -> list[BenchInput]:
     out = []
     for i, x in enumerate(inputs):
@@ -384,19 +404,25 @@ class _Session:
             from tqdm import tqdm
 
             cases = tqdm(cases, desc=f"bench {self.model.stem}", unit="input", leave=False)
+        # A model whose plan reuses its input's bytes (input_preserved=0) gets the input before every run.
+        refill = info.get("input_preserved", "1") == "0"
         for case in cases:
-            dev.set_input(case.data.tobytes())
+            data = case.data.tobytes()
+            dev.set_input(data)
             t = time.monotonic()
             first = dev.invoke(1, timeout=self.timeout)
             run_wall = max(time.monotonic() - t, 1e-3)
             counts = first if self.warmup == 0 else []
-            self._invoke(dev, max(self.warmup - 1, 0), run_wall)
-            counts += self._invoke(dev, self.runs - len(counts), run_wall)
+            self._invoke(dev, max(self.warmup - 1, 0), run_wall, data if refill else None)
+            counts += self._invoke(dev, self.runs - len(counts), run_wall, data if refill else None)
             output = dev.get_output(out_bytes)
             expected = np.asarray(self.ref.invoke(case.data), dtype=np.int8).tobytes()
             results.append(InputResult(case.name, tuple(counts), output, expected))
+        if self.per_layer:
+            dev.set_input(self.cases[-1].data.tobytes())
         layers = self._profile(dev, run_wall) if self.per_layer else None
         info = dev.info()  # again: the stack peak now includes the inferences
+        _check_stack(info, where)
         return BenchResult(
             board=info["board"],
             model=info["model"],
@@ -414,14 +440,18 @@ class _Session:
             ram_size=int(info["ram_size"]),
             arena_bytes=int(info["arena_bytes"]),
             stack_peak_bytes=int(info["stack_peak_bytes"]),
+            stack_bytes=int(info["stack_bytes"]),
             per_layer=layers,
             device=info,
         )
 
-    def _invoke(self, dev: Device, runs: int, run_wall: float) -> list[int]:
+    def _invoke(self, dev: Device, runs: int, run_wall: float, refill: bytes | None) -> list[int]:
+        """`runs` timed inferences; with `refill`, one per request, each after writing that input again."""
         counts: list[int] = []
         while len(counts) < runs:
-            n = min(MAX_RUNS_PER_REQUEST, runs - len(counts))
+            n = 1 if refill is not None else min(MAX_RUNS_PER_REQUEST, runs - len(counts))
+            if refill is not None:
+                dev.set_input(refill)
             counts += dev.invoke(n, timeout=self.timeout + 4 * n * run_wall)
         return counts
 

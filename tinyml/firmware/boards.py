@@ -44,7 +44,6 @@ class Board:
     flash_size: int
     ram_base: int
     ram_size: int
-    stack_bytes: int
     clock_hz: int
     # serial
     uart_kind: str
@@ -175,6 +174,11 @@ def _get(data: dict, key: str, kind: type, where: Path, default: Any = ...) -> A
 
 
 def _parse(data: dict, p: Path) -> Board:
+    if "stack_bytes" in data.get("memory", {}):
+        raise TinymlError(
+            f"board file {p}: memory.stack_bytes is no longer configured: the build derives the stack from "
+            "-fstack-usage and the call graph; remove the key"
+        )
     clock_hz = _get(data, "clock.hz", int, p)
     run_kind = _get(data, "run.kind", str, p)
     b = Board(
@@ -189,7 +193,6 @@ def _parse(data: dict, p: Path) -> Board:
         flash_size=_get(data, "memory.flash_size", int, p),
         ram_base=_get(data, "memory.ram_base", int, p),
         ram_size=_get(data, "memory.ram_size", int, p),
-        stack_bytes=_get(data, "memory.stack_bytes", int, p, 16384),
         clock_hz=clock_hz,
         uart_kind=_get(data, "uart.kind", str, p),
         uart_base=_get(data, "uart.base", int, p),
@@ -233,7 +236,7 @@ def _validate(b: Board) -> None:
         raise TinymlError(f"{where}: run.target (the pyocd target name) is required for run.kind = 'pyocd'")
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", b.name):
         raise TinymlError(f"{where}: name '{b.name}' may only use letters, digits, '.', '_' and '-'")
-    for key in ("flash_size", "ram_size", "stack_bytes", "clock_hz", "timer_hz", "baud"):
+    for key in ("flash_size", "ram_size", "clock_hz", "timer_hz", "baud"):
         if getattr(b, key) <= 0:
             raise TinymlError(f"{where}: {key} must be positive")
 

@@ -51,11 +51,13 @@ def run(args: argparse.Namespace) -> int:
     for line in dsp_fallback_warnings(m.layer_kernels, board):
         print(f"warning: {line}", file=sys.stderr)
     if args.build:
-        fp = build_project(project).footprint
+        built = build_project(project)
+        fp = built.footprint
         print(
             f"  built {project.elf}: flash {fp.flash_bytes:,} B of {board.flash_size:,} B, "
-            f"RAM {fp.ram_bytes:,} B of {board.ram_size:,} B (with a {board.stack_bytes:,} B stack)"
+            f"RAM {fp.ram_bytes:,} B of {board.ram_size:,} B ({fp.ram_breakdown()})"
         )
+        print(f"  {built.stack.describe()}")
     run_hint = (
         "boots it in QEMU with its serial port on TCP 127.0.0.1:4321"
         if board.emulated

@@ -29,6 +29,7 @@ import numpy as np
 
 from tinyml.errors import TinymlError
 from tinyml.firmware.boards import DRIVER_KEYS, FIRMWARE_SRC, Board
+from tinyml.firmware.stack import STACK_LD, StackReport, derive, stack_ld
 from tinyml.util import template_env, write_bytes_atomic
 
 SELFTEST_MODEL = Path(__file__).parent / "selftest"  # a hand-written contract model (doctor, protocol tests)
@@ -36,10 +37,14 @@ COMPILE_MANIFEST = "tinyml_compile.json"  # written by `tinyml compile` into eve
 EXPORT_MANIFEST = "tinyml_export.json"
 DEFAULT_OPT = "-O2"
 # The runtime's own share, for the budget check before building. Measured on the emulated boards (-O2): the
-# runtime's static RAM (serial buffers, profile marks) is about 2 KiB; flash beyond the model's const arrays
-# is about 11-13.5 KiB of runtime and kernels (the DSP kernels the larger) plus ~100 B per layer (call,
-# params). Rounded up. (Fast kernels keep compact const arrays: 9 bytes a channel, int8 depthwise weights.)
-RUNTIME_RAM_BYTES = 2560
+# runtime's static RAM (the serial frame, profile marks) is about 1.1 KiB (+0.5 KiB profiled); the derived
+# stack reservation is 0.9-1.3 KiB; flash beyond the model's const arrays is about 11-13.5 KiB of runtime and
+# kernels (the DSP kernels the larger) plus ~100 B per layer (call, params). Rounded up. (Fast kernels keep
+# compact const arrays: 9 bytes a channel, int8 depthwise weights.)
+RUNTIME_RAM_BYTES = 1152
+PROFILE_RAM_PER_LAYER = 16  # a profiled build's timer marks and counts (two u64 per layer)
+STACK_ESTIMATE_BYTES = 1280  # before the first link; the link then reserves the derived worst case
+PROVISIONAL_STACK_BYTES = 2048  # what stack.ld holds until tinyml derives the reservation after a link
 RUNTIME_FLASH_BYTES = 14 * 1024
 FLASH_PER_LAYER_BYTES = 96
 
@@ -56,13 +61,27 @@ class ModelInfo:
     input_bytes: int
     output_bytes: int
     layer_kernels: tuple[dict, ...] = ()  # {index, op, kernel, macs} per layer (compile manifest)
+    peak_layer: str = ""  # where the arena peaks, e.g. "layer 3 (DEPTHWISE_CONV_2D 24x24x16)"
 
 
 @dataclass(frozen=True)
 class Footprint:
+    """Flash and RAM of a firmware: RAM = .data + .bss (the arena included) + the stack reservation."""
+
     flash_bytes: int
     ram_bytes: int
     exact: bool  # from the linked image (else an estimate made before building)
+    arena_bytes: int = 0
+    stack_bytes: int = 0
+
+    @property
+    def other_ram_bytes(self) -> int:
+        """RAM beyond the arena and the stack: the runtime's serial frame, timer and profile state."""
+        return self.ram_bytes - self.arena_bytes - self.stack_bytes
+
+    def ram_breakdown(self) -> str:
+        return (f"arena {self.arena_bytes:,} B + stack {self.stack_bytes:,} B + runtime "
+                f"{self.other_ram_bytes:,} B")
 
 
 @dataclass(frozen=True)
@@ -107,6 +126,7 @@ def read_model_info(model_dir: Path, name: str | None = None) -> ModelInfo:
         input_bytes=define("MODEL_INPUT_BYTES"),
         output_bytes=define("MODEL_OUTPUT_BYTES"),
         layer_kernels=tuple(meta.get("layer_kernels", ())),
+        peak_layer=str(meta.get("arena_peak_layer", "")),
     )
 
 
@@ -136,32 +156,38 @@ def selftest_expected(x: np.ndarray) -> np.ndarray:
     return (((sums >> 2) ^ 0x55) & 0xFF).astype(np.uint8).view(np.int8)
 
 
-def estimate_footprint(model: ModelInfo, board: Board) -> Footprint:
-    """Flash and RAM the firmware will need, before building: RAM is exact up to the runtime's few KB."""
-    ram = model.arena_bytes + model.input_bytes + model.output_bytes + RUNTIME_RAM_BYTES + board.stack_bytes
+def estimate_footprint(model: ModelInfo, board: Board, profile: bool = False) -> Footprint:
+    """Flash and RAM the firmware will need, before building: RAM is exact up to the runtime's few KB.
+
+    The arena holds the model's input and output too, so it is the model's whole share."""
+    marks = PROFILE_RAM_PER_LAYER * (model.layers + 1) if profile else 0
+    ram = model.arena_bytes + RUNTIME_RAM_BYTES + marks + STACK_ESTIMATE_BYTES
     flash = model.const_bytes + RUNTIME_FLASH_BYTES + FLASH_PER_LAYER_BYTES * model.layers
-    return Footprint(flash_bytes=flash, ram_bytes=ram, exact=False)
+    return Footprint(flash_bytes=flash, ram_bytes=ram, exact=False, arena_bytes=model.arena_bytes,
+                     stack_bytes=STACK_ESTIMATE_BYTES)
 
 
 class BudgetExceeded(TinymlError):
     """A model that does not fit a board's flash or RAM, with the numbers (a sweep records them)."""
 
-    def __init__(self, model: str, board: str, needs: Footprint, flash_size: int, ram_size: int):
+    def __init__(self, model: str, board: str, needs: Footprint, flash_size: int, ram_size: int,
+                 peak_layer: str = ""):
         self.model, self.board, self.needs = model, board, needs
         self.flash_size, self.ram_size = flash_size, ram_size
         what = "" if needs.exact else "about "
         problems = []
         if needs.ram_bytes > ram_size:
-            problems.append(f"needs {what}{needs.ram_bytes:,} B RAM, board {board} has {ram_size:,} B")
+            where = f" (arena {needs.arena_bytes:,} B, peak at {peak_layer})" if peak_layer else ""
+            problems.append(f"needs {what}{needs.ram_bytes:,} B RAM{where}, board {board} has {ram_size:,} B")
         if needs.flash_bytes > flash_size:
             problems.append(f"needs {what}{needs.flash_bytes:,} B flash, board {board} has {flash_size:,} B")
         super().__init__(f"model {model} does not fit: " + "; ".join(problems))
 
 
-def check_budget(fp: Footprint, board: Board, model_name: str) -> None:
-    """Refuse a model that does not fit, with the numbers."""
+def check_budget(fp: Footprint, board: Board, model_name: str, peak_layer: str = "") -> None:
+    """Refuse a model that does not fit, with the numbers (and the layer where the arena peaks)."""
     if fp.ram_bytes > board.ram_size or fp.flash_bytes > board.flash_size:
-        raise BudgetExceeded(model_name, board.name, fp, board.flash_size, board.ram_size)
+        raise BudgetExceeded(model_name, board.name, fp, board.flash_size, board.ram_size, peak_layer)
 
 
 def runtime_sources(board: Board) -> list[Path]:
@@ -274,7 +300,7 @@ def export_project(
             compiled = Path(tmp) / "model"
             compile_tflite(model, compiled)
         info = read_model_info(compiled, name or (None if model.is_dir() else model.stem))
-        check_budget(estimate_footprint(info, board), board, info.name)
+        check_budget(estimate_footprint(info, board, profile), board, info.name, info.peak_layer)
         # The manifest first: it is what marks the directory as ours if anything below fails.
         manifest = {
             "tool": "tinyml export",
@@ -290,6 +316,8 @@ def export_project(
     for fname, text in render_files(board, info, profile, opt).items():
         _write_if_changed(out / fname, text.encode())
     _write_if_changed(out / "board.toml", board.path.read_bytes())
+    if not (out / STACK_LD).exists():  # provisional: build_project derives the real reservation
+        _write_if_changed(out / STACK_LD, stack_ld(PROVISIONAL_STACK_BYTES).encode())
     return Project(dir=out, board=board, model=info, profile=profile)
 
 
@@ -300,6 +328,7 @@ def export_project(
 class BuildResult:
     elf: Path
     footprint: Footprint
+    stack: StackReport
 
 
 def _make(project_dir: Path, *targets: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -318,12 +347,23 @@ def _make(project_dir: Path, *targets: str, timeout: float = 600) -> subprocess.
 
 
 def build_project(project: Project) -> BuildResult:
-    """`make build` in the project; turns a memory overflow at link time into the budget error."""
+    """`make build` in the project, then the stack reservation derived from the linked image (relinked when
+    it changes); turns a memory overflow at link time into the budget error."""
     if shutil.which("arm-none-eabi-gcc") is None:
         raise TinymlError(
             "arm-none-eabi-gcc not found: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi "
             "(or run `tinyml doctor`)"
         )
+    _link(project)
+    report = derive(project.elf, project.dir / "build", project.board.fpu != "none")
+    text = stack_ld(report.reserved_bytes).encode()
+    if (project.dir / STACK_LD).read_bytes() != text:
+        _write_if_changed(project.dir / STACK_LD, text)
+        _link(project)
+    return BuildResult(elf=project.elf, footprint=image_footprint(project.elf), stack=report)
+
+
+def _link(project: Project) -> None:
     r = _make(project.dir, "build/firmware.elf", "build/firmware.bin")
     if r.returncode != 0:
         log = (r.stdout + r.stderr).strip()
@@ -336,7 +376,6 @@ def build_project(project: Project) -> BuildResult:
             raise BudgetExceeded(project.model.name, project.board.name, needs, flash, ram)
         tail = "\n".join(log.splitlines()[-25:])
         raise TinymlError(f"firmware build failed in {project.dir} (`make build`):\n{tail}")
-    return BuildResult(elf=project.elf, footprint=image_footprint(project.elf))
 
 
 def _linker_regions(link_ld: Path) -> dict[str, int]:
@@ -349,17 +388,20 @@ def _linker_regions(link_ld: Path) -> dict[str, int]:
 
 
 def image_footprint(elf: Path) -> Footprint:
-    """Flash and RAM of a linked image, from the symbols link.ld defines."""
+    """Flash and RAM of a linked image, from the symbols link.ld defines (and the arena's symbol size)."""
     try:
         out = subprocess.run(
-            ["arm-none-eabi-nm", str(elf)], capture_output=True, text=True, timeout=60, check=True
+            ["arm-none-eabi-nm", "-S", str(elf)], capture_output=True, text=True, timeout=60, check=True
         ).stdout
     except (OSError, subprocess.SubprocessError) as e:
         raise TinymlError(f"cannot read {elf} with arm-none-eabi-nm: {e}") from None
     syms = {
         m.group(2): int(m.group(1), 16)
-        for m in re.finditer(r"^([0-9a-fA-F]+) [A-Za-z] __tinyml_(\w+)$", out, re.M)
+        for m in re.finditer(r"^([0-9a-fA-F]+) (?:[0-9a-fA-F]+ )?[A-Za-z] __tinyml_(\w+)$", out, re.M)
     }
     if "flash_used" not in syms or "ram_used" not in syms:
         raise TinymlError(f"{elf} was not linked with a tinyml linker script (no __tinyml_flash_used)")
-    return Footprint(flash_bytes=syms["flash_used"], ram_bytes=syms["ram_used"], exact=True)
+    arena = re.search(r"^[0-9a-fA-F]+ ([0-9a-fA-F]+) [bBdD] (?:model_)?arena$", out, re.M)
+    return Footprint(flash_bytes=syms["flash_used"], ram_bytes=syms["ram_used"], exact=True,
+                     arena_bytes=int(arena.group(1), 16) if arena else 0,
+                     stack_bytes=syms.get("stack_bytes", 0))

@@ -123,4 +123,4 @@ def bench_stage(point: Point, ctx: Any, pdir: Path, record: dict[str, Any]) -> d
             "latency_ms": round(r.ms(s["mean"]), 3), "latency_p90_ms": round(r.ms(s["p90"]), 3),
             "clock_hz": r.clock_hz, "bit_exact": r.bit_exact, "mismatch": "; ".join(mismatches) or None,
             "flash_bytes": r.flash_bytes, "ram_bytes": r.ram_bytes, "arena_bytes": r.arena_bytes,
-            "stack_peak_bytes": r.stack_peak_bytes, "bench_runs": len(r.counts)}
+            "stack_bytes": r.stack_bytes, "stack_peak_bytes": r.stack_peak_bytes, "bench_runs": len(r.counts)}

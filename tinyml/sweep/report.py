@@ -46,7 +46,7 @@ PLOTS = [
     ("params_folded", "parameters (BN folded; magnitude: nonzero)", "acc_vs_params.png", *FLOAT_ACC),
     ("macs", "MACs per inference", "acc_vs_macs.png", *FLOAT_ACC),
     ("latency_ms", "latency (ms at the board clock)", "acc_vs_latency.png", *INT8_ACC),
-    ("ram_bytes", "RAM of the firmware (bytes: arena, I/O, runtime, stack)", "acc_vs_ram.png", *INT8_ACC),
+    ("ram_bytes", "linked firmware RAM (bytes: .data + .bss + stack)", "acc_vs_ram.png", *INT8_ACC),
     ("flash_bytes", "flash of the firmware (bytes)", "acc_vs_flash.png", *INT8_ACC),
 ]
 BUDGETS = {"ram_bytes": ("ram_size", "board RAM"), "flash_bytes": ("flash_size", "board flash")}
@@ -164,7 +164,8 @@ def device_notes(rows: Sequence[dict[str, Any]]) -> list[str]:
     lines = [f"Device columns: int8 model (`.tflite`, accuracy measured in the TFLM interpreter on the same "
              f"validation split; `int8 drop pts` = float - int8, `Δint8 pts` vs the base's int8 accuracy), "
              f"compiled to C and built for board `{board}`: flash and RAM of the linked firmware (RAM = "
-             f"arena, input/output, runtime and stack), latency in {how}. `bit-exact`: every output read "
+             f".data + .bss + the derived stack: the arena with the input and output, runtime, stack), "
+             f"latency in {how}. `bit-exact`: every output read "
              "back over serial equals TFLM's byte for byte.", ""]
     no_fit = [r for r in rows if r.get("fits") is False]
     if no_fit:

@@ -7,7 +7,8 @@
 
 #define MODEL_INPUT_BYTES 16
 #define MODEL_OUTPUT_BYTES 4
-#define MODEL_ARENA_BYTES 16
+#define MODEL_ARENA_BYTES 20 /* the input at 0, the output at 16 */
+#define MODEL_INPUT_PRESERVED 1
 #define MODEL_NUM_LAYERS 2
 #define MODEL_MACS 16u
 #define MODEL_INPUT_SCALE 1.0f
@@ -23,6 +24,8 @@ typedef struct {
 
 extern const model_layer_info_t model_layers[MODEL_NUM_LAYERS];
 
+int8_t *model_input(void);
+const int8_t *model_output(void);
 int model_invoke(const int8_t *input, int8_t *output);
 
 #ifdef TINYML_PROFILE
