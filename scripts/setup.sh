@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBS="gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm"
+DEBS="gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm gcc"
 missing=""
 for p in $DEBS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -34,4 +34,7 @@ if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ pyproject.toml -n
   .venv/bin/pip install -q --no-deps -e .
   touch "$stamp"
 fi
+# The cycle profiler's QEMU plugin (tinyml/cycles/qemu_prof.c), built with the host gcc (`tinyml bench --cycles`
+# rebuilds it on first use when missing or older than its source).
+.venv/bin/python -c "from tinyml.cycles.plugin import build_plugin; build_plugin()"
 echo "setup: ok ($(.venv/bin/python --version), $(arm-none-eabi-gcc --version | head -1), $(qemu-system-arm --version | head -1))"

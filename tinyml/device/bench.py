@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyml.cycles.firmware import CycleReport
 from tinyml.device.inputs import BenchInput, random_inputs
 from tinyml.device.protocol import Device, DeviceError, DeviceTimeout
 from tinyml.device.transport import Link, LinkClosed, QemuBoard
@@ -35,6 +36,18 @@ DEFAULT_RUNS = 10
 DEFAULT_WARMUP = 1
 DEFAULT_RANDOM_INPUTS = 3
 MAX_RUNS_PER_REQUEST = 127  # (PROTO_MAX_PAYLOAD - 2) / 8
+
+
+def _stats(values: Sequence[float]) -> dict[str, float]:
+    c = np.asarray(values, dtype=np.float64)
+    return {
+        "mean": float(c.mean()),
+        "std": float(c.std()),
+        "min": float(c.min()),
+        "p50": float(np.percentile(c, 50)),
+        "p90": float(np.percentile(c, 90)),
+        "max": float(c.max()),
+    }
 
 
 @dataclass(frozen=True)
@@ -97,6 +110,7 @@ class BenchResult:
     device: dict[str, str] = field(default_factory=dict, hash=False)
     wall_s: float = 0.0
     warnings: tuple[str, ...] = ()  # layers running plain-C kernels on a DSP core
+    cycles: CycleReport | None = None  # estimated cycles (--cycles, emulated boards)
 
     @property
     def counts(self) -> list[int]:
@@ -108,15 +122,7 @@ class BenchResult:
 
     @property
     def stats(self) -> dict[str, float]:
-        c = np.asarray(self.counts, dtype=np.float64)
-        return {
-            "mean": float(c.mean()),
-            "std": float(c.std()),
-            "min": float(c.min()),
-            "p50": float(np.percentile(c, 50)),
-            "p90": float(np.percentile(c, 90)),
-            "max": float(c.max()),
-        }
+        return _stats(self.counts)
 
     @property
     def mean(self) -> float:
@@ -167,6 +173,8 @@ class BenchResult:
                 "stack_bytes": self.stack_bytes,
                 "runtime_bytes": self.ram_bytes - self.arena_bytes - self.stack_bytes,
             },
+            "est_cycles": None if self.cycles is None else self.cycles.to_json(),
+            "cycle_model": None if self.cycles is None else self.cycles.model_json(),
             "per_layer": None
             if self.per_layer is None
             else [
@@ -178,8 +186,9 @@ class BenchResult:
                     "count": la.count,
                     "per_mac": la.per_mac,
                     "ms": self.ms(la.count),
+                    **self._layer_cycles(i, la),
                 }
-                for la in self.per_layer
+                for i, la in enumerate(self.per_layer)
             ],
             "cflags": self.device.get("cflags", ""),
             "compiler": self.device.get("compiler", ""),
@@ -191,6 +200,12 @@ class BenchResult:
         }
         return doc
 
+    def _layer_cycles(self, i: int, la: LayerResult) -> dict:
+        if self.cycles is None or self.cycles.layers is None:
+            return {}
+        c = self.cycles.layers[i]
+        return {"est_cycles": c, "est_cycles_per_mac": c / la.macs if la.macs else None, "est_ms": self.ms(c)}
+
     def summary(self) -> str:
         """The human-readable report: latency, memory, exactness (and the per-layer table when measured)."""
         s = self.stats
@@ -199,6 +214,8 @@ class BenchResult:
             {"": unit, **{k: int(round(v)) for k, v in s.items()}},
             {"": f"ms @ {self.clock_hz / 1e6:g} MHz", **{k: round(self.ms(v), 3) for k, v in s.items()}},
         ]
+        if self.cycles is not None:
+            rows += self._cycle_rows()
         lines = [
             f"{self.model} on {self.board}: {len(self.counts)} runs ({len(self.inputs)} inputs x "
             f"{self.runs_per_input}, {self.warmup} warm-up)"
@@ -211,9 +228,41 @@ class BenchResult:
             f"outputs vs TFLM: {sum(r.bit_exact for r in self.inputs)}/{len(self.inputs)} bit-exact",
         ]
         lines += [f"warning: {w}" for w in self.warnings]
+        if self.cycles is not None:
+            lines += self._cycle_notes()
         if self.per_layer:
             lines += ["", self.layer_table()]
         return "\n".join(lines)
+
+    def _cycle_rows(self) -> list[dict]:
+        cy = self.cycles
+        s = _stats(cy.runs)
+        mhz = f"{self.clock_hz / 1e6:g} MHz"
+        rows = [{"": "est. cycles", **{k: int(round(v)) for k, v in s.items()}},
+                {"": f"est. ms @ {mhz}", **{k: round(self.ms(v), 3) for k, v in s.items()}}]
+        if cy.wait_states is not None:
+            rows.append({"": f"est. cycles, {cy.wait_states} WS bound",
+                         **{k: int(round(cy.upper_bound(v))) for k, v in s.items()}})
+        return rows
+
+    def _cycle_notes(self) -> list[str]:
+        cy = self.cycles
+        lo, hi = cy.band
+        lines = [
+            f"est. cycles: an estimate, not a measurement: exact per-instruction counts (QEMU plugin) x "
+            f"{cy.rules.name} rules, zero wait states, taken-branch refill P = 2 (P = 1..3: {lo:,.0f} .. "
+            f"{hi:,.0f}); {cy.mean / max(self.mean, 1):.2f} cycles per instruction",
+        ]
+        if cy.wait_states is not None:
+            lines.append(f"  {cy.wait_states} WS bound: + {cy.wait_states} cycles on each of "
+                         f"{cy.flash_reads:,.0f} data reads from flash per run (instruction fetches assumed "
+                         "cached)")
+        lines += [f"  approximated: {a}" for a in cy.rules.approximated]
+        total = sum(c for _, c, _ in cy.functions) or 1
+        rows = [{"function": n, "est. cycles": int(round(c)), "instructions": int(round(i)),
+                 "cycles/instr": round(c / i, 2) if i else None, "%": round(100 * c / total, 1)}
+                for n, c, i in cy.functions[:15]]
+        return lines + ["", "est. cycles per function (mean per run):", format_table(rows)]
 
     def layer_table(self) -> str:
         total = sum(la.count for la in self.per_layer or ()) or 1
@@ -227,9 +276,10 @@ class BenchResult:
                 self.unit: la.count,
                 "ms": round(self.ms(la.count), 3),
                 per: None if la.per_mac is None else round(la.per_mac, 2),
+                **self._layer_cycle_cells(i, la),
                 "%": round(100 * la.count / total, 1),
             }
-            for la in self.per_layer or ()
+            for i, la in enumerate(self.per_layer or ())
         ]
         macs = sum(la.macs for la in self.per_layer or ())
         rows.append(
@@ -241,10 +291,23 @@ class BenchResult:
                 self.unit: total,
                 "ms": round(self.ms(total), 3),
                 per: round(total / macs, 2) if macs else None,
+                **self._layer_cycle_cells(None, None),
                 "%": 100.0,
             }
         )
         return format_table(rows)
+
+    def _layer_cycle_cells(self, i: int | None, la: LayerResult | None) -> dict:
+        """est. cycles and cycles/MAC columns of the per-layer table (i None: the total row)."""
+        if self.cycles is None or self.cycles.layers is None:
+            return {}
+        layers = self.cycles.layers
+        if i is None:
+            c, macs = sum(layers), sum(la.macs for la in self.per_layer or ())
+        else:
+            c, macs = layers[i], la.macs
+        return {"est. cycles": int(round(c)), "est. ms": round(self.ms(c), 3),
+                "cycles/MAC": round(c / macs, 2) if macs else None}
 
 
 def default_build_dir(model: Path, board: Board, per_layer: bool) -> Path:
@@ -298,11 +361,15 @@ def bench_model(
     baud: int | None = None,
     timeout: float = 60.0,
     progress: bool = False,
+    cycles: bool = False,
+    flash_wait_states: int | None = None,
 ) -> BenchResult:
     """Build (emulated boards) or connect (`port`), run every input `warmup + runs` times, compare with TFLM.
 
     Raises TinymlError for anything that stops the measurement (no device, timeout, crash, model too big);
     a device output that differs from TFLM does not raise: it shows in `bit_exact` and `inputs[i].mismatch()`.
+    `cycles` (emulated boards) also runs the cycle profiler and adds estimated cycles (`result.cycles`),
+    with a flash-wait-state upper bound when the board file (or `flash_wait_states`) gives wait states.
     """
     from tinyml.tflm import TflmReference
 
@@ -321,30 +388,63 @@ def bench_model(
     board = load_board(board) if isinstance(board, str) else board
     session = _Session(model, model_bytes, ref, cases, runs, warmup, per_layer, timeout, progress)
     if port is not None:
+        if cycles:
+            raise TinymlError("--cycles needs an emulated board (on silicon the counts already are cycles)")
         with Link(port, baud or board.baud) as link:
             result = session.run(Device(link), link.name)
+    elif cycles:
+        result = _run_profiled(session, board, build_firmware(model, board, build_dir, per_layer),
+                               flash_wait_states)
     else:
         if not board.emulated:
             raise TinymlError(
                 f"board {board.name} is a real board: flash it (`make flash` in a project from "
                 f"`tinyml export`) and pass --port (e.g. /dev/ttyACM0)"
             )
-        elf = build_firmware(model, board, build_dir, per_layer)
-        with QemuBoard(board, elf) as qemu:
-            try:
-                with Link(qemu.url) as link:
-                    device = Device(link)
-                    result = session.run(device, f"{board.name} (QEMU {board.qemu_machine})")
-                    device.exit()
-            except (LinkClosed, DeviceTimeout) as e:
-                qemu.wait(1.0)
-                raise TinymlError(f"{e}; {qemu.status()}") from None
+        result = _run_qemu(session, board, build_firmware(model, board, build_dir, per_layer))
     if port is not None:  # a real board: judge its kernels by the board its firmware says it is
         try:
             board = load_board(result.board)
         except TinymlError:
             pass
     return replace(result, wall_s=time.monotonic() - t0, warnings=tuple(_fallbacks(model, board)))
+
+
+def _run_qemu(session: _Session, board: Board, elf: Path, extra_args: Sequence[str] = ()) -> BenchResult:
+    with QemuBoard(board, elf, extra_args=extra_args) as qemu:
+        try:
+            with Link(qemu.url) as link:
+                device = Device(link)
+                result = session.run(device, f"{board.name} (QEMU {board.qemu_machine})")
+                device.exit()
+        except (LinkClosed, DeviceTimeout) as e:
+            qemu.wait(1.0)
+            raise TinymlError(f"{e}; {qemu.status()}") from None
+        if extra_args and qemu.wait(session.timeout) is None:
+            raise TinymlError(f"QEMU did not exit after EXIT: no cycle profile ({qemu.status()})")
+    return result
+
+
+def _run_profiled(session: _Session, board: Board, elf: Path, wait_states: int | None) -> BenchResult:
+    """The same session under the cycle profiler: exact counts per address, priced by the core's rules."""
+    import tempfile
+
+    from tinyml.cycles.firmware import analyse, firmware_marks
+    from tinyml.cycles.model import rules_for
+    from tinyml.cycles.plugin import plugin_args
+    from tinyml.cycles.profile import read_profile
+
+    rules = rules_for(board.mcpu)
+    with tempfile.TemporaryDirectory(prefix="tinyml-cycles-") as tmp:
+        out = Path(tmp) / "profile.txt"
+        flash = (board.flash_base, board.flash_base + board.flash_size)
+        args = plugin_args(out, firmware_marks(elf, session.per_layer), flash)
+        result = _run_qemu(session, board, elf, args)
+        profile = read_profile(out)
+    ws = board.flash_wait_states if wait_states is None else wait_states
+    report = analyse(profile, elf, rules, inputs=len(session.cases), warmup=session.warmup, runs=session.runs,
+                     layers=len(result.per_layer) if result.per_layer is not None else None, wait_states=ws)
+    return replace(result, cycles=report)
 
 
 def _fallbacks(model: Path, board: Board) -> list[str]:

@@ -57,6 +57,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also profile every layer (builds the firmware with per-layer marks)",
     )
+    p.add_argument(
+        "--cycles",
+        action="store_true",
+        help="also estimate core cycles (emulated boards): exact per-instruction counts from a QEMU plugin "
+        "x the core's TRM cost rules; adds est. cycles per run, per function and (with --per-layer) per "
+        "layer",
+    )
+    p.add_argument(
+        "--flash-wait-states",
+        type=int,
+        metavar="N",
+        help="with --cycles: also give an upper bound charging N wait states on every data read from flash "
+        "(default: the board file's memory.flash_wait_states, if any)",
+    )
     p.add_argument("--json", metavar="PATH", help="write the full result as JSON (schema in the README)")
     p.add_argument(
         "--build-dir",
@@ -91,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
         baud=args.baud,
         timeout=args.timeout,
         progress=sys.stderr.isatty(),
+        cycles=args.cycles,
+        flash_wait_states=args.flash_wait_states,
     )
     print(r.summary())
     if args.json:

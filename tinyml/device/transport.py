@@ -11,6 +11,7 @@ import re
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from tinyml.errors import TinymlError
@@ -119,11 +120,12 @@ def _hint(url: str) -> str:
 class QemuBoard:
     """`with QemuBoard(board, elf) as q:` boots QEMU; q.url is its serial port; QEMU is killed on exit."""
 
-    def __init__(self, board: Board, elf: Path, log: Path | None = None):
+    def __init__(self, board: Board, elf: Path, log: Path | None = None, extra_args: Sequence[str] = ()):
         if not board.emulated:
             raise TinymlError(f"board {board.name} is not emulated: flash it (`make flash`) and use --port")
         self.board, self.elf = board, Path(elf)
         self._log_path = log
+        self.extra_args = tuple(extra_args)  # e.g. the cycle profiler's -plugin
         self.proc: subprocess.Popen | None = None
         self.port = 0
 
@@ -139,6 +141,7 @@ class QemuBoard:
         else:
             self._own_log = False
         cmd = self.board.qemu_command(self.elf, port=0)
+        cmd[-2:-2] = self.extra_args
         with open(self._log_path, "wb") as log:
             try:
                 self.proc = subprocess.Popen(

@@ -45,6 +45,8 @@ class Board:
     ram_base: int
     ram_size: int
     clock_hz: int
+    # flash wait states at clock_hz and the flash cache in front (est. cycles' memory bound); None: unknown
+    flash_wait_states: int | None
     # serial
     uart_kind: str
     uart_base: int
@@ -54,6 +56,7 @@ class Board:
     # timing
     timer: str
     timer_hz: int
+    flash_cache: str
     # SoC bring-up (soc_<family>.c); extra keys become TINYML_SOC_* macros
     soc_family: str
     soc: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
@@ -194,6 +197,8 @@ def _parse(data: dict, p: Path) -> Board:
         ram_base=_get(data, "memory.ram_base", int, p),
         ram_size=_get(data, "memory.ram_size", int, p),
         clock_hz=clock_hz,
+        flash_wait_states=_get(data, "memory.flash_wait_states", int, p, None),
+        flash_cache=_get(data, "memory.flash_cache", str, p, ""),
         uart_kind=_get(data, "uart.kind", str, p),
         uart_base=_get(data, "uart.base", int, p),
         uart_clock_hz=_get(data, "uart.clock_hz", int, p, clock_hz),
