@@ -63,9 +63,11 @@ def test_micro_benchmarks_reproduce_the_rule_arithmetic_exactly(board):
     assert got["alu"].band == (EXPECTED[board]["alu"] - 9, EXPECTED[board]["alu"] + 9)
 
 
-def test_m0plus_rules_price_an_armv6m_stream():
-    """The ARMv6-M program runs on the emulated M4 (same instruction stream), priced with the M0+ table."""
-    got = run_spans(DATA / "cycle_bench_v6m.S", load_board("cortex-m"), rules_for("cortex-m0"))["v6m"]
+@pytest.mark.parametrize("board", ["cortex-m0", "cortex-m"])
+def test_m0plus_rules_price_an_armv6m_stream(board):
+    """The ARMv6-M program on the M0 board (QEMU micro:bit) and on the M4 (same instruction stream), priced with
+    the M0+ table."""
+    got = run_spans(DATA / "cycle_bench_v6m.S", load_board(board), rules_for("cortex-m0plus"))["v6m"]
     # movs; 4 x (adds 1, muls 1, ldr 2, ldr 2, str 2, push 1+2, pop 1+2, bl 3, bx 2, bl 3, push 1+2,
     # pop {r4,pc} 3+2, subs 1, bne 1 [+1 taken]); b 2 ; 3 taken bne
     per_iter = 1 + 1 + 2 + 2 + 2 + 3 + 3 + 3 + 2 + 3 + 3 + 5 + 1 + 1
