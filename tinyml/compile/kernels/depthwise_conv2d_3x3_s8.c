@@ -75,35 +75,43 @@ static void pixel_plain(const depthwise_conv2d_params_t *p, const tinyml_dw_grou
 }
 
 #if defined(__ARM_FEATURE_DSP)
-/* One tap for four channels, accumulating into a0..a3. */
-#define DW_TAP(addr, woff)                             \
+/* One tap for four channels, accumulating into a0..a3; `then` (an instruction or "") runs after the loads.
+ * Cortex-M4 cycles (CYCLES.md rules): the three loads back to back pipeline (2 + 1 + 1; an LDRD for the weights
+ * would take 3 and not pipeline), 2 SXTB16, 4 multiply-accumulates: 10 per tap. The window pointer moves to the
+ * next row in `then` of a row's last tap, so no load uses an address written by the instruction just before. */
+#define DW_TAP(addr, woff, then)                       \
     "ldr    %[v], " addr "\n\t"                        \
+    "ldr    %[we], [%[g], #" woff "]\n\t"              \
+    "ldr    %[wo], [%[g], #" woff " + 4]\n\t"          \
+    then                                               \
     "sxtb16 %[vo], %[v], ror #8\n\t"                   \
     "sxtb16 %[v], %[v]\n\t"                            \
-    "ldrd   %[we], %[wo], [%[g], #" woff "]\n\t"       \
     "smlabb %[a0], %[v], %[we], %[a0]\n\t"             \
     "smlatt %[a2], %[v], %[we], %[a2]\n\t"             \
     "smlabb %[a1], %[vo], %[wo], %[a1]\n\t"            \
     "smlatt %[a3], %[vo], %[wo], %[a3]\n\t"
-/* Requantize accumulator j (full int8 range; ADD: TINYML_RQ_ADD_SIGN or _RELU) and store it at out[j]. */
+/* Requantize accumulator j (full int8 range; ADD: TINYML_RQ_ADD_SIGN or _RELU) and store it at out[j]: M,
+ * rshift and radd by three pipelined loads. */
 #define DW_RQ(acc, mk, ra, j, ADD)                     \
-    "ldrd   %[we], %[wo], [%[g], #" mk "]\n\t"         \
+    "ldr    %[we], [%[g], #" mk "]\n\t"                \
+    "ldr    %[wo], [%[g], #" mk " + 4]\n\t"            \
     "ldr    %[v], [%[g], #" ra "]\n\t"                 \
     "smmulr " acc ", " acc ", %[we]\n\t"               \
     ADD(acc, "%[v]", "%[v]")                           \
     "asr    " acc ", " acc ", %[wo]\n\t"               \
     "ssat   " acc ", #8, " acc "\n\t"                  \
     "strb   " acc ", [%[out], #" j "]\n\t"
+#define DW_NEXT_ROW "add    %[x], %[x], %[row]\n\t"
 #define DW_GROUP(ADD)                                                                                           \
     __asm__ volatile(                                                                                           \
         "ldrd   %[a0], %[a1], [%[g]]\n\t"                                                                       \
         "ldrd   %[a2], %[a3], [%[g], #8]\n\t"                                                                   \
-        DW_TAP("[%[x]]", "64") DW_TAP("[%[x], %[c]]", "72") DW_TAP("[%[x], %[c], lsl #1]", "80")                \
-        "add    %[x], %[x], %[row]\n\t"                                                                         \
-        DW_TAP("[%[x]]", "88") DW_TAP("[%[x], %[c]]", "96") DW_TAP("[%[x], %[c], lsl #1]", "104")               \
-        "add    %[x], %[x], %[row]\n\t"                                                                         \
-        DW_TAP("[%[x]]", "112") DW_TAP("[%[x], %[c]]", "120") DW_TAP("[%[x], %[c], lsl #1]", "128")             \
-        "sub    %[x], %[x], %[row], lsl #1\n\t"                                                                 \
+        DW_TAP("[%[x]]", "64", "") DW_TAP("[%[x], %[c]]", "72", "")                                              \
+        DW_TAP("[%[x], %[c], lsl #1]", "80", DW_NEXT_ROW)                                                       \
+        DW_TAP("[%[x]]", "88", "") DW_TAP("[%[x], %[c]]", "96", "")                                              \
+        DW_TAP("[%[x], %[c], lsl #1]", "104", DW_NEXT_ROW)                                                      \
+        DW_TAP("[%[x]]", "112", "") DW_TAP("[%[x], %[c]]", "120", "")                                            \
+        DW_TAP("[%[x], %[c], lsl #1]", "128", "sub    %[x], %[x], %[row], lsl #1\n\t")                          \
         DW_RQ("%[a0]", "16", "24", "0", ADD) DW_RQ("%[a1]", "28", "36", "1", ADD)                               \
         DW_RQ("%[a2]", "40", "48", "2", ADD) DW_RQ("%[a3]", "52", "60", "3", ADD)                               \
         : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [v] "=&r"(v), [vo] "=&r"(vo),         \
@@ -111,25 +119,23 @@ static void pixel_plain(const depthwise_conv2d_params_t *p, const tinyml_dw_grou
         : [c] "r"(c), [row] "r"(row), [g] "r"(g), [out] "r"(out)                                                \
         : "memory")
 
-/* An interior pixel whose window starts at x, mode TINYML_FULL_RELU (full int8 range, out_zp -128; other ranges
- * take pixel_simd, which keeps the flash small): every group of four channels in one asm block (the offsets are
- * those of tinyml_dw_group_t: bias 0, rq 16, w 64). */
-static void interior_full(const int8_t *x, int32_t c, int32_t row, const tinyml_dw_group_t *g, int32_t groups,
-                          int8_t *out) {
+/* n interior pixels whose windows start at x, step bytes apart (a run along a row: one call, so no call, push and
+ * pop per pixel; n > 1 needs in_c % 4 == 0, the outputs then follow each other), mode TINYML_FULL_RELU (full int8
+ * range, out_zp -128; other ranges take pixel_simd, which keeps the flash small): every group of four channels in
+ * one asm block (the offsets are those of tinyml_dw_group_t: bias 0, rq 16, w 64). */
+static void interior_full(const int8_t *x, int32_t c, int32_t row, const tinyml_dw_group_t *first, int32_t groups,
+                          int8_t *out, int32_t n, int32_t step) {
     int32_t a0, a1, a2, a3, v, vo, we, wo;
-    for (; groups > 0; --groups, ++g, x += 4, out += 4) {
-        DW_GROUP(TINYML_RQ_ADD_RELU);
+    const tinyml_dw_group_t *const end = first + groups;
+    for (; n > 0; --n, x += step - 4 * groups) {
+        for (const tinyml_dw_group_t *g = first; g < end; ++g, x += 4, out += 4) {
+            DW_GROUP(TINYML_RQ_ADD_RELU);
+        }
     }
 }
 
-/* n interior pixels in a row (in_c % 4 == 0), windows `step` bytes apart: one call for the run. */
-static void interior_run(const int8_t *x, int32_t c, int32_t row, const tinyml_dw_group_t *g, int8_t *out,
-                         int32_t n, int32_t step) {
-    for (; n > 0; --n, x += step, out += c) {
-        interior_full(x, c, row, g, c / 4, out);
-    }
-}
 #undef DW_GROUP
+#undef DW_NEXT_ROW
 #undef DW_RQ
 #undef DW_TAP
 
@@ -187,13 +193,13 @@ TINYML_KERNEL void depthwise_conv2d_3x3_s8(const depthwise_conv2d_params_t *p, c
             if (interior && relu && c % 4 == 0) { /* the run of interior pixels from here, in one call */
                 int32_t n = (p->in_w - 3 - ix0) / p->stride_w + 1;
                 n = n < p->out_w - ox ? n : p->out_w - ox;
-                interior_run(input + (iy0 * p->in_w + ix0) * c, c, row, groups, output, n, p->stride_w * c);
+                interior_full(input + (iy0 * p->in_w + ix0) * c, c, row, groups, c / 4, output, n, p->stride_w * c);
                 ox += n - 1;
                 output += (n - 1) * c;
                 continue;
             }
             if (interior && relu) {
-                interior_full(input + (iy0 * p->in_w + ix0) * c, c, row, groups, c / 4, output);
+                interior_full(input + (iy0 * p->in_w + ix0) * c, c, row, groups, c / 4, output, 1, 0);
                 c0 = c & ~3;
             } else if (relu && c >= 4) {
                 /* border pixel: its 3x3 window (the groups of four channels) copied into a patch, in_zp where
@@ -205,12 +211,21 @@ TINYML_KERNEL void depthwise_conv2d_3x3_s8(const depthwise_conv2d_params_t *p, c
                     const int inside = iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w;
                     const int8_t *src = inside ? input + (iy * p->in_w + ix) * c : pad;
                     int8_t *dst = patch + t * cg;
-                    for (int32_t j = 0; j < cg; j += 4) {
+                    int32_t j = 0;
+                    for (; j + 16 <= cg; j += 16) { /* four words a pass: the loads pipeline, one branch */
+                        const int32_t v0 = tinyml_load32(src + j), v1 = tinyml_load32(src + j + 4);
+                        const int32_t v2 = tinyml_load32(src + j + 8), v3 = tinyml_load32(src + j + 12);
+                        memcpy(dst + j, &v0, 4);
+                        memcpy(dst + j + 4, &v1, 4);
+                        memcpy(dst + j + 8, &v2, 4);
+                        memcpy(dst + j + 12, &v3, 4);
+                    }
+                    for (; j < cg; j += 4) {
                         const int32_t v = tinyml_load32(src + j);
                         memcpy(dst + j, &v, 4);
                     }
                 }
-                interior_full(patch, cg, 3 * cg, groups, c / 4, output);
+                interior_full(patch, cg, 3 * cg, groups, c / 4, output, 1, 0);
                 c0 = cg;
             } else {
                 const int8_t *tap[9];
