@@ -7,8 +7,9 @@ branches to another function's start (tail calls). The worst case is the deepest
 for every exception handler, its deepest path and the frame the core stacks on entry (all nested, a bound).
 
 An indirect call (`blx rN`, `bx rN`) is resolved only to the function addresses its own function loads
-from its literal pool (e.g. a kernel choosing between two static helpers); otherwise, or with recursion, or a
-dynamically sized frame, the derivation refuses rather than guess.
+from its literal pool (e.g. a kernel choosing between two static helpers); a register jump in a function that
+loads no function address but takes addresses inside itself (`adr`) is a computed jump within it. Otherwise,
+or with recursion, or a dynamically sized frame, the derivation refuses rather than guess.
 """
 
 from __future__ import annotations
@@ -106,7 +107,9 @@ class _Func:
     pushes: int = 0
     dynamic: bool = False
     calls: set[str] | None = None
-    indirect: bool = False
+    indirect: bool = False  # a call through a register (blx rN)
+    jumps: bool = False  # a jump through a register (bx rN, mov/ldr pc): a tail call, or a computed jump
+    local_adr: bool = False  # takes an address inside itself (adr): what a computed jump within it uses
     loaded: set[int] | None = None  # words in the function's literal pool
 
 
@@ -125,6 +128,9 @@ def parse_elf(elf: Path) -> dict[str, _Func]:
         if not m or cur is None:
             continue
         mnem, ops = m.group(2), m.group(3).split("@")[0].strip()
+        comment = m.group(3).split("@", 1)[1] if "@" in m.group(3) else ""
+        if (mnem == "adr" or "(adr " in comment) and f"<{cur_name}+" in m.group(3):
+            cur.local_adr = True
         if mnem == ".word":
             cur.loaded.add(int(ops, 16) & ~1)
             continue
@@ -141,7 +147,7 @@ def parse_elf(elf: Path) -> dict[str, _Func]:
             elif mnem == "blx":
                 cur.indirect = True
         elif (mnem == "bx" and ops != "lr") or (re.match(r"(ldr|mov)(\.w)?$", mnem) and ops[:3] == "pc,"):
-            cur.indirect = True  # a jump through a register: an indirect (tail) call
+            cur.jumps = True
     return funcs
 
 
@@ -154,8 +160,10 @@ def derive(elf: Path, build_dir: Path, fpu: bool) -> StackReport:
     by_addr = {f.start: n for n, f in funcs.items()}
     resolved: dict[str, tuple[str, ...]] = {}
     for name, f in funcs.items():
-        if f.indirect:
-            targets = tuple(sorted(by_addr[a] for a in f.loaded if a in by_addr))
+        targets = tuple(sorted(by_addr[a] for a in f.loaded if a in by_addr))
+        if f.jumps and not f.indirect and not targets and f.local_adr:
+            continue  # a computed jump inside the function (a jump table into its own code): no call
+        if f.indirect or f.jumps:
             if not targets:
                 raise TinymlError(
                     f"stack: {name} calls through a function pointer whose targets it does not load itself; "
