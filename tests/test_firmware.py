@@ -229,6 +229,26 @@ def test_nano33ble_builds_with_its_pins_and_a_bossac_target(tmp_path, small_mode
                                                  tmp_path / "f7").dir / "Makefile").read_text()
 
 
+@pytest.mark.slow
+def test_flashing_a_real_board_never_hangs(tmp_path, small_model, monkeypatch):  # noqa: F811
+    """`make flash` with a probe that never answers (a pyocd that hangs) stops after TOOL_TIMEOUT with one
+    line naming the tool and what to check; a missing pyocd is named with its install command."""
+    from tinyml.firmware.project import flash_project
+
+    project = export_project(small_model, load_board("nucleo-f767zi"), tmp_path / "f7")
+    build_project(project)
+    hang = tmp_path / "pyocd"
+    hang.write_text("#!/bin/sh\nsleep 600\n")
+    hang.chmod(0o755)
+    monkeypatch.setenv("TOOL_TIMEOUT", "1")
+    monkeypatch.setenv("PYOCD", str(hang))
+    with pytest.raises(TinymlError, match=r"pyocd did not finish within 1 s and was stopped: is the debug"):
+        flash_project(project.dir, timeout=60)
+    monkeypatch.setenv("PYOCD", str(tmp_path / "missing" / "pyocd"))
+    with pytest.raises(TinymlError, match=r"pyocd not found or not runnable .*pip install pyocd"):
+        flash_project(project.dir, timeout=60)
+
+
 def test_firmware_makefile_builds_from_a_tflite(tmp_path, small_model):  # noqa: F811
     project = tmp_path / "fw"
     r = subprocess.run(

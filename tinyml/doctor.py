@@ -19,6 +19,7 @@ from pathlib import Path
 from tinyml.util import REPO_ROOT
 
 APT = "sudo apt-get install -y"
+TOOL_CHECK_TIMEOUT = 30.0  # s for a tool's --version: a hanging tool is a finding, not a hanging doctor
 TOOLCHAIN_FIX = f"{APT} gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi make"
 
 
@@ -43,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
         check_qemu,
         check_boards,
         check_pyocd,
+        check_bossac,
     ]
     if not args.quick:
         checks.append(check_selftest)
@@ -173,7 +175,9 @@ def _emulated_machines() -> dict[str, str]:
 
 
 def check_qemu() -> Check:
-    qemu = shutil.which("qemu-system-arm")
+    from tinyml.tools import find_tool
+
+    qemu = find_tool("qemu-system-arm")
     if qemu is None:
         return Check(
             "FAIL", "qemu-system-arm", "not found: emulated boards cannot run", f"{APT} qemu-system-arm"
@@ -209,20 +213,48 @@ def check_boards() -> Check:
     return Check("ok", "boards", f"{len(names)} in {BOARDS_DIR}: {', '.join(names)}")
 
 
+def _tool_version(exe: str, *args: str) -> str | None:
+    """The tool's first output line when it runs in time, else None: what doctor reports, it has run."""
+    try:
+        r = _run([exe, *args], timeout=TOOL_CHECK_TIMEOUT)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = (r.stdout + r.stderr).strip().splitlines()
+    return lines[0].strip() if r.returncode == 0 and lines else None
+
+
 def check_pyocd() -> Check:
     from tinyml.firmware.boards import board_names, load_board
+    from tinyml.tools import TOOLS, find_tool
 
     real = [load_board(n) for n in board_names()]
     packs = [f"{b.name}: pyocd pack install {b.pyocd_pack}" for b in real if not b.emulated and b.pyocd_pack]
-    if shutil.which("pyocd") is None and not (Path(sys.executable).parent / "pyocd").exists():
-        return Check(
-            "warn",
-            "pyocd",
-            "not installed: needed only to flash real boards",
-            f"{sys.executable} -m pip install pyocd",
-        )
+    exe = find_tool("pyocd")
+    if exe is None:
+        return Check("warn", "pyocd", "not installed: needed only to flash real boards",
+                     TOOLS["pyocd"].install)
+    version = _tool_version(exe, "--version")
+    if version is None:
+        return Check("FAIL", "pyocd", f"{exe} does not run (`pyocd --version` failed or hung)",
+                     TOOLS["pyocd"].install)
     note = ("; real boards needing a CMSIS pack once (downloads): " + ", ".join(packs)) if packs else ""
-    return Check("ok", "pyocd", "installed (flashes real boards)" + note)
+    return Check("ok", "pyocd", f"{version} at {exe}, ran `pyocd --version` (flashes real boards){note}")
+
+
+def check_bossac() -> Check:
+    from tinyml.firmware.boards import board_names, load_board
+    from tinyml.tools import TOOLS, find_tool
+
+    users = [b.name for b in (load_board(n) for n in board_names()) if b.bossac]
+    exe = find_tool("bossac")
+    if exe is None:
+        return Check("warn", "bossac", f"not installed: needed only for `make flash-bossac` "
+                     f"({', '.join(users) or 'no board'}) without a debug probe", TOOLS["bossac"].install)
+    version = _tool_version(exe, "--help")
+    if version is None:
+        return Check("FAIL", "bossac", f"{exe} does not run (`bossac --help` failed or hung)",
+                     TOOLS["bossac"].install)
+    return Check("ok", "bossac", f"{version} at {exe} (flashes {', '.join(users)} through its bootloader)")
 
 
 def check_selftest() -> Check:

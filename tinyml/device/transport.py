@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tinyml.errors import TinymlError
 from tinyml.firmware.boards import Board
+from tinyml.tools import require_tool
 
 QEMU_START_TIMEOUT = 10.0
 
@@ -142,16 +143,12 @@ class QemuBoard:
             self._own_log = False
         cmd = self.board.qemu_command(self.elf, port=0)
         cmd[-2:-2] = self.extra_args
+        cmd[0] = require_tool(cmd[0])  # PATH, else this venv's bin/, as everywhere (tinyml/tools.py)
         with open(self._log_path, "wb") as log:
-            try:
-                self.proc = subprocess.Popen(
-                    cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                    preexec_fn=_parent_death_signal(),
-                )
-            except FileNotFoundError:
-                raise TinymlError(
-                    "qemu-system-arm not found: apt-get install qemu-system-arm (or run `tinyml doctor`)"
-                ) from None
+            self.proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                preexec_fn=_parent_death_signal(),
+            )
         try:
             self.port = self._wait_for_port()
         except BaseException:

@@ -24,6 +24,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -226,6 +227,22 @@ def _soc_macros(board: Board) -> list[tuple[str, str]]:
     return out
 
 
+def _makefile_tools() -> dict[str, Any]:
+    """Tool paths and messages for the Makefile: found as tinyml finds them (PATH, else this venv's bin/)."""
+    from tinyml.tools import TOOLS, tool_for_makefile
+
+    def shell_safe(text: str) -> str:  # echoed inside double quotes: no backticks, no $
+        return text.replace("`", "'").replace("$", "$$")
+
+    return {
+        "pyocd": tool_for_makefile("pyocd"),
+        "bossac": tool_for_makefile("bossac"),
+        "qemu": tool_for_makefile("qemu-system-arm"),
+        "check": {name: shell_safe(t.check) for name, t in TOOLS.items()},
+        "install": {name: shell_safe(t.install) for name, t in TOOLS.items()},
+    }
+
+
 def render_files(board: Board, model: ModelInfo, profile: bool, opt: str = DEFAULT_OPT) -> dict[str, str]:
     """The generated files of a project (name -> text)."""
     env = template_env("tinyml.firmware")
@@ -241,6 +258,7 @@ def render_files(board: Board, model: ModelInfo, profile: bool, opt: str = DEFAU
         "defs": " ".join(defs),
         "qemu_args": qemu_args,
         "soc_macros": _soc_macros(board),
+        "tools": _makefile_tools(),
     }
     return {
         "Makefile": env.get_template("Makefile.j2").render(ctx),
@@ -405,3 +423,19 @@ def image_footprint(elf: Path) -> Footprint:
     return Footprint(flash_bytes=syms["flash_used"], ram_bytes=syms["ram_used"], exact=True,
                      arena_bytes=int(arena.group(1), 16) if arena else 0,
                      stack_bytes=syms.get("stack_bytes", 0))
+
+
+# ---- flashing a real board ----
+
+FLASH_TIMEOUT = 300.0  # s for all of `make flash`; each tool in it is stopped after TOOL_TIMEOUT (120 s)
+
+
+def flash_project(project_dir: Path, timeout: float = FLASH_TIMEOUT) -> None:
+    """`make flash` in an exported project for a real board, bounded in time; errors carry make's last lines
+    (which name the tool and what to check)."""
+    from tinyml.tools import run_tool
+
+    r = run_tool(["make", "-C", str(project_dir), "flash"], timeout, f"`make -C {project_dir} flash`")
+    if r.returncode != 0:
+        tail = " | ".join(ln for ln in r.stdout.strip().splitlines()[-3:] if not ln.startswith("make"))
+        raise TinymlError(f"`make -C {project_dir} flash` failed: {tail}")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -262,10 +261,9 @@ class Pipeline:
             if self.board.emulated:
                 print(f"{self.board.name} is emulated: QEMU loads {fw['elf']} when the bench boots it")
                 return {"emulated": True, "elf": fw["elf"]}
-            r = subprocess.run(["make", "-C", fw["project"], "flash"], text=True, capture_output=True)
-            if r.returncode != 0:
-                tail = " | ".join((r.stdout + r.stderr).strip().splitlines()[-3:])
-                raise TinymlError(f"`make -C {fw['project']} flash` failed: {tail}")
+            from tinyml.firmware.project import flash_project
+
+            flash_project(Path(fw["project"]))
             return {"emulated": False, "port": port}
 
         # Flashing a real board is not a file: it is redone whenever the stages before it ran again.

@@ -14,13 +14,11 @@ Stage settings come from `SweepContext.options`: board, port, baud, bench_runs, 
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tinyml.errors import TinymlError
 from tinyml.sweep.points import Point
 from tinyml.util import write_json_atomic, write_text_atomic
 
@@ -95,10 +93,9 @@ def bench_inputs(ctx: Any, checkpoint: str, n: int) -> list[Any]:
 
 def _flash_real_board(fw: Path) -> None:
     """Write the point's firmware to a real board (`make flash`: pyocd) before measuring it over --port."""
-    r = subprocess.run(["make", "-C", str(fw), "flash"], capture_output=True, text=True, timeout=600)
-    if r.returncode != 0:
-        tail = " | ".join((r.stdout + r.stderr).strip().splitlines()[-3:])
-        raise TinymlError(f"`make -C {fw} flash` failed: {tail}")
+    from tinyml.firmware.project import flash_project
+
+    flash_project(fw)
 
 
 def bench_stage(point: Point, ctx: Any, pdir: Path, record: dict[str, Any]) -> dict[str, Any]:
