@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tinyml.compile import emit, ops, planner, tflite
+from tinyml.compile import emit, ops, planner, tflite, validate
 from tinyml.compile.emit import Compiled
 
 
@@ -19,8 +19,11 @@ def analyze(path: str | os.PathLike, name: str = "model", reference: bool = Fals
     check the fast kernels against them."""
     emit.check_name(name)
     model = tflite.load(path)
+    validate.check(model)  # every tensor, buffer and op as TFLM checks them, before anything is built
     layers = ops.build_layers(model, reference)
-    return Compiled(model, tuple(layers), planner.plan(layers, model), name)
+    plan = planner.plan(layers, model)
+    planner.check_bounds(layers, plan, model)
+    return Compiled(model, tuple(layers), plan, name)
 
 
 def compile_tflite(

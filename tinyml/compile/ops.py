@@ -79,7 +79,7 @@ class OpContext:
     def __init__(self, op: Operator, model: TfliteModel):
         self.op = op
         self.model = model
-        self.where = f"op {op.index} ({op.op})"
+        self.where = f"{model.path}: op {op.index} ({op.op})"
 
     def fail(self, msg: str) -> TinymlError:
         return TinymlError(f"{self.where}: {msg}")
@@ -428,7 +428,7 @@ def conv2d(ctx: OpContext, reference: bool = False) -> Layer:
     _, kh, kw, fc = w.shape
     if fc == 0 or ic % fc or oc % (ic // fc):
         raise ctx.fail(f"filter depth {fc} does not divide input depth {ic} into groups")
-    padding, sw, sh = int(ctx.opt(0, "<b")), int(ctx.opt(1, "<i", 1)), int(ctx.opt(2, "<i", 1))
+    padding, sw, sh = int(ctx.opt(0, "<b")), int(ctx.opt(1, "<i")), int(ctx.opt(2, "<i"))
     act, dw, dh = int(ctx.opt(3, "<b")), int(ctx.opt(4, "<i", 1)), int(ctx.opt(5, "<i", 1))
     if min(sh, sw, dh, dw) < 1:
         raise ctx.fail(f"invalid strides {sh}x{sw} or dilations {dh}x{dw}")
@@ -462,7 +462,7 @@ def depthwise_conv2d(ctx: OpContext, reference: bool = False) -> Layer:
     if len(w.shape) != 4 or w.shape[0] != 1 or w.shape[3] != oc:
         raise ctx.fail(f"filter shape {list(w.shape)} does not match {oc} output channels")
     _, kh, kw, _ = w.shape
-    padding, sw, sh = int(ctx.opt(0, "<b")), int(ctx.opt(1, "<i", 1)), int(ctx.opt(2, "<i", 1))
+    padding, sw, sh = int(ctx.opt(0, "<b")), int(ctx.opt(1, "<i")), int(ctx.opt(2, "<i"))
     dm, act = oc // ic if ic else 0, int(ctx.opt(4, "<b"))
     dw, dh = int(ctx.opt(5, "<i", 1)), int(ctx.opt(6, "<i", 1))
     if dm * ic != oc or dm == 0:
@@ -587,8 +587,8 @@ def pool2d(ctx: OpContext) -> Layer:
         raise ctx.fail(f"output depth {oc} differs from input depth {c}")
     if abs(x.scale - y.scale) > 1e-6 or x.zero_point != y.zero_point:
         raise ctx.fail("input and output quantization differ (TFLM requires them equal)")
-    padding, sw, sh = int(ctx.opt(0, "<b")), int(ctx.opt(1, "<i", 1)), int(ctx.opt(2, "<i", 1))
-    fw, fh, act = int(ctx.opt(3, "<i", 1)), int(ctx.opt(4, "<i", 1)), int(ctx.opt(5, "<b"))
+    padding, sw, sh = int(ctx.opt(0, "<b")), int(ctx.opt(1, "<i")), int(ctx.opt(2, "<i"))
+    fw, fh, act = int(ctx.opt(3, "<i")), int(ctx.opt(4, "<i")), int(ctx.opt(5, "<b"))
     (eh, pt), (ew, pl) = _padding(ih, fh, sh, 1, padding), _padding(iw, fw, sw, 1, padding)
     if (eh, ew) != (oh, ow):
         raise ctx.fail(f"output {oh}x{ow} does not match the geometry (expected {eh}x{ew})")
@@ -871,15 +871,20 @@ def build_layers(model: TfliteModel, reference: bool = False) -> list[Layer]:
         builder = BUILDERS.get(op.op)
         if builder is None:
             raise TinymlError(
-                f"op {op.index} ({op.op}) is not supported; supported ops: {', '.join(sorted(BUILDERS))}"
+                f"{model.path}: op {op.index} ({op.op}) is not supported; "
+                f"supported ops: {', '.join(sorted(BUILDERS))}"
             )
         ctx = OpContext(op, model)
         layer = builder(ctx, reference) if builder in FAST_BUILDERS else builder(ctx)
         for a in layer.inputs:
             if isinstance(a, int) and a not in produced:
-                raise TinymlError(f"op {op.index} ({op.op}) reads tensor {a} before any op produces it")
+                raise TinymlError(
+                    f"{model.path}: op {op.index} ({op.op}): tensor {a}: read before any op produces it"
+                )
         if layer.output in produced:
-            raise TinymlError(f"op {op.index} ({op.op}) writes tensor {layer.output}, already written")
+            raise TinymlError(
+                f"{model.path}: op {op.index} ({op.op}): tensor {layer.output}: already written"
+            )
         produced.add(layer.output)
         layers.append(layer)
     if model.outputs[0] not in produced:

@@ -238,3 +238,94 @@ def _compatible(
     if (h, g) in gaps:
         return off - hoff >= gaps[(h, g)]
     return False
+
+
+# ---- compile-time bounds check: what each kernel will read and write, from the params it is given ----
+
+
+def _prod(v) -> int:
+    out = 1
+    for d in v:
+        out *= int(d)
+    return out
+
+
+def _extents(layer: Layer) -> tuple[list[int], int]:
+    """(bytes read from each data input, bytes written) by the layer's kernel, computed from its params
+    alone (not from the tensors): a params struct that disagrees with the tensors is caught before any C."""
+    p = dict(layer.params)
+    n_in = len(layer.inputs)
+    if layer.kernel == "":  # RESHAPE: aliases or copies its input
+        return [-1] * n_in, -1
+    if layer.params_type in ("conv2d_params_t", "depthwise_conv2d_params_t"):
+        return [_prod((p["in_h"], p["in_w"], p["in_c"]))], _prod((p["out_h"], p["out_w"], p["out_c"]))
+    if layer.params_type == "pool2d_params_t":
+        return [_prod((p["in_h"], p["in_w"], p["ch"]))], _prod((p["out_h"], p["out_w"], p["ch"]))
+    if layer.params_type == "fully_connected_params_t":
+        return [p["batches"] * p["in_depth"]], p["batches"] * p["out_depth"]
+    if layer.params_type == "mean_params_t":
+        return [p["outer"] * p["n"] * p["inner"]], p["outer"] * p["inner"]
+    if layer.params_type == "softmax_params_t":
+        return [p["rows"] * p["depth"]], p["rows"] * p["depth"]
+    if layer.params_type == "pad_params_t":
+        return [_prod(p["in_dims"])], _prod(p["out_dims"])
+    if layer.params_type == "add_params_t":
+        reads = []
+        for key in ("in1_strides", "in2_strides"):
+            if p["broadcast"]:
+                reads.append(1 + sum((d - 1) * s for d, s in zip(p["out_dims"], p[key], strict=True)))
+            else:
+                reads.append(p["size"])
+        return reads, p["size"]
+    raise AssertionError(f"no bounds rule for {layer.params_type}")
+
+
+def check_bounds(layers: list[Layer], plan_: MemoryPlan, model: TfliteModel) -> None:
+    """Every kernel's reads and writes stay inside its buffers, and no two arena buffers alive together share
+    bytes except an in-place pair at its kernel's gap: raised as an internal error (a compiler bug, never a
+    user's) before any C is written, so a bad plan can never become an out-of-bounds write on a device."""
+    from tinyml.errors import TinymlError
+
+    def fail(layer: Layer, msg: str) -> TinymlError:
+        return TinymlError(
+            f"{model.path}: op {layer.index} ({layer.op}): internal compiler error (please report): {msg}"
+        )
+
+    for layer in layers:
+        consts = {c.name: c.values.size if not c.rows else len(c.rows) for c in layer.consts}
+        reads, writes = _extents(layer)
+        out = model.tensors[layer.output]
+        if writes not in (-1, out.nbytes):
+            raise fail(layer, f"the kernel writes {writes} bytes, tensor {out.index} holds {out.nbytes}")
+        for a, n in zip(layer.inputs, reads, strict=True):
+            have = consts.get(a.name, 0) if not isinstance(a, int) else model.tensors[a].nbytes
+            if n > have or (n == -1 and have != out.nbytes):
+                raise fail(layer, f"the kernel reads {n} bytes of input {a}, which holds {have}")
+    arena = [b for b in plan_.buffers if b.where == "arena"]
+    for i, layer in enumerate(layers):
+        off = plan_.scratch.get(i)
+        if off is None:
+            continue
+        end = off + layer.scratch_bytes
+        if end > plan_.arena_bytes or any(
+            b.first <= i <= b.last and b.offset < end and off < b.offset + b.size for b in arena
+        ):
+            raise fail(layer, f"its scratch [{off}, {end}) overlaps a live tensor or leaves the arena")
+    gaps = {}
+    for layer in layers:
+        for pos, gap in layer.inplace.items():
+            gaps[(id(plan_.of_tensor[layer.output]), id(plan_.of_tensor[layer.inputs[pos]]))] = gap
+    for i, a in enumerate(arena):
+        if a.offset < 0 or a.offset + a.size > plan_.arena_bytes:
+            raise TinymlError(f"{model.path}: internal compiler error: tensor {a.tensors} outside the arena")
+        for b in arena[i + 1 :]:
+            live = a.first <= b.last and b.first <= a.last
+            if not live or a.offset + a.size <= b.offset or b.offset + b.size <= a.offset:
+                continue
+            out, inp = (a, b) if (id(a), id(b)) in gaps else (b, a)
+            gap = gaps.get((id(out), id(inp)))
+            if gap is None or inp.offset - out.offset < gap:
+                raise TinymlError(
+                    f"{model.path}: internal compiler error: tensors {a.tensors} and {b.tensors} share arena "
+                    f"bytes while both are alive"
+                )

@@ -95,6 +95,7 @@ class Operator:
     inputs: tuple[int, ...]  # tensor indices, -1 = absent optional input
     outputs: tuple[int, ...]
     options: Table | None  # the builtin options table; read by the op class that knows its schema
+    options_type: int = 0  # the schema's BuiltinOptions union type of `options` (validate.py checks it)
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def parse(data: bytes, path: str = "<bytes>") -> TfliteModel:
         for x in ins + outs:
             if x >= len(tensors) or x < -1:
                 raise Malformed(f"operator {i} ({codes[ci]}) refers to tensor {x} of {len(tensors)}")
-        ops.append(Operator(i, codes[ci], ins, outs, t.table(4, "options")))
+        ops.append(Operator(i, codes[ci], ins, outs, t.table(4, "options"), int(t.scalar(3, "<B", 0))))
     io = [tuple(int(x) for x in sg.array(k, "<i4")) for k in (1, 2)]
     for x in io[0] + io[1]:
         if not 0 <= x < len(tensors):

@@ -20,17 +20,17 @@ TINYML_KERNEL void conv2d_s8(const conv2d_params_t *p, const int8_t *input, int8
                         if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) {
                             /* padding reads the input zero point: undo the bias folding for this tap */
                             for (int32_t c = 0; c < fc; ++c) {
-                                acc += w[c] * in_zp;
+                                acc = tinyml_add_wrap(acc, w[c] * in_zp);
                             }
                             continue;
                         }
                         const int8_t *x = input + ((iy * p->in_w + ix) * p->in_c + c0);
                         for (int32_t c = 0; c < fc; ++c) {
-                            acc += w[c] * x[c];
+                            acc = tinyml_add_wrap(acc, w[c] * x[c]);
                         }
                     }
                 }
-                acc = tinyml_requant(acc, p->q.ch[oc].mult, -p->q.ch[oc].rshift) + p->q.out_zp;
+                acc = tinyml_add_wrap(tinyml_requant(acc, p->q.ch[oc].mult, -p->q.ch[oc].rshift), p->q.out_zp);
                 *output++ = (int8_t)tinyml_clamp(acc, p->q.act_min, p->q.act_max);
             }
         }

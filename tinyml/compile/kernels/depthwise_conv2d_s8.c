@@ -17,13 +17,13 @@ TINYML_KERNEL void depthwise_conv2d_s8(const depthwise_conv2d_params_t *p, const
                         const int32_t ix = ix0 + kx * p->dil_w;
                         const int32_t w = p->weights[(ky * p->k_w + kx) * out_c + oc];
                         if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) {
-                            acc += w * in_zp; /* padding reads the input zero point */
+                            acc = tinyml_add_wrap(acc, w * in_zp); /* padding reads the input zero point */
                         } else {
-                            acc += w * input[(iy * p->in_w + ix) * p->in_c + ic];
+                            acc = tinyml_add_wrap(acc, w * input[(iy * p->in_w + ix) * p->in_c + ic]);
                         }
                     }
                 }
-                acc = tinyml_requant(acc, p->q.ch[oc].mult, -p->q.ch[oc].rshift) + p->q.out_zp;
+                acc = tinyml_add_wrap(tinyml_requant(acc, p->q.ch[oc].mult, -p->q.ch[oc].rshift), p->q.out_zp);
                 *output++ = (int8_t)tinyml_clamp(acc, p->q.act_min, p->q.act_max);
             }
         }

@@ -8,9 +8,9 @@ TINYML_KERNEL void fully_connected_s8(const fully_connected_params_t *p, const i
         for (int32_t n = 0; n < p->out_depth; ++n, w += d) {
             int32_t acc = p->q.ch[n].bias;
             for (int32_t i = 0; i < d; ++i) {
-                acc += w[i] * input[i];
+                acc = tinyml_add_wrap(acc, w[i] * input[i]);
             }
-            acc = tinyml_requant(acc, p->q.ch[n].mult, -p->q.ch[n].rshift) + p->q.out_zp;
+            acc = tinyml_add_wrap(tinyml_requant(acc, p->q.ch[n].mult, -p->q.ch[n].rshift), p->q.out_zp);
             *output++ = (int8_t)tinyml_clamp(acc, p->q.act_min, p->q.act_max);
         }
     }

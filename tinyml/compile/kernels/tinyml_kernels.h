@@ -183,6 +183,13 @@ static inline int32_t tinyml_rdbpot(int32_t x, int32_t k) {
     return (x >> k) + (rem > thr);
 }
 
+/* a + b modulo 2^32: what TFLM's plain int32 accumulators compute on every target, without C's undefined
+ * behaviour on signed overflow. The reference kernels accumulate with it, so a bias at the int32 extremes (which
+ * a valid model may hold) wraps exactly as in TFLM and stays UBSan-clean. */
+static inline int32_t tinyml_add_wrap(int32_t a, int32_t b) {
+    return (int32_t)((uint32_t)a + (uint32_t)b);
+}
+
 static inline int32_t tinyml_clamp(int32_t v, int32_t lo, int32_t hi) {
     return v < lo ? lo : (v > hi ? hi : v);
 }
