@@ -79,6 +79,8 @@ def problems(model: TfliteModel) -> Iterator[str]:
     for i in model.inputs + model.outputs:
         if model.tensors[i].is_const:
             yield f"{model.path}: tensor {i}: the model's input/output is a constant"
+    for i in set(model.inputs) & set(model.outputs):
+        yield f"{model.path}: tensor {i}: the model's output is its input (no op computes it)"
     for op in model.operators:
         for tensor, msg in _op(model, op):
             yield _where(model, op, tensor, msg)
