@@ -177,7 +177,8 @@ def test_every_board_links_with_its_vector_table_in_place(tmp_path, small_model,
     fp = result.footprint
     assert 0 < fp.flash_bytes <= b.flash_size and 0 < fp.stack_bytes < fp.ram_bytes <= b.ram_size
     assert fp.stack_bytes == result.stack.reserved_bytes  # the link reserved the derived stack
-    sp, reset = struct.unpack("<II", result.elf.with_suffix(".bin").read_bytes()[:8])
+    vectors = b.boot2_bytes  # the RP2040's boot2 comes first, then the vector table
+    sp, reset = struct.unpack("<II", result.elf.with_suffix(".bin").read_bytes()[vectors : vectors + 8])
     assert b.ram_base < sp <= b.ram_base + b.ram_size and sp % 8 == 0
     assert b.flash_base <= reset < b.flash_base + fp.flash_bytes and reset & 1  # Thumb
     symbols = subprocess.run(["arm-none-eabi-nm", str(result.elf)], capture_output=True, text=True).stdout
@@ -346,3 +347,67 @@ def test_plain_c_fallback_on_a_dsp_core_is_named(tmp_path, refdata, capsys):
     assert "plain-C kernel depthwise_conv2d_s8 on cortex-m's DSP core" in line
     assert said["dw5x5_valid_dm2", "mps2-an385"] == []  # no DSP extension: plain C is the only kernel there
     assert said["person_detect", "cortex-m"] == []  # every layer on a SIMD kernel
+
+
+# ---- Raspberry Pi Pico: boot2 CRC and UF2, as the RP2040 bootrom reads them (no board here) ----
+
+
+def test_boot2_crc_is_crc32_mpeg2():
+    from tinyml.firmware import uf2
+
+    assert uf2.crc32_mpeg2(b"123456789") == 0x0376E6E7  # the catalogued check value of CRC-32/MPEG-2
+    boot2 = uf2.boot2_with_crc(bytes(range(252)) + bytes(4))
+    uf2.check_boot2(boot2)
+    with pytest.raises(uf2.Uf2Error, match="boot2 CRC .* the bootrom computes"):
+        uf2.check_boot2(b"\x01" + boot2[1:])
+
+
+def _no_flash_tools_env() -> dict[str, str]:
+    """The environment without picotool or pyocd on PATH (the venv's pyocd included), so `make flash` can only
+    look for the drive."""
+    import os
+
+    keep = [d for d in os.environ["PATH"].split(os.pathsep)
+            if not any((Path(d) / t).exists() for t in ("picotool", "pyocd"))]
+    return {**os.environ, "PATH": os.pathsep.join(keep)}
+
+
+@pytest.mark.slow
+def test_pico_build_writes_a_valid_uf2_and_make_flash_copies_it(tmp_path, small_model, capsys):  # noqa: F811
+    import sys
+
+    from tinyml.firmware import uf2
+
+    out = tmp_path / "pico"
+    assert cli.main(["export", str(small_model), "--board", "pico", "-o", str(out), "--build"]) == 0
+    assert "firmware.uf2 to the board's USB drive" in capsys.readouterr().out
+    b = load_board("pico")
+    elf = out / "build" / "firmware.elf"
+    data = elf.with_suffix(".uf2").read_bytes()
+    image = uf2.read_uf2(data, b.flash_base, b.uf2_family)  # magics, family, numbering, contiguous addresses
+    uf2.check_boot2(image)
+    binary = elf.with_suffix(".bin").read_bytes()
+    assert image[: len(binary)] == binary and len(image) % 4096 == 0 and len(data) == len(image) * 2
+    sp, reset = struct.unpack_from("<II", image, 256)  # boot2 loads these from 0x10000100
+    assert b.ram_base < sp <= b.ram_base + b.ram_size
+    assert b.flash_base + 256 < reset < b.flash_base + len(binary)
+    assert not thumb2_only_instructions(elf)
+    with pytest.raises(uf2.Uf2Error, match="UF2 block 0: family 0xe48bff56, expected 0xe48bff57"):
+        uf2.read_uf2(data, b.flash_base, b.uf2_family + 1)
+    with pytest.raises(uf2.Uf2Error, match="UF2 block 3: .*address"):
+        uf2.read_uf2(data[:3 * 512] + data[4 * 512 :] + data[3 * 512 : 4 * 512], b.flash_base, b.uf2_family)
+
+    # make flash: onto the mounted RPI-RP2 drive; without one (and no picotool/pyocd), a clear error in time
+    drive = tmp_path / "media" / "RPI-RP2"
+    drive.mkdir(parents=True)
+    (drive / "INFO_UF2.TXT").write_text("UF2 Bootloader v3.0\nBoard-ID: RPI-RP2\n")
+    env = {**_no_flash_tools_env(), "RPI_RP2_DRIVE": str(drive)}
+    make = ["make", "-C", str(out), "flash", f"PYTHON={sys.executable}", "FLASH_TIMEOUT=1", "PYOCD=no-pyocd"]
+    r = subprocess.run(make, capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (drive / "firmware.uf2").read_bytes() == data and "copied" in r.stdout
+    env["RPI_RP2_DRIVE"] = str(tmp_path / "nowhere")
+    t0 = time.monotonic()
+    r = subprocess.run(make, capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode != 0 and "no RPI-RP2 drive appeared within 1 s" in r.stderr
+    assert "hold BOOTSEL" in r.stderr and time.monotonic() - t0 < 30

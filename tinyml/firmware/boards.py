@@ -68,6 +68,8 @@ class Board:
     pyocd_target: str = ""
     pyocd_pack: str = ""
     bossac: bool = False  # also `make flash-bossac`: an Arduino bootloader takes the image over USB serial
+    uf2_family: int = 0  # UF2 family ID: `make build` also writes build/firmware.uf2, `make flash` copies it
+    boot2_bytes: int = 0  # a second-stage boot the bootrom CRC-checks at the start of flash (RP2040: 256)
 
     @property
     def drivers(self) -> dict[str, str]:
@@ -215,6 +217,8 @@ def _parse(data: dict, p: Path) -> Board:
         pyocd_target=_get(data, "run.target", str, p, ""),
         pyocd_pack=_get(data, "run.pack", str, p, ""),
         bossac=_get(data, "run.bossac", bool, p, False),
+        uf2_family=_get(data, "run.uf2_family", int, p, 0),
+        boot2_bytes=_get(data, "memory.boot2_bytes", int, p, 0),
     )
     _validate(b)
     return b
@@ -239,6 +243,10 @@ def _validate(b: Board) -> None:
             )
     elif not b.pyocd_target:
         raise TinymlError(f"{where}: run.target (the pyocd target name) is required for run.kind = 'pyocd'")
+    if b.boot2_bytes not in (0, 256):
+        raise TinymlError(f"{where}: memory.boot2_bytes must be 256 (the RP2040 bootrom's) or absent")
+    if b.boot2_bytes and not b.uf2_family:
+        raise TinymlError(f"{where}: memory.boot2_bytes needs run.uf2_family (its CRC is checked in the UF2)")
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", b.name):
         raise TinymlError(f"{where}: name '{b.name}' may only use letters, digits, '.', '_' and '-'")
     for key in ("flash_size", "ram_size", "clock_hz", "timer_hz", "baud"):

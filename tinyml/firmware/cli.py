@@ -61,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     run_hint = (
         "boots it in QEMU with its serial port on TCP 127.0.0.1:4321"
         if board.emulated
+        else f"copies {project.elf.with_suffix('.uf2')} to the board's USB drive"
+        if board.uf2_family
         else f"writes it with pyocd (target {board.pyocd_target})"
     )
     print(f"next: make -C {project.dir} build | size | flash ({run_hint}) | clean")

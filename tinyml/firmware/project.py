@@ -33,6 +33,7 @@ from tinyml.firmware.boards import DRIVER_KEYS, FIRMWARE_SRC, Board
 from tinyml.firmware.stack import STACK_LD, StackReport, derive, stack_ld
 from tinyml.util import template_env, write_bytes_atomic
 
+UF2_TOOL = Path(__file__).parent / "uf2.py"  # copied into projects for boards with a UF2 drive (RP2040)
 SELFTEST_MODEL = Path(__file__).parent / "selftest"  # a hand-written contract model (doctor, protocol tests)
 COMPILE_MANIFEST = "tinyml_compile.json"  # written by `tinyml compile` into every output directory
 EXPORT_MANIFEST = "tinyml_export.json"
@@ -331,6 +332,8 @@ def export_project(
         _write_if_changed(out / EXPORT_MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
         _sync_dir({p.name: p.read_bytes() for p in compiled.iterdir() if p.is_file()}, out / "model")
     _sync_dir({p.name: p.read_bytes() for p in runtime_sources(board)}, out / "runtime")
+    if board.uf2_family:  # the Makefile's UF2, boot2 CRC and flash steps
+        _write_if_changed(out / "uf2.py", UF2_TOOL.read_bytes())
     for fname, text in render_files(board, info, profile, opt).items():
         _write_if_changed(out / fname, text.encode())
     _write_if_changed(out / "board.toml", board.path.read_bytes())
@@ -382,7 +385,10 @@ def build_project(project: Project) -> BuildResult:
 
 
 def _link(project: Project) -> None:
-    r = _make(project.dir, "build/firmware.elf", "build/firmware.bin")
+    targets = ["build/firmware.elf", "build/firmware.bin"]
+    if project.board.uf2_family:
+        targets.append("build/firmware.uf2")
+    r = _make(project.dir, *targets)
     if r.returncode != 0:
         log = (r.stdout + r.stderr).strip()
         over = dict(re.findall(r"region `(\w+)' overflowed by (\d+) bytes", log))
