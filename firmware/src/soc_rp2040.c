@@ -13,37 +13,42 @@
 #include "cortex_m.h"
 #include "runtime.h"
 
-__attribute__((section(".boot2"), naked, used, noreturn)) void tinyml_boot2(void) {
-    __asm volatile(
-        ".syntax unified\n\t"
-        "push   {lr}\n\t"              /* entered by the bootrom with LR 0; a caller with LR set gets it back */
-        "ldr    r3, =0x18000000\n\t"   /* XIP_SSI */
-        "movs   r1, #0\n\t"
-        "str    r1, [r3, #0x08]\n\t"   /* SSIENR: off while configuring */
-        "movs   r1, #4\n\t"
-        "str    r1, [r3, #0x14]\n\t"   /* BAUDR: SCK = clk_sys / 4 (31.25 MHz at 125 MHz) */
-        "ldr    r1, =0x001F0300\n\t"
-        "str    r1, [r3, #0x00]\n\t"   /* CTRLR0: standard SPI, 32-bit frames, TMOD EEPROM read */
-        "ldr    r1, =0x03000218\n\t"
-        "ldr    r0, =0x180000F4\n\t"
-        "str    r1, [r0]\n\t"          /* SPI_CTRLR0: command 03h, 8-bit instruction, 24-bit address */
-        "movs   r1, #0\n\t"
-        "str    r1, [r3, #0x04]\n\t"   /* CTRLR1: one data frame per read */
-        "movs   r1, #1\n\t"
-        "str    r1, [r3, #0x08]\n\t"   /* SSIENR: on; flash is now mapped at 0x10000000 */
-        "pop    {r0}\n\t"
-        "cmp    r0, #0\n\t"
-        "beq    1f\n\t"
-        "bx     r0\n\t"
-        "1:\n\t"
-        "ldr    r0, =0x10000100\n\t"   /* the vector table, after boot2 */
-        "ldr    r1, =0xE000ED08\n\t"
-        "str    r0, [r1]\n\t"          /* VTOR */
-        "ldmia  r0, {r0, r1}\n\t"
-        "msr    msp, r0\n\t"
-        "bx     r1\n\t"
-        ".ltorg\n\t");
-}
+/* Top-level asm in a non-executable section: boot2 is not part of this program's call graph (it runs before, from
+ * SRAM), so the stack derivation and the disassembly checks leave it out; its bytes are Thumb code all the same. */
+__asm__(
+    ".section .boot2, \"a\"\n\t"
+    ".syntax unified\n\t"
+    ".thumb\n\t"
+    ".balign 4\n"
+    "tinyml_boot2:\n\t"
+    "push   {lr}\n\t"              /* entered by the bootrom with LR 0; a caller with LR set gets it back */
+    "ldr    r3, =0x18000000\n\t"   /* XIP_SSI */
+    "movs   r1, #0\n\t"
+    "str    r1, [r3, #0x08]\n\t"   /* SSIENR: off while configuring */
+    "movs   r1, #4\n\t"
+    "str    r1, [r3, #0x14]\n\t"   /* BAUDR: SCK = clk_sys / 4 (31.25 MHz at 125 MHz) */
+    "ldr    r1, =0x001F0300\n\t"
+    "str    r1, [r3, #0x00]\n\t"   /* CTRLR0: standard SPI, 32-bit frames, TMOD EEPROM read */
+    "ldr    r1, =0x03000218\n\t"
+    "ldr    r0, =0x180000F4\n\t"
+    "str    r1, [r0]\n\t"          /* SPI_CTRLR0: command 03h, 8-bit instruction, 24-bit address */
+    "movs   r1, #0\n\t"
+    "str    r1, [r3, #0x04]\n\t"   /* CTRLR1: one data frame per read */
+    "movs   r1, #1\n\t"
+    "str    r1, [r3, #0x08]\n\t"   /* SSIENR: on; flash is now mapped at 0x10000000 */
+    "pop    {r0}\n\t"
+    "cmp    r0, #0\n\t"
+    "beq    1f\n\t"
+    "bx     r0\n"
+    "1:\n\t"
+    "ldr    r0, =0x10000100\n\t"   /* the vector table, after boot2 */
+    "ldr    r1, =0xE000ED08\n\t"
+    "str    r0, [r1]\n\t"          /* VTOR */
+    "ldmia  r0, {r0, r1}\n\t"
+    "msr    msp, r0\n\t"
+    "bx     r1\n\t"
+    ".ltorg\n\t"
+    ".previous\n");
 
 #define RESETS_RESET      REG32(0x4000C000u)
 #define RESETS_RESET_SET  REG32(0x4000E000u) /* +0x2000: atomic set alias */
