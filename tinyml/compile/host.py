@@ -13,6 +13,18 @@ import numpy as np
 from tinyml.errors import TinymlError
 
 CFLAGS = ("-std=c11", "-O2", "-Wall", "-Wextra", "-Werror")
+BUILD_TIMEOUT = 600.0  # s: a model's C builds in seconds; minutes mean a stuck compiler or a starved machine
+RUN_TIMEOUT = 600.0
+
+
+def _run(cmd: list[str], timeout: float, what: str, **kw) -> subprocess.CompletedProcess:
+    """subprocess.run with a deadline that ends in one line saying what hung (never a traceback)."""
+    try:
+        return subprocess.run(cmd, capture_output=True, timeout=timeout, **kw)
+    except subprocess.TimeoutExpired:
+        raise TinymlError(f"{what} did not finish within {timeout:g} s (machine overloaded?)") from None
+    except OSError as e:
+        raise TinymlError(f"{what}: {e.strerror}") from None
 
 
 def host_cc() -> str:
@@ -56,7 +68,7 @@ def build(
         "-o",
         str(exe),
     ]
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    r = _run(cmd, BUILD_TIMEOUT, f"host build of {model_dir} ({cmd[0]})", text=True)
     if r.returncode != 0:
         raise TinymlError(f"host build of {model_dir} failed:\n{r.stderr.strip()}")
     return exe
@@ -65,7 +77,7 @@ def build(
 def run(exe: str | os.PathLike, inputs: np.ndarray, out_bytes: int) -> np.ndarray:
     """Outputs (N, out_bytes) int8 for inputs (N, in_bytes) int8."""
     x = np.ascontiguousarray(inputs, dtype=np.int8)
-    r = subprocess.run([str(exe)], input=x.tobytes(), capture_output=True, timeout=600)
+    r = _run([str(exe)], RUN_TIMEOUT, f"running {exe}", input=x.tobytes())
     if r.returncode != 0:
         raise TinymlError(f"{exe} exited with {r.returncode}: {r.stderr.decode(errors='replace')[:500]}")
     out = np.frombuffer(r.stdout, dtype=np.int8)
@@ -76,9 +88,8 @@ def run(exe: str | os.PathLike, inputs: np.ndarray, out_bytes: int) -> np.ndarra
 
 def run_debug(exe: str | os.PathLike, x: np.ndarray) -> dict[int, np.ndarray]:
     """Every layer's output (layer index -> int8 bytes) for one input, from a build with debug=True."""
-    r = subprocess.run(
-        [str(exe)], input=np.ascontiguousarray(x, dtype=np.int8).tobytes(), capture_output=True, timeout=600
-    )
+    data = np.ascontiguousarray(x, dtype=np.int8).tobytes()
+    r = _run([str(exe)], RUN_TIMEOUT, f"running {exe}", input=data)
     if r.returncode != 0:
         raise TinymlError(f"{exe} exited with {r.returncode}")
     data, pos, frames = r.stdout, 0, {}

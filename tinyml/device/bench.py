@@ -391,7 +391,7 @@ def bench_model(
         if cycles:
             raise TinymlError("--cycles needs an emulated board (on silicon the counts already are cycles)")
         with Link(port, baud or board.baud) as link:
-            result = session.run(Device(link), link.name)
+            result = session.run(Device(link, timeout=timeout), link.name)
     elif cycles:
         result = _run_profiled(session, board, build_firmware(model, board, build_dir, per_layer),
                                flash_wait_states)
@@ -414,7 +414,7 @@ def _run_qemu(session: _Session, board: Board, elf: Path, extra_args: Sequence[s
     with QemuBoard(board, elf, extra_args=extra_args) as qemu:
         try:
             with Link(qemu.url) as link:
-                device = Device(link)
+                device = Device(link, timeout=session.timeout)  # every request honours --timeout
                 result = session.run(device, f"{board.name} (QEMU {board.qemu_machine})")
                 device.exit()
         except (LinkClosed, DeviceTimeout) as e:

@@ -22,6 +22,11 @@ REPLY = 0x80
 MSG_FAULT = 0xFE
 MSG_ERROR = 0xFF
 MAX_GARBAGE = 4096  # bytes of non-frames tolerated while waiting for one reply
+MIN_PAYLOAD = 16  # least max payload a device may advertise: SET_INPUT's offset + data, PROFILE's 6 + 8 bytes
+# Zero bytes sent before a HELLO retry: they complete any frame the device's parser believes it is in (line
+# noise that looked like a sync pair and a length up to the firmware's PROTO_MAX_PAYLOAD, 1024), which then
+# fails its CRC, so the parser hunts for the sync pair again and sees our HELLO.
+RESYNC = bytes(1024 + 8)
 
 
 class Cmd(IntEnum):
@@ -221,7 +226,8 @@ class Device:
                 raise DeviceFault(f"the firmware crashed: {f.payload.decode(errors='replace')}")
             if f.seq != seq:
                 continue  # a late answer to an earlier try, or an error about line noise
-            if f.cmd == MSG_ERROR and len(f.payload) >= 2:
+            # an error about another command (line noise whose seq byte happened to match) is not ours
+            if f.cmd == MSG_ERROR and len(f.payload) >= 2 and f.payload[1] in (cmd, 0):
                 raise DeviceError(f.payload[0], f.payload[1], f.payload[2:].decode(errors="replace"))
             if f.cmd == cmd | REPLY:
                 return f.payload
@@ -237,6 +243,7 @@ class Device:
         try:
             p = self.request(Cmd.HELLO, timeout=HELLO_QUICK_TIMEOUT, retries=HELLO_QUICK_TRIES - 1)
         except DeviceTimeout:
+            self.link.write(RESYNC)  # the device may be stuck inside a frame that noise began
             p = self.request(Cmd.HELLO, timeout=timeout, retries=tries - 1)
         if len(p) < 9 or p[:6] != b"TINYML":
             raise DeviceGarbage(
@@ -247,6 +254,11 @@ class Device:
             raise TinymlError(
                 f"the firmware speaks protocol version {version}, this tinyml speaks {VERSION}: "
                 f"re-export and flash it with this tinyml"
+            )
+        if max_payload < MIN_PAYLOAD:
+            raise DeviceGarbage(
+                f"{self.link.name} advertises a maximum payload of {max_payload} bytes (at least "
+                f"{MIN_PAYLOAD} needed): a corrupt or foreign firmware?"
             )
         self.max_payload = max_payload
         self.reader.max_payload = max_payload
@@ -269,8 +281,7 @@ class Device:
             n = min(batch, runs - len(counts))
             # not retried: a lost reply after minutes of inference should end the run, not restart it
             p = self.request(Cmd.INVOKE, struct.pack("<H", n), timeout=timeout, retries=0)
-            (got,) = struct.unpack("<H", p[:2])
-            if got != n or len(p) != 2 + 8 * n:
+            if len(p) != 2 + 8 * n or struct.unpack("<H", p[:2])[0] != n:
                 raise TinymlError(
                     f"malformed INVOKE reply from {self.link.name} ({len(p)} bytes for {n} runs)"
                 )
@@ -281,7 +292,12 @@ class Device:
         out = bytearray()
         while len(out) < nbytes:
             n = min(self.max_payload, nbytes - len(out))
-            out += self.request(Cmd.GET_OUTPUT, struct.pack("<IH", len(out), n))
+            p = self.request(Cmd.GET_OUTPUT, struct.pack("<IH", len(out), n))
+            if len(p) != n:
+                raise TinymlError(
+                    f"malformed GET_OUTPUT reply from {self.link.name} ({len(p)} bytes for {n} asked)"
+                )
+            out += p
         return bytes(out)
 
     def profile(self, timeout: float | None = None) -> list[int]:
@@ -289,9 +305,9 @@ class Device:
         counts: list[int] = []
         while True:
             p = self.request(Cmd.PROFILE, struct.pack("<H", len(counts)), timeout=timeout, retries=0)
-            layers, first, n = struct.unpack("<HHH", p[:6])
+            layers, first, n = struct.unpack("<HHH", p[:6]) if len(p) >= 6 else (0, -1, 0)
             if first != len(counts) or len(p) != 6 + 8 * n:
-                raise TinymlError(f"malformed PROFILE reply from {self.link.name}")
+                raise TinymlError(f"malformed PROFILE reply from {self.link.name} ({len(p)} bytes)")
             counts += list(struct.unpack(f"<{n}Q", p[6:]))
             if len(counts) >= layers or n == 0:
                 return counts
