@@ -22,6 +22,9 @@ if [ -n "$missing" ]; then
 fi
 
 PY=${PYTHON:-python3}
+command -v "$PY" >/dev/null || { echo "setup: $PY not found: install Python 3.11 and run  PYTHON=python3.11 make setup" >&2; exit 1; }
+"$PY" scripts/check_python.py
+if [ -x .venv/bin/python ]; then .venv/bin/python scripts/check_python.py || { echo "setup: .venv was made with another Python: remove it (rm -rf .venv) and run make setup again" >&2; exit 1; }; fi
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   "$PY" -m venv .venv

@@ -41,8 +41,17 @@ def _available() -> dict[str, object]:
     return mods
 
 
+def version_line() -> str:
+    """`tinyml --version`: the package version and the commit it was built from."""
+    from tinyml import __version__
+    from tinyml.util import git_commit
+
+    return f"tinyml {__version__} (commit {git_commit()}, Python {sys.version.split()[0]})"
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
     parser = argparse.ArgumentParser(prog="tinyml", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=version_line())
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     mods = _available()
     for verb, mod in mods.items():

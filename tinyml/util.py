@@ -55,7 +55,11 @@ def examples_dir() -> Path:
 
 
 def git_commit() -> str:
-    """The checkout's commit, so every result says which code produced it ('unknown' outside git)."""
+    """The commit of this code, so every result says which code produced it: asked of the git checkout, else
+    as recorded in an installed wheel (tinyml/COMMIT, written at build time); 'unknown' outside both."""
+    recorded = Path(__file__).resolve().parent / "COMMIT"
+    if not (REPO_ROOT / ".git").exists():
+        return recorded.read_text().strip() if recorded.is_file() else "unknown"
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                              text=True, timeout=5)

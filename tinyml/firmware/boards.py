@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from tinyml.errors import TinymlError
-from tinyml.util import REPO_ROOT
 
-BOARDS_DIR = REPO_ROOT / "boards"
-FIRMWARE_SRC = REPO_ROOT / "firmware" / "src"
+# Inside the package so a wheel carries them; in the repository these are links to boards/ and firmware/src/.
+BOARDS_DIR = Path(__file__).resolve().parent.parent / "boards"
+FIRMWARE_SRC = Path(__file__).resolve().parent / "src"
 DEFAULT_BOARD = "cortex-m"
 # (board-file key, file-name prefix) of the drivers a board selects: firmware/src/<prefix>_<value>.c
 DRIVER_KEYS = (("uart.kind", "uart"), ("timer.kind", "timer"), ("soc.family", "soc"))
