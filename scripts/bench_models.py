@@ -1,8 +1,10 @@
 """Reproduce the issue-8 targets table with one command: `make bench-models` (or this script).
 
 Both reference models (examples/models) run through `tinyml bench` (the same code as the CLI verb) on the
-emulated Cortex-M4 (`cortex-m`, QEMU mps2-an386, -icount: counts are exact instructions), once as shipped (instructions, flash,
-RAM, arena, stack peak) and once with per-layer marks (instructions and instructions/MAC per layer). The
+emulated Cortex-M4 (`cortex-m`, QEMU mps2-an386, -icount: counts are exact instructions), once as shipped
+(instructions, flash, RAM, arena, stack peak) and once with per-layer marks (instructions and instructions/MAC
+per layer), both with `--cycles`: estimated core cycles from the TRM rules (docs/cycle-model.md), and the
+upper bound with the flash wait states of the MLPerf Tiny board (STM32L4R5 at 120 MHz: 5). The
 compiler's memory plan gives the arena against its lower bound max over layers of (inputs + output). TFLM's
 figures are the ones measured once by hand and recorded here (TFLM built with its own flags on the same
 emulated board).
@@ -41,6 +43,9 @@ TFLM: dict[str, dict[str, int]] = {
         "flash_cmsis": 466_668,
     },
 }
+# Published real-silicon cycles per inference, VWW on the STM32L4R5 (Cortex-M4 @ 120 MHz), MLPerf Tiny
+PUBLISHED_CYCLES = {"vww_96_int8": {"X-CUBE-AI": 10_670_000, "Plumerai": 11_850_000}}
+L4R5_WAIT_STATES = 5
 # issue 8 targets: instructions, peak RAM (arena + scratch + stack the engine adds), firmware flash
 TARGETS: dict[str, dict[str, int | None]] = {
     "person_detect": {"instructions": 11_500_000, "ram": 40_000, "flash": 250_000},
@@ -49,13 +54,17 @@ TARGETS: dict[str, dict[str, int | None]] = {
 DEFAULT_MODELS = Path(__file__).resolve().parent.parent / "examples" / "models"
 
 
-def run_bench(model: Path, board: str, per_layer: bool, json_path: Path) -> dict[str, Any]:
-    """`tinyml bench --model M --board B --random 2 --runs 1 [--per-layer] --json PATH`, in process."""
+def run_bench(
+    model: Path, board: str, per_layer: bool, json_path: Path, cycles: bool = True
+) -> dict[str, Any]:
+    """`tinyml bench --model M --board B --random 2 --runs 1 [--per-layer] [--cycles] --json PATH`, in
+    process."""
     from tinyml.device import cli
 
     p = argparse.ArgumentParser()
     cli.add_arguments(p)
     argv = ["--model", str(model), "--board", board, "--random", "2", "--runs", "1", "--json", str(json_path)]
+    argv += ["--cycles", "--flash-wait-states", str(L4R5_WAIT_STATES)] if cycles else []
     args = p.parse_args(argv + (["--per-layer"] if per_layer else []))
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -91,6 +100,47 @@ def plan(model: Path) -> dict[str, int]:
         "max_in_out_layer": naive_layer,
         "live_peak_bytes": c.plan.live_peak,
     }
+
+
+def _cycles(b: dict[str, Any]) -> dict[str, Any]:
+    """Estimated cycles of one bench JSON: mean (P = 2), the P = 1..3 band, the flash-wait-state bound."""
+    est = b.get("est_cycles")
+    if not est:
+        return {}
+    return {
+        "est_cycles": round(est["mean"]),
+        "est_cycles_p1": round(est["p_band"]["p1"]),
+        "est_cycles_p3": round(est["p_band"]["p3"]),
+        "est_cycles_flash_ws_bound": round(est["with_flash_wait_states"]["mean"]),
+        "cycle_rules": b["cycle_model"]["rules"],
+    }
+
+
+def cycles_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    """Estimated cycles beside instructions and the published real-silicon figures."""
+    if not any("est_cycles" in r for r in rows):
+        return []
+    lines = [
+        "",
+        f"Estimated cycles ({rows[0].get('cycle_rules')} rules, zero wait states, P = 2; band P = 1..3): an "
+        "estimate from exact per-instruction counts, not a measurement. Bound: + "
+        f"{L4R5_WAIT_STATES} wait states on every data read from flash (STM32L4R5 at 120 MHz). Published: "
+        "real STM32L4R5 silicon (MLPerf Tiny).",
+        "",
+        "| model | instructions | est. cycles | band P = 1..3 | cycles / instruction | with 5 WS (bound) "
+        "| published (cycles) |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        if "est_cycles" not in r:
+            continue
+        pub = ", ".join(f"{k} {mega(v)}" for k, v in PUBLISHED_CYCLES.get(r["model"], {}).items()) or "-"
+        lines.append(
+            f"| `{r['model']}` | {mega(r['instructions'])} | **{mega(r['est_cycles'])}** "
+            f"| {mega(r['est_cycles_p1'])} .. {mega(r['est_cycles_p3'])} "
+            f"| {r['est_cycles'] / r['instructions']:.2f} | {mega(r['est_cycles_flash_ws_bound'])} | {pub} |"
+        )
+    return lines
 
 
 def mega(n: float) -> str:
@@ -131,20 +181,23 @@ def markdown(rows: list[dict[str, Any]], board: str) -> str:
             f"| {r['flash_bytes']:,} B ({t['flash_cmsis']:,} B) | {flash_t} "
             f"| {'yes' if r['bit_exact'] else 'NO'} |"
         )
+    lines += cycles_markdown(rows)
     for r in rows:
         if not r.get("per_layer"):
             continue
         lines += ["", f"`{r['model']}` per layer (profiling build):", ""]
         lines += [
-            "| # | op | kernel | MACs | instructions | instr/MAC | % |",
-            "|---|---|---|---:|---:|---:|---:|",
+            "| # | op | kernel | MACs | instructions | instr/MAC | est. cycles | cycles/MAC | % |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|",
         ]
         total = sum(la["count"] for la in r["per_layer"]) or 1
         for la in r["per_layer"]:
             pm = f"{la['per_mac']:.2f}" if la["per_mac"] else "-"
+            ec = f"{la['est_cycles']:,.0f}" if la.get("est_cycles") is not None else "-"
+            cm = f"{la['est_cycles_per_mac']:.2f}" if la.get("est_cycles_per_mac") else "-"
             lines.append(
                 f"| {la['index']} | {la['op']} | {la['kernel'] or '-'} | {la['macs']:,} "
-                f"| {la['count']:,} | {pm} | {100 * la['count'] / total:.1f} |"
+                f"| {la['count']:,} | {pm} | {ec} | {cm} | {100 * la['count'] / total:.1f} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -157,12 +210,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("runs/bench-models"), help="where the results go")
     ap.add_argument("--board", default="cortex-m")
     ap.add_argument("--no-per-layer", action="store_true", help="skip the per-layer profiling runs")
+    ap.add_argument("--no-cycles", action="store_true", help="skip the cycle estimates (no QEMU plugin)")
     a = ap.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     for name in TFLM:
         model = a.models / f"{name}.tflite"
-        b = run_bench(model, a.board, False, a.out / f"{name}.bench.json")
+        b = run_bench(model, a.board, False, a.out / f"{name}.bench.json", not a.no_cycles)
         row: dict[str, Any] = {
             "model": name,
             "board": a.board,
@@ -172,12 +226,14 @@ def main(argv: list[str] | None = None) -> int:
             "stack_peak_bytes": int(b["stack_peak_bytes"]),
             "ram_bytes": int(b["arena_bytes"]) + int(b["stack_peak_bytes"]),
             "firmware_ram_bytes": int(b["ram_bytes"]),
+            **_cycles(b),
             **plan(model),
             **{f"tflm_{k}": v for k, v in TFLM[name].items()},
             **{f"target_{k}": v for k, v in TARGETS[name].items()},
         }
         if not a.no_per_layer:
-            row["per_layer"] = run_bench(model, a.board, True, a.out / f"{name}.per_layer.json")["per_layer"]
+            pl = run_bench(model, a.board, True, a.out / f"{name}.per_layer.json", not a.no_cycles)
+            row["per_layer"] = pl["per_layer"]
         rows.append(row)
     (a.out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
     scalar = [k for k in rows[0] if k != "per_layer"]
@@ -187,12 +243,12 @@ def main(argv: list[str] | None = None) -> int:
         w.writerows(rows)
     with open(a.out / "per_layer.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["model", "index", "op", "kernel", "macs", "instructions", "per_mac"])
+        keys = ("index", "op", "kernel", "macs", "count", "per_mac", "est_cycles", "est_cycles_per_mac")
+        w.writerow(["model", "index", "op", "kernel", "macs", "instructions", "per_mac", "est_cycles",
+                    "est_cycles_per_mac"])
         for r in rows:
             for la in r.get("per_layer") or ():
-                w.writerow(
-                    [r["model"], *(la[k] for k in ("index", "op", "kernel", "macs", "count", "per_mac"))]
-                )
+                w.writerow([r["model"], *(la.get(k) for k in keys)])
     md = markdown(rows, a.board)
     (a.out / "results.md").write_text(md)
     print(md)

@@ -65,8 +65,8 @@ def test_micro_benchmarks_reproduce_the_rule_arithmetic_exactly(board):
 
 @pytest.mark.parametrize("board", ["cortex-m0", "cortex-m"])
 def test_m0plus_rules_price_an_armv6m_stream(board):
-    """The ARMv6-M program on the M0 board (QEMU micro:bit) and on the M4 (same instruction stream), priced with
-    the M0+ table."""
+    """The ARMv6-M program on the M0 board (QEMU micro:bit) and on the M4 (the same instruction stream),
+    priced with the M0+ table."""
     got = run_spans(DATA / "cycle_bench_v6m.S", load_board(board), rules_for("cortex-m0plus"))["v6m"]
     # movs; 4 x (adds 1, muls 1, ldr 2, ldr 2, str 2, push 1+2, pop 1+2, bl 3, bx 2, bl 3, push 1+2,
     # pop {r4,pc} 3+2, subs 1, bne 1 [+1 taken]); b 2 ; 3 taken bne
@@ -146,6 +146,15 @@ def test_bench_reports_est_cycles_per_run_and_per_layer(refdata, artifacts):
     text = r.summary()
     assert "est. cycles" in text and "cycles/MAC" in text and "an estimate, not a measurement" in text
     assert cy.functions[0][0] in text  # the per-function table
+    assert "model_invoke:" in cy.listing and "smlad" in cy.listing  # the annotated listing for kernel tuning
+
+
+def test_cycles_listing_without_cycles_is_refused(refdata, capsys):
+    from tinyml import cli
+
+    model = str(refdata / "models" / "person_detect.tflite")
+    assert cli.main(["bench", "--model", model, "--cycles-listing", "x.txt"]) == 2
+    assert "--cycles-listing needs --cycles" in capsys.readouterr().err
 
 
 def test_cycles_need_an_emulated_board(refdata):

@@ -58,6 +58,8 @@ def test_device_sweep_fits_bit_exact_resume(tiny_base, tmp_path, capsys):
     assert cut["fits"] is True and cut["bit_exact"] is True
     assert 0 < cut["flash_bytes"] <= SMALL_FLASH and cut["ram_bytes"] > 0
     assert cut["latency_unit"] == "instructions" and cut["clock_hz"] == 25_000_000
+    # estimated cycles beside the exact instructions (an M4 spends more than one cycle per instruction)
+    assert cut["cycle_rules"] == "cortex-m4/trm-r0p1" and cut["est_cycles_mean"] > cut["latency_mean"]
     assert 0 < cut["latency_mean"] <= cut["latency_p90"]
     assert cut["latency_ms"] == pytest.approx(cut["latency_mean"] / 25e6 * 1e3, rel=1e-3)
     bench = json.loads((out / "points" / CUT / "bench.json").read_text())

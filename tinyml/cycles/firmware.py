@@ -10,7 +10,7 @@ left out.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tinyml.cycles.model import P_DEFAULT, Estimate, Rules, estimate
@@ -46,6 +46,7 @@ class CycleReport:
     wait_states: int | None  # from the board file (or --flash-wait-states); None: no memory figure
     functions: tuple[tuple[str, float, float], ...]  # (function, est. cycles, instructions), mean per run
     layers: tuple[float, ...] | None  # est. cycles per layer of the profiled run
+    listing: str = field(default="", repr=False, compare=False)  # annotated per-address listing (mean run)
 
     @property
     def mean(self) -> float:
@@ -127,6 +128,7 @@ def analyse(
         flash_reads=mean.flash_reads,
         wait_states=wait_states,
         functions=_by_function(mean, profile, syms),
+        listing=_listing(mean, profile, syms),
         layers=layer_cycles,
     )
 
@@ -141,3 +143,23 @@ def _by_function(est: Estimate, profile: Profile, syms: Symbols) -> tuple[tuple[
         ins[name] += count
     rows = sorted(((n, cyc[n], ins[n]) for n in cyc), key=lambda r: -r[1])
     return tuple(rows)
+
+
+def _listing(est: Estimate, profile: Profile, syms: Symbols) -> str:
+    """Every executed address of a mean run, by function: count, taken branches, est. cycles, disassembly."""
+    p = P_DEFAULT if est.rules.taken_p else est.rules.taken_fixed
+    lines = [f"# est. cycles per address, mean per run ({est.rules.name}, P = {P_DEFAULT}); columns: "
+             "address, executions, taken (executions - fall-throughs), flash data reads, est. cycles, "
+             "instruction"]
+    current = None
+    for pc in sorted(est.per_pc):
+        fixed, taken, count = est.per_pc[pc]
+        name = syms.function(pc)
+        if name != current:
+            lines.append(f"\n{name}:")
+            current = name
+        _, fall, flash = est.counts.get(pc, (0.0, 0.0, 0.0))
+        cycles = fixed + p * taken
+        lines.append(f"  {pc:08x} {count:12.1f} {count - fall:10.1f} {flash:10.1f} {cycles:12.1f}  "
+                     f"{profile.insns[pc].disas}")
+    return "\n".join(lines) + "\n"

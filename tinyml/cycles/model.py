@@ -355,6 +355,7 @@ class Estimate:
     instructions: float = 0.0
     flash_reads: float = 0.0
     per_pc: dict[int, tuple[float, float, float]] = field(default_factory=dict)  # fixed, taken, count
+    counts: Mapping[int, tuple] = field(default_factory=dict)  # what was priced
 
     def cycles(self, p: int = P_DEFAULT) -> float:
         return self.fixed + (p if self.rules.taken_p else self.rules.taken_fixed) * self.taken
@@ -373,7 +374,7 @@ def estimate(
 ) -> Estimate:
     """Price per-address counts (executions, fall-throughs, flash reads) with `rules`; `skip` leaves out
     addresses (e.g. the SysTick handler, which silicon timed by DWT never runs)."""
-    est = Estimate(rules)
+    est = Estimate(rules, counts=counts)
     by_end = {pc + ins.size: pc for pc, ins in insns.items()}  # type: ignore[attr-defined]
     pairs = _dual_issue_savings(insns, counts, by_end) if rules.dual_issue else {}
     for pc, (c, f, fl) in counts.items():

@@ -71,6 +71,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="with --cycles: also give an upper bound charging N wait states on every data read from flash "
         "(default: the board file's memory.flash_wait_states, if any)",
     )
+    p.add_argument(
+        "--cycles-listing",
+        metavar="PATH",
+        help="with --cycles: write every executed address of the model (mean per run) with its count, taken "
+        "branches, flash reads, est. cycles and disassembly, by function (for kernel tuning)",
+    )
     p.add_argument("--json", metavar="PATH", help="write the full result as JSON (schema in the README)")
     p.add_argument(
         "--build-dir",
@@ -87,8 +93,11 @@ def run(args: argparse.Namespace) -> int:
 
     from tinyml.device.bench import bench_model
     from tinyml.device.inputs import load_inputs
-    from tinyml.util import write_json_atomic
+    from tinyml.util import write_json_atomic, write_text_atomic
 
+    if args.cycles_listing and not args.cycles:
+        print("tinyml bench: error: --cycles-listing needs --cycles", file=sys.stderr)
+        return 2
     model = Path(args.model)
     inputs = load_inputs(args.input, model) if args.input else None
     r = bench_model(
@@ -109,6 +118,9 @@ def run(args: argparse.Namespace) -> int:
         flash_wait_states=args.flash_wait_states,
     )
     print(r.summary())
+    if args.cycles_listing and r.cycles is not None:
+        write_text_atomic(args.cycles_listing, r.cycles.listing)
+        print(f"wrote {args.cycles_listing}")
     if args.json:
         write_json_atomic(args.json, r.to_json())
         print(f"wrote {args.json}")

@@ -111,7 +111,7 @@ def bench_stage(point: Point, ctx: Any, pdir: Path, record: dict[str, Any]) -> d
     inputs = bench_inputs(ctx, record["checkpoint"], int(ctx.option("bench_inputs", DEFAULT_BENCH_INPUTS)))
     r = bench_model(record["tflite"], board, runs=int(ctx.option("bench_runs", DEFAULT_BENCH_RUNS)),
                     warmup=int(ctx.option("warmup", DEFAULT_WARMUP)), inputs=inputs, build_dir=pdir / "fw",
-                    port=port, baud=ctx.option("baud"))
+                    port=port, baud=ctx.option("baud"), cycles=not port and board.emulated)
     write_json_atomic(pdir / "bench.json", r.to_json())
     write_text_atomic(pdir / "bench.txt", r.summary() + "\n")
     s = r.stats
@@ -120,4 +120,13 @@ def bench_stage(point: Point, ctx: Any, pdir: Path, record: dict[str, Any]) -> d
             "latency_ms": round(r.ms(s["mean"]), 3), "latency_p90_ms": round(r.ms(s["p90"]), 3),
             "clock_hz": r.clock_hz, "bit_exact": r.bit_exact, "mismatch": "; ".join(mismatches) or None,
             "flash_bytes": r.flash_bytes, "ram_bytes": r.ram_bytes, "arena_bytes": r.arena_bytes,
-            "stack_bytes": r.stack_bytes, "stack_peak_bytes": r.stack_peak_bytes, "bench_runs": len(r.counts)}
+            "stack_bytes": r.stack_bytes, "stack_peak_bytes": r.stack_peak_bytes, "bench_runs": len(r.counts),
+            **_cycle_fields(r)}
+
+
+def _cycle_fields(r: Any) -> dict[str, Any]:
+    """Estimated cycles beside the exact instructions (emulated boards; see docs/cycle-model.md)."""
+    if r.cycles is None:
+        return {}
+    return {"est_cycles_mean": round(r.cycles.mean, 1), "est_cycles_ms": round(r.ms(r.cycles.mean), 3),
+            "cycle_rules": r.cycles.rules.name}

@@ -23,7 +23,8 @@ CSV_COLUMNS = ["id", "method", "series", "cut", "head", "tail", "sparsity", "val
                "checkpoint"]
 DEVICE_CSV_COLUMNS = ["int8_acc", "int8_drop_pts", "d_int8_acc_pts", "tflite_bytes", "board", "fits",
                       "flash_bytes", "ram_bytes", "flash_size", "ram_size", "latency_unit", "latency_mean",
-                      "latency_p90", "latency_ms", "latency_p90_ms", "clock_hz", "bit_exact", "tflite"]
+                      "latency_p90", "latency_ms", "latency_p90_ms", "est_cycles_mean", "est_cycles_ms",
+                      "cycle_rules", "clock_hz", "bit_exact", "tflite"]
 # (header, field) of the human table (results.md and the terminal).
 TABLE_COLUMNS = [
     ("point", "id"), ("val acc", "val_acc"), ("Δacc pts", "d_acc_pts"), ("params (+BN)", "params_bn_stats"),
@@ -37,7 +38,7 @@ DEVICE_TABLE_COLUMNS = [
     ("Δint8 pts", "d_int8_acc_pts"), ("params", "nonzero_params"), ("MACs", "macs"),
     (".tflite B", "tflite_bytes"), ("flash B", "flash_bytes"), ("RAM B", "ram_bytes"), ("fits", "fits"),
     ("{unit} mean", "latency_mean"), ("{unit} p90", "latency_p90"), ("ms @{clock}", "latency_ms"),
-    ("bit-exact", "bit_exact"),
+    ("est. cycles", "est_cycles_mean"), ("est. ms", "est_cycles_ms"), ("bit-exact", "bit_exact"),
 ]
 # (x field, x label, file, y field, y label): one accuracy chart each, skipped when no row has both values.
 FLOAT_ACC = ("val_acc", "float validation accuracy")
@@ -46,6 +47,8 @@ PLOTS = [
     ("params_folded", "parameters (BN folded; magnitude: nonzero)", "acc_vs_params.png", *FLOAT_ACC),
     ("macs", "MACs per inference", "acc_vs_macs.png", *FLOAT_ACC),
     ("latency_ms", "latency (ms at the board clock)", "acc_vs_latency.png", *INT8_ACC),
+    ("est_cycles_ms", "est. latency (ms at the board clock from est. cycles)", "acc_vs_est_cycles.png",
+     *INT8_ACC),
     ("ram_bytes", "linked firmware RAM (bytes: .data + .bss + stack)", "acc_vs_ram.png", *INT8_ACC),
     ("flash_bytes", "flash of the firmware (bytes)", "acc_vs_flash.png", *INT8_ACC),
 ]
@@ -121,7 +124,7 @@ def table_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             return f"{v:.2%}"
         if key.endswith("_ratio") and isinstance(v, (int, float)):
             return f"{(v - 1) * 100:+.1f}%"
-        if key == "latency_mean" or key == "latency_p90":
+        if key in ("latency_mean", "latency_p90", "est_cycles_mean"):
             return None if v is None else round(v)
         return v
 
@@ -167,6 +170,11 @@ def device_notes(rows: Sequence[dict[str, Any]]) -> list[str]:
              f".data + .bss + the derived stack: the arena with the input and output, runtime, stack), "
              f"latency in {how}. `bit-exact`: every output read "
              "back over serial equals TFLM's byte for byte.", ""]
+    rules = next((r.get("cycle_rules") for r in rows if r.get("cycle_rules")), None)
+    if rules:
+        lines += [f"`est. cycles`: an estimate, not a measurement: exact per-instruction counts (QEMU "
+                  f"plugin) x the `{rules}` cost rules (docs/cycle-model.md), zero wait states; `est. ms`: "
+                  "est. cycles at the board clock.", ""]
     no_fit = [r for r in rows if r.get("fits") is False]
     if no_fit:
         lines += ["Points that do not fit the board (not built or not run; flash/RAM are what they would "
@@ -189,7 +197,7 @@ def write_results(sweep_dir: str | Path, rows: list[dict[str, Any]], failed: lis
     board = next((r.get("board") for r in rows if r.get("board")), None)
     for key, label, name, y_key, y_label in PLOTS:
         title = f"Pruning sweep: {y_label.split(' (')[0]} vs {label.split(' (')[0]}"
-        if board and key in ("latency_ms", "ram_bytes", "flash_bytes"):
+        if board and key in ("latency_ms", "est_cycles_ms", "ram_bytes", "flash_bytes"):
             title += f" on {board}"
         budget = None
         if key in BUDGETS:
