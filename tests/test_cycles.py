@@ -129,9 +129,9 @@ def test_bench_reports_est_cycles_per_run_and_per_layer(refdata, artifacts):
     )
     cy = r.cycles
     assert r.bit_exact and cy is not None and len(cy.runs) == len(r.counts) == 4
-    # the plugin counts exactly the instructions SysTick counts, up to the call's own few instructions
+    # the plugin counts exactly the instructions SysTick counts, up to a constant: the call and timer glue
     diffs = {int(d) - c for d, c in zip(cy.instructions, r.counts)}
-    assert len(diffs) == 1 and abs(diffs.pop()) <= 8
+    assert len(diffs) == 1 and abs(diffs.pop()) <= 16
     # deterministic: the same input gives the same estimate every run
     assert cy.runs[0] == cy.runs[1] and cy.runs[2] == cy.runs[3]
     assert 1.2 < cy.mean / r.mean < 2.0  # an M4 spends more than one cycle per instruction on these kernels

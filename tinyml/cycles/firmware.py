@@ -22,6 +22,12 @@ MARK = "tinyml_profile_mark"
 SKIP_FUNCTIONS = ("SysTick_Handler",)
 
 
+def handler_ranges(elf: Path) -> list[tuple[int, int]]:
+    """Address ranges of the timer's interrupt handler(s), left out of the estimate."""
+    syms = elf_symbols(elf)
+    return [syms.range(n) for n in SKIP_FUNCTIONS if n in syms.names]
+
+
 def firmware_marks(elf: Path, per_layer: bool) -> list[tuple[str, int, int]]:
     """The plugin's open/close marks for the firmware ELF (see the module docstring)."""
     syms = elf_symbols(elf)

@@ -45,9 +45,12 @@ def plugin_path() -> Path:
     return LIBRARY
 
 
-def plugin_args(out: Path, marks: list[tuple[str, int, int]], flash: tuple[int, int] | None) -> list[str]:
-    """QEMU arguments loading the plugin: marks are (open|close, channel, address)."""
+def plugin_args(out: Path, marks: list[tuple[str, int, int]], flash: tuple[int, int] | None,
+                skip: list[tuple[int, int]] = ()) -> list[str]:
+    """QEMU arguments loading the plugin: marks are (open|close, channel, address); `skip` address ranges are
+    interrupt handlers, transparent to fall-through counting."""
     opts = [f"out={out}"] + [f"{kind}={ch}:{addr:#x}" for kind, ch, addr in marks]
+    opts += [f"skip={lo:#x}:{hi:#x}" for lo, hi in skip]
     if flash:
         opts.append(f"flash={flash[0]:#x}:{flash[1]:#x}")
     for o in opts:

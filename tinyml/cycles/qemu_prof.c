@@ -9,6 +9,9 @@
  *          block-entry callback comparing the new block's start with the previous block's end),
  *   flash  data reads inside the `flash` address range (only when `flash=LO:HI` is given: a memory callback;
  *          registered for reads and writes, stores filtered out, as QEMU 7.2 did not call it for reads only).
+ * `skip=LO:HI` (up to 4) names interrupt handlers: blocks there are transparent to fall-through counting, so
+ * an instruction interrupted by the emulated timer's wrap still counts as falling through when execution resumes
+ * right after it (silicon timed by DWT takes no such interrupt).
  * `open=CH:ADDR` / `close=CH:ADDR` (up to 4 channels, any number of marks) delimit intervals: executing an open
  * mark snapshots the counters of channel CH, executing a close mark writes what changed since that snapshot.
  * The file gets one "interval" block per closed interval and, at exit, every instruction seen with its bytes and
@@ -104,6 +107,8 @@ static int n_marks;
 static bool open_ch[CHANNELS];
 static uint64_t open_pc[CHANNELS];
 static uint64_t flash_lo, flash_hi;
+static uint64_t skip_lo[4], skip_hi[4];
+static int n_skip;
 static bool count_flash;
 static const tbinfo_t *prev_tb;
 static FILE *out;
@@ -162,9 +167,16 @@ static rec_t *lookup(struct qemu_plugin_insn *insn) {
 }
 
 /* ---- execution callbacks ---- */
+static bool skipped(uint64_t pc) {
+    for (int i = 0; i < n_skip; i++)
+        if (pc >= skip_lo[i] && pc < skip_hi[i]) return true;
+    return false;
+}
+
 static void on_tb_entry(unsigned int vcpu, void *udata) {
     const tbinfo_t *tb = udata;
     (void)vcpu;
+    if (n_skip && skipped(tb->start)) return; /* an interrupt handler: keep the interrupted block as previous */
     if (prev_tb && prev_tb->end == tb->start) prev_tb->last->c.fall++;
     prev_tb = tb;
 }
@@ -260,6 +272,13 @@ EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int
             ok = parse_mark(a + 5, true);
         } else if (strncmp(a, "close=", 6) == 0) {
             ok = parse_mark(a + 6, false);
+        } else if (strncmp(a, "skip=", 5) == 0 && n_skip < 4) {
+            char *end;
+            skip_lo[n_skip] = strtoull(a + 5, &end, 0);
+            ok = *end == ':';
+            if (ok) skip_hi[n_skip] = strtoull(end + 1, &end, 0);
+            ok = ok && !*end && skip_hi[n_skip] > skip_lo[n_skip];
+            n_skip += ok;
         } else if (strncmp(a, "flash=", 6) == 0) {
             char *end;
             flash_lo = strtoull(a + 6, &end, 0);
@@ -271,7 +290,7 @@ EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int
             ok = false;
         }
         if (!ok) {
-            fprintf(stderr, "tinyml_prof: bad argument '%s' (out=PATH, open=CH:ADDR, close=CH:ADDR, flash=LO:HI)\n", a);
+            fprintf(stderr, "tinyml_prof: bad argument '%s' (out=PATH, open=CH:ADDR, close=CH:ADDR, flash=LO:HI, skip=LO:HI)\n", a);
             return -1;
         }
     }

@@ -429,7 +429,7 @@ def _run_profiled(session: _Session, board: Board, elf: Path, wait_states: int |
     """The same session under the cycle profiler: exact counts per address, priced by the core's rules."""
     import tempfile
 
-    from tinyml.cycles.firmware import analyse, firmware_marks
+    from tinyml.cycles.firmware import analyse, firmware_marks, handler_ranges
     from tinyml.cycles.model import rules_for
     from tinyml.cycles.plugin import plugin_args
     from tinyml.cycles.profile import read_profile
@@ -438,7 +438,7 @@ def _run_profiled(session: _Session, board: Board, elf: Path, wait_states: int |
     with tempfile.TemporaryDirectory(prefix="tinyml-cycles-") as tmp:
         out = Path(tmp) / "profile.txt"
         flash = (board.flash_base, board.flash_base + board.flash_size)
-        args = plugin_args(out, firmware_marks(elf, session.per_layer), flash)
+        args = plugin_args(out, firmware_marks(elf, session.per_layer), flash, handler_ranges(elf))
         result = _run_qemu(session, board, elf, args)
         profile = read_profile(out)
     ws = board.flash_wait_states if wait_states is None else wait_states
