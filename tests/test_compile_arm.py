@@ -31,7 +31,7 @@ MAX_ARENA = {"person_detect": 40_000, "vww_96_int8": 48_000}  # issue 8 RAM targ
 MAX_FLASH = 250_000  # issue 8: person_detect firmware (tinyml export, cortex-m)
 # emulated Cortex-M0 (ARMv6-M) instructions per inference (issue 18; plain C before: 128.2 M and 126.6 M): a
 # regression guard at today's figures
-MAX_INSTRUCTIONS_M0 = {"person_detect": 48_200_000, "vww_96_int8": 46_100_000}
+MAX_INSTRUCTIONS_M0 = {"person_detect": 42_700_000, "vww_96_int8": 46_100_000}
 
 
 @pytest.fixture(scope="module")

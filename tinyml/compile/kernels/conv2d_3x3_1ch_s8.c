@@ -86,10 +86,19 @@ static void window_border(const conv2d_params_t *p, const int8_t *input, int32_t
 }
 #endif
 
+#if TINYML_ARMV6M
+void tinyml_conv3x3_1ch_v6m(const conv2d_params_t *p, const tinyml_channel_t *chans, const int8_t *input,
+                            int8_t *output);
+#endif
+
 TINYML_KERNEL void conv2d_3x3_1ch_s8(const conv2d_params_t *p, const int8_t *input, int8_t *output) {
     const int32_t out_c = p->out_c;
     const tinyml_channel_t *const chans =
         tinyml_unpack_channels(&p->pack, out_c, p->q.out_zp, (tinyml_channel_t *)p->scratch);
+#if TINYML_ARMV6M /* Cortex-M0/M0+: conv2d_3x3_1ch_v6m_s8.c */
+    tinyml_conv3x3_1ch_v6m(p, chans, input, output);
+    return;
+#endif
 #if defined(__ARM_FEATURE_DSP)
     const int32_t in_w = p->in_w, in_h = p->in_h;
     const int mode = tinyml_rq_mode(&p->q);
