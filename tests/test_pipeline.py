@@ -137,6 +137,8 @@ def test_tiny_pipeline_runs_to_the_board_and_reuses_finished_stages(tmp_path, ca
     bench = json.loads((run / "bench.json").read_text())
     assert bench["bit_exact"] and bench["per_layer"] and len(bench["runs"]) == 2
     assert bench["unit"] == "instructions" and bench["board"] == "cortex-m"
+    assert bench["est_cycles"]["mean"] > 0 and "est. cycles" in (run / "bench.txt").read_text()
+    assert "cycles (" in (run / "summary.md").read_text()  # estimated cycles beside the instructions
     assert (run / "summary.md").exists() and (run / "pipeline.toml").read_text() == cfg.read_text()
     sweep = {r["id"]: r for r in json.loads((run / "sweep" / "results.json").read_text())["points"]}
     assert set(sweep) == {"base", "depth-c03-dscnn32_16-frozen"}

@@ -10,7 +10,9 @@ from tinyml.errors import TinymlError
 from tinyml.util import REPO_ROOT
 
 SOURCE = Path(__file__).with_name("qemu_prof.c")
-LIBRARY = REPO_ROOT / "build" / "qemu-plugin" / "libtinyml_prof.so"
+# In a checkout: build/ beside the sources (setup.sh builds it there); an installed wheel: the user's cache.
+LIBRARY = (REPO_ROOT / "build" if (REPO_ROOT / ".git").exists() else Path.home() / ".cache" / "tinyml") \
+    / "qemu-plugin" / "libtinyml_prof.so"
 CFLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared", "-fvisibility=hidden"]
 
 

@@ -242,7 +242,7 @@ class BenchResult:
                 {"": f"est. ms @ {mhz}", **{k: round(self.ms(v), 3) for k, v in s.items()}}]
         if cy.wait_states is not None:
             rows.append({"": f"est. cycles, {cy.wait_states} WS bound",
-                         **{k: int(round(cy.upper_bound(v))) for k, v in s.items()}})
+                         **{k: int(round(v if k == "std" else cy.upper_bound(v))) for k, v in s.items()}})
         return rows
 
     def _cycle_notes(self) -> list[str]:

@@ -282,13 +282,16 @@ class Pipeline:
             res = bench_model(tfl, self.board, runs=b["runs"], warmup=b["warmup"], inputs=inputs,
                               random=b["random"], per_layer=b["per_layer"], build_dir=self.dir / "firmware",
                               port=r["port"], baud=r["baud"], timeout=float(b["timeout"]),
-                              progress=not r["quiet"])
+                              progress=not r["quiet"], cycles=self.board.emulated and not r["port"])
             write_json_atomic(self.dir / "bench.json", res.to_json())
             write_text_atomic(self.dir / "bench.txt", res.summary() + "\n")
             s = res.stats
             return {"json": str(self.dir / "bench.json"), "unit": res.unit, "mean": s["mean"],
                     "p90": s["p90"], "ms": res.ms(s["mean"]), "bit_exact": res.bit_exact,
-                    "flash_bytes": res.flash_bytes, "ram_bytes": res.ram_bytes}
+                    "flash_bytes": res.flash_bytes, "ram_bytes": res.ram_bytes,
+                    "est_cycles": res.cycles.mean if res.cycles else None,
+                    "est_ms": res.ms(res.cycles.mean) if res.cycles else None,
+                    "cycle_rules": res.cycles.rules.name if res.cycles else None}
 
         return self._stage(6, "bench", key, key, ["bench.json", "bench.txt"], work)
 
@@ -304,7 +307,11 @@ class Pipeline:
         lines = [f"# Pipeline run `{self.dir}`", "",
                  f"Config `{self.cfg.path}`, board `{self.board.name}`. Chosen model: `{chosen['id']}` "
                  f"({chosen.get('why', '')}) -> `{model['tflite']}`, firmware `{fw['project']}`.", "",
-                 f"On the board: {bench['mean']:,.0f} {bench['unit']} mean ({bench['ms']:.2f} ms), flash "
+                 f"On the board: {bench['mean']:,.0f} {bench['unit']} mean ({bench['ms']:.2f} ms)"
+                 + (f", est. {bench['est_cycles']:,.0f} cycles ({bench['est_ms']:.2f} ms; an estimate from "
+                    f"the {bench['cycle_rules']} rules, docs/cycle-model.md)"
+                    if bench.get("est_cycles") else "")
+                 + ", flash "
                  f"{bench['flash_bytes']:,} B, RAM {bench['ram_bytes']:,} B, "
                  f"{'bit-exact with TFLM' if bench['bit_exact'] else 'NOT bit-exact with TFLM'}; "
                  "details in `bench.txt`, `bench.json`.", ""]
