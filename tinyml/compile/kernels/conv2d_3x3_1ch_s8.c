@@ -29,7 +29,7 @@ static void pixel_plain(const conv2d_params_t *p, const tinyml_channel_t *ch, co
  * (20 for TINYML_FULL_RELU). A function of its own so the 14 registers the loop needs are free. Cortex-M4 cycles
  * (CYCLES.md rules): the bias and weight words, then the requantization parameters, come in runs of LDRs that
  * pipeline (13 cycles for 10 words; LDRD pairs took 16), all post-indexed. */
-#define CH_LOOP(ADD)                                                                                            \
+#define CH_LOOP(MUL)                                                                                            \
     __asm__ volatile("1:\n\t"                                                                                   \
                      "ldr    %[acc], [%[ch]], #4\n\t"                                                          \
                      "ldr    %[k], [%[w]], #4\n\t"                                                             \
@@ -47,8 +47,7 @@ static void pixel_plain(const conv2d_params_t *p, const tinyml_channel_t *ch, co
                      "ldr    %[k], [%[ch]], #4\n\t"              /* M */                                       \
                      "ldr    %[ra], [%[ch]], #4\n\t"             /* rshift */                                  \
                      "ldr    %[t], [%[ch]], #4\n\t"              /* radd */                                    \
-                     "smmulr %[acc], %[acc], %[k]\n\t"                                                         \
-                     ADD("%[acc]", "%[t]", "%[t]")                                                              \
+                     MUL("%[acc]", "%[k]", "%[t]", "%[t]")                                                      \
                      "asr    %[acc], %[acc], %[ra]\n\t"                                                        \
                      "ssat   %[acc], #8, %[acc]\n\t"                                                           \
                      "strb   %[acc], [%[out]], #1\n\t"                                                         \
@@ -64,9 +63,9 @@ __attribute__((noinline)) static void channels_full(int32_t e0, int32_t o0, int3
                                                     int8_t *out, int32_t n, int mode) {
     int32_t acc, k, ra, t;
     if (mode == TINYML_FULL_RELU) {
-        CH_LOOP(TINYML_RQ_ADD_RELU);
+        CH_LOOP(TINYML_RQ_MUL_RELU);
     } else {
-        CH_LOOP(TINYML_RQ_ADD_SIGN);
+        CH_LOOP(TINYML_RQ_MUL_SIGN);
     }
 }
 #undef CH_LOOP

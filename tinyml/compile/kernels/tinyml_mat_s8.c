@@ -202,22 +202,23 @@ __attribute__((naked, noinline)) static void dot3x2_half(UNUSED const int32_t *s
 }
 
 /* The whole 3-pixel product of a TINYML_FULL_RELU layer in one asm routine: for every pair of output channels,
- * the biases, the depth loop (sixteen groups of 4 depth values per pass), the requantization and the six stores:
- * no call, push or pop per pair and no accumulator round trip through memory. The arguments stay in this struct
- * (on the caller's stack); the routine advances w, ch and y as it goes. */
+ * the biases, the depth loop (twelve groups of 4 depth values per pass: 1 KB of code, longer passes would cost
+ * flash for under 0.01 cycles/MAC), the requantization and the six stores: no call, push or pop per pair and no
+ * accumulator round trip through memory. The arguments stay in this struct (on the caller's stack); the routine
+ * advances w, ch and y as it goes. */
 typedef struct {
     const int32_t *s;            /* [0]  widened vectors (tinyml_mat3_s8) */
     const int8_t *w;             /* [4]  weights of the next pair of channels */
     const tinyml_channel_t *ch;  /* [8]  its channel table rows */
     int8_t *y[3];                /* [12] where its outputs go, per pixel */
     int32_t pairs;               /* [24] pairs left */
-    int32_t iters;               /* [28] passes of sixteen groups per pair: (groups + 15) / 16 */
-    int32_t skip;                /* [32] groups the first pass leaves out: (16 - groups % 16) % 16 */
+    int32_t iters;               /* [28] passes of twelve groups per pair: (groups + 11) / 12 */
+    int32_t skip;                /* [32] groups the first pass leaves out: (12 - groups % 12) % 12 */
 } pw3x2_args_t;
 
 /* Cortex-M4 cycles (CYCLES.md rules) per group (4 depth values x 2 channels x 3 pixels = 24 MACs): four LDRs
  * back to back (5: each one after the first pipelines), 4 SXTB16, 2 LDRD (6), 12 SMLAD = 27; dot3x2's LDRD
- * pairs take 28. Per pass the counter on the stack (LDR, SUBS, STR, BNE: 7, over 384 MACs); per pair about 90
+ * pairs take 28. Per pass the counter on the stack (LDR, SUBS, STR, BNE: 7, over 288 MACs); per pair about 85
  * (biases, the entry jump, 6 requantizations, the stores, pointer bookkeeping). All 14 registers hold the
  * accumulators (r4-r9), the widened weight halves (r2, r3, r10, r11), two activation words (r12, lr) and the two
  * streams (r0 = s, r1 = w), hence the counter in memory. Every group is 88 bytes of 32-bit instructions (checked
@@ -246,8 +247,8 @@ __attribute__((naked, noinline)) static void pw3x2_relu(UNUSED const pw3x2_args_
     "smlad  r8, lr, r10, r8\n\t"          \
     "smlad  r9, r12, r3, r9\n\t"          \
     "smlad  r9, lr, r11, r9\n\t"
-/* requantize acc (TINYML_FULL_RELU: SMMULR by M in r0, + radd in r2, >> rshift in r1, saturate) */
-#define PW_RQ(acc) "smmulr " acc ", " acc ", r0\n\t" "add    " acc ", " acc ", r2\n\t" \
+/* requantize acc (TINYML_FULL_RELU: SMMLAR by M in r0 plus radd in r2, >> rshift in r1, saturate) */
+#define PW_RQ(acc) TINYML_RQ_MUL_RELU(acc, "r0", "", "r2") \
                    "asr    " acc ", " acc ", r1\n\t" "ssat   " acc ", #8, " acc "\n\t"
     __asm__ volatile(
         "push   {r4-r11, lr}\n\t"
@@ -275,8 +276,7 @@ __attribute__((naked, noinline)) static void pw3x2_relu(UNUSED const pw3x2_args_
         "mov    pc, r3\n\t"
         "2:\n\t" PW_GROUP "3:\n\t"
         ".if 3b - 2b - 88\n\t.error \"pw3x2_relu: a group is not 88 bytes\"\n\t.endif\n\t"
-        PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP
-        PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP
+        PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP
         "ldr    r2, [sp]\n\t"
         "subs   r2, r2, #1\n\t"
         "str    r2, [sp]\n\t"
@@ -358,7 +358,7 @@ TINYML_KERNEL void tinyml_mat3_s8(const int8_t *xa, const int8_t *xb, const int8
     s = (int32_t *)scratch;
     const int8_t *w = (const int8_t *)__builtin_assume_aligned(weights, 4);
     if (tinyml_rq_mode(q) == TINYML_FULL_RELU) {
-        pw3x2_args_t a = {s, w, q->ch, {ya, yb, yc}, out_c / 2, (groups + 15) / 16, (16 - groups % 16) % 16};
+        pw3x2_args_t a = {s, w, q->ch, {ya, yb, yc}, out_c / 2, (groups + 11) / 12, (12 - groups % 12) % 12};
         pw3x2_relu(&a);
     } else {
         mat3(s, groups, w, out_c, q, ya, yb, yc);
