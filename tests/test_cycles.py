@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from tinyml.cycles.calibrate import run_spans
-from tinyml.cycles.model import decode, rules_for
+from tinyml.cycles.model import decode, decode_insn, rules_for
+from tinyml.cycles.profile import Insn
 from tinyml.device.bench import bench_model
 from tinyml.errors import TinymlError
 from tinyml.firmware.boards import load_board
@@ -97,6 +98,11 @@ def test_m0plus_rules_price_an_armv6m_stream(board):
         ("mov pc, lr", "pcwrite", {}),
         ("vldrb.s16 q0, [r0]", "mve", {}),
         ("vmla.f32 s0, s1, s2", "vmac", {}),
+        ("vmov r2, s3", "vfp", {"writes": {2}}),
+        ("vmov s0, r1", "vfp", {"writes": set()}),
+        ("movne r0, #1", "dp", {"writes": {0}}),
+        ("ldrne r0, [r1]", "load", {"addr": {1}}),
+        ("sub sp, #8", "dp", {"writes": {13}}),
     ],
 )
 def test_decode_reads_qemu_disassembly(disas, kind, extra):
@@ -104,6 +110,25 @@ def test_decode_reads_qemu_disassembly(disas, kind, extra):
     assert op.kind == kind
     for k, v in extra.items():
         assert getattr(op, k) == (frozenset(v) if isinstance(v, set) else v)
+
+
+@pytest.mark.parametrize(
+    "raw,disas,kind",
+    [
+        ("4ef001e0", ".byte 0x4e, 0xf0", "dp"),  # DLS lr, lr: capstone in QEMU 7.2 knows no ARMv8.1-M loops
+        ("0ff001c0", ".byte 0x0f, 0xf0", "le"),  # LE
+        ("99ed001f", "ldc p15, c7, [sb]", "mve"),  # a Helium load in coprocessor space
+        ("0868", "ldr r0, [r1]", "load"),
+    ],
+)
+def test_armv81m_instructions_are_read_from_their_bytes(raw, disas, kind):
+    assert decode_insn(Insn(0, len(raw) // 2, raw, disas)).kind == kind
+
+
+def test_board_files_state_flash_wait_states_for_the_memory_bound():
+    assert load_board("nucleo-l4r5zi").flash_wait_states == 5  # 120 MHz, soc_stm32l4.c
+    assert load_board("nucleo-f767zi").flash_wait_states == 7  # 216 MHz, soc_stm32f7.c
+    assert load_board("cortex-m").flash_wait_states is None  # SSRAM: no bound unless asked for
 
 
 def test_every_board_core_has_rules_and_unknown_cores_are_named():

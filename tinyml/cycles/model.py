@@ -155,6 +155,24 @@ def decode(disas: str) -> Op:
     return Op("dp", writes=frozenset(first), reads=frozenset(operands[1:]))
 
 
+_COPROC = ("ldc", "ldc2", "stc", "stc2", "cdp", "cdp2", "mcr", "mcr2", "mrc", "mrc2", "mcrr", "mcrr2", "mrrc")
+
+
+def decode_insn(ins: object) -> Op:
+    """Like decode, but reads the raw bytes where QEMU's disassembler (capstone) does not know ARMv8.1-M:
+    low-overhead loops print as `.byte`, Helium (MVE) loads/stores and data processing as coprocessor ops."""
+    disas, raw = ins.disas, ins.raw  # type: ignore[attr-defined]
+    mn = disas.split(" ", 1)[0].split(".")[0]
+    if mn != "" and mn not in _COPROC and not disas.startswith(".byte"):
+        return decode(disas)
+    hw1 = int(raw[2:4] + raw[0:2], 16) if len(raw) >= 4 else 0
+    if hw1 in (0xF00F, 0xF01F, 0xF02F):  # LE, LETP (and LE with LR): loop end, cached by the M55
+        return Op("le", writes=frozenset([14]))
+    if hw1 & 0xFF80 == 0xF000 and len(raw) == 8:  # DLS, DLSTP, WLS, WLSTP: set up the loop count
+        return Op("dp", writes=frozenset([14]))
+    return Op("mve")
+
+
 def _decode_vector(base: str, ops: str, addr: frozenset[int], operands: list[int]) -> Op:
     if base in ("le", "letp", "lctp", "dls", "dlstp", "wls", "wlstp"):
         return Op("le" if base.startswith("le") else "dp", writes=frozenset([14]))
@@ -173,9 +191,8 @@ def _decode_vector(base: str, ops: str, addr: frozenset[int], operands: list[int
     if base in ("vdiv", "vsqrt"):
         return Op("vdiv")
     # one core register written by a move from the FPU (vmov r0, s1; vmrs): counts as data processing
-    return Op(
-        "vfp", writes=frozenset(operands[:1]) if ops.lstrip()[:1] in "rsilf" and operands else frozenset()
-    )
+    dest = ops.split(",")[0].strip()
+    return Op("vfp", writes=frozenset([_REGS[dest]]) if dest in _REGS else frozenset())
 
 
 # ---- rule tables ----
@@ -380,9 +397,9 @@ def estimate(
     for pc, (c, f, fl) in counts.items():
         if pc in skip or not c:
             continue
-        op = decode(insns[pc].disas)  # type: ignore[attr-defined]
+        op = decode_insn(insns[pc])
         prev_pc = by_end.get(pc)
-        prev = decode(insns[prev_pc].disas) if prev_pc is not None else None  # type: ignore[attr-defined]
+        prev = decode_insn(insns[prev_pc]) if prev_pc is not None else None
         pc_prev = counts.get(prev_pc, (0, 0, 0)) if prev_pc is not None else (0, 0, 0)
         seq = pc_prev[1] if pc_prev[0] else 0  # a pair needs both inside the counted span
         fixed, taken = _price(op, prev, c, f, seq, rules)
@@ -458,7 +475,7 @@ def _dual_issue_savings(
         c, seq = counts[pc][0], counts[prev_pc][1]
         if not c or seq < c:  # also reached by a branch: a block start, never the second of a pair
             continue
-        a, b = decode(insns[prev_pc].disas), decode(insns[pc].disas)  # type: ignore[attr-defined]
+        a, b = decode_insn(insns[prev_pc]), decode_insn(insns[pc])
         if a.kind not in _DUAL_OK or b.kind not in _DUAL_OK or a.kind in ("branch", "cbranch", "call"):
             continue
         if (a.kind in _DUAL_MEM and b.kind in _DUAL_MEM) or (a.kind in _DUAL_MUL and b.kind in _DUAL_MUL):
