@@ -187,3 +187,13 @@ def test_cycles_need_an_emulated_board(refdata):
         bench_model(
             refdata / "models" / "person_detect.tflite", "cortex-m", port="socket://127.0.0.1:1", cycles=True
         )
+
+
+def test_plugin_builds_with_the_host_gcc_and_says_so_when_there_is_none(tmp_path, monkeypatch):
+    from tinyml.cycles import plugin
+
+    lib = plugin.build_plugin(tmp_path / "libprof.so")
+    assert lib.stat().st_size > 0 and b"qemu_plugin_install" in lib.read_bytes()
+    monkeypatch.setenv("PATH", str(tmp_path))  # no compiler on PATH
+    with pytest.raises(TinymlError, match="needs a host C compiler .*apt-get install gcc"):
+        plugin.build_plugin(tmp_path / "other.so")

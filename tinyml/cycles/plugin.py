@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -25,7 +26,7 @@ def build_plugin(out: Path = LIBRARY) -> Path:
             "(or run scripts/setup.sh)"
         )
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(f".tmp{id(out)}.so")
+    tmp = out.with_suffix(f".tmp{os.getpid()}.so")  # parallel sweep jobs may build at once
     try:
         r = subprocess.run(
             [cc, *CFLAGS, "-o", str(tmp), str(SOURCE)], capture_output=True, text=True, timeout=120
