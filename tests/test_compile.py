@@ -175,7 +175,7 @@ def test_bad_models_give_one_line_error_and_no_dir(
         )
     )
     out = tmp_path / "out"
-    assert main(["compile", str(bad), "-o", str(out)]) == 2
+    assert main(["compile", str(bad), "-o", str(out)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("tinyml compile: error: ") and message in err and "\n" not in err, err
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == [bad.name]
@@ -187,12 +187,12 @@ def test_failed_compile_keeps_previous_output(tmp_path, refdata, capsys):
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     bad = tmp_path / "bad.tflite"
     bad.write_bytes(b"junk")
-    assert main(["compile", str(bad), "-o", str(out)]) == 2
+    assert main(["compile", str(bad), "-o", str(out)]) == 1
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     user_dir = tmp_path / "mine"
     user_dir.mkdir()
     (user_dir / "notes.txt").write_text("keep me")
-    assert main(["compile", str(refdata / "models" / "person_detect.tflite"), "-o", str(user_dir)]) == 2
+    assert main(["compile", str(refdata / "models" / "person_detect.tflite"), "-o", str(user_dir)]) == 1
     assert "is not a `tinyml compile` output" in capsys.readouterr().err
     assert (user_dir / "notes.txt").read_text() == "keep me"
 

@@ -51,17 +51,17 @@ GOOD = '[data]\nspec = "synthetic:200"\n'
 def test_config_errors_are_one_line_naming_the_key(tmp_path, capsys, monkeypatch, text, message):
     monkeypatch.chdir(tmp_path)
     path = write(tmp_path, text)
-    assert main(["pipeline", "--config", str(path)]) == 2
+    assert main(["pipeline", "--config", str(path)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"tinyml pipeline: error: config {path}") and message in err and "\n" not in err
     assert not (tmp_path / "runs").exists()  # nothing was started
 
 
 def test_missing_config_and_bad_override(tmp_path, capsys):
-    assert main(["pipeline", "--config", str(tmp_path / "nope.toml")]) == 2
+    assert main(["pipeline", "--config", str(tmp_path / "nope.toml")]) == 1
     err = capsys.readouterr().err.strip()
     assert err == f"tinyml pipeline: error: config {tmp_path / 'nope.toml'}: no such file"
-    assert main(["pipeline", "--config", str(write(tmp_path, GOOD)), "--board", "nope"]) == 2
+    assert main(["pipeline", "--config", str(write(tmp_path, GOOD)), "--board", "nope"]) == 1
     assert "'run.board': unknown board 'nope'" in capsys.readouterr().err
 
 

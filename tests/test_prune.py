@@ -212,7 +212,7 @@ def test_prune_cli_errors_are_one_line(tiny_base, tmp_path, capsys, args, messag
 ])
 def test_prune_cli_bad_base(tmp_path, capsys, make_base, message):
     base = make_base(tmp_path)
-    assert main(["prune", "--base", str(base), "--cut", "3", "--out", str(tmp_path / "o")]) == 2
+    assert main(["prune", "--base", str(base), "--cut", "3", "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
 
@@ -223,7 +223,7 @@ def test_prune_refuses_a_cut_deeper_than_a_pruned_base(tmp_path, capsys):
     cfg = ModelConfig(**TINY, cut=4, head="dense")
     save_checkpoint(tmp_path / "cut4.pt", build_model(cfg), cfg, train={"data": TINY_DATA})
     argv = ["prune", "--base", str(tmp_path / "cut4.pt"), "--cut", "6", "--out", str(tmp_path / "o")]
-    assert main(argv) == 2
+    assert main(argv) == 1
     assert "already cut after block 4" in capsys.readouterr().err
 
 

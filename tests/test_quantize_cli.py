@@ -59,26 +59,29 @@ def _unconvertible(tmp: Path) -> Path:
                            train={"data": "synthetic:40", "val_fraction": 0.1})
 
 
-# name -> (checkpoint maker (None: a good one), output file, extra args, words the error line must contain)
+# name -> (checkpoint maker (None: a good one), output file, extra args, words the error line must contain,
+#          exit code: 1 runtime failure, 2 usage error)
 CASES = {
-    "missing_checkpoint": (lambda tmp: tmp / "nope.pt", "m.tflite", [], ["nope.pt", "not found"]),
-    "plain_torch_state_dict": (_not_ours, "m.tflite", [], ["plain_state_dict.pt", "not a tinyml checkpoint"]),
-    "garbage_file": (_garbage, "m.tflite", [], ["garbage.pt", "not a tinyml checkpoint"]),
-    "empty_calibration_set": (None, "m.tflite", ["--calibration-samples", "0"], ["calibration set is empty"]),
-    "output_not_tflite": (None, "m.bin", [], ["m.bin", "must end in .tflite"]),
-    "unknown_data": (None, "m.tflite", ["--data", "imagenet"], ["unknown data source"]),
-    "unconvertible_layer": (_unconvertible, "m.tflite", [], ["layer head.conv", "PAD op"]),
+    "missing_checkpoint": (lambda tmp: tmp / "nope.pt", "m.tflite", [], ["nope.pt", "not found"], 1),
+    "plain_torch_state_dict": (_not_ours, "m.tflite", [], ["plain_state_dict.pt", "not a tinyml checkpoint"],
+                               1),
+    "garbage_file": (_garbage, "m.tflite", [], ["garbage.pt", "not a tinyml checkpoint"], 1),
+    "empty_calibration_set": (None, "m.tflite", ["--calibration-samples", "0"], ["calibration set is empty"],
+                              2),
+    "output_not_tflite": (None, "m.bin", [], ["m.bin", "must end in .tflite"], 2),
+    "unknown_data": (None, "m.tflite", ["--data", "imagenet"], ["unknown data source"], 2),
+    "unconvertible_layer": (_unconvertible, "m.tflite", [], ["layer head.conv", "PAD op"], 1),
 }
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_input_is_one_line_exit_2(case, tmp_path, good_checkpoint, torch_style_head, capsys):
-    make, out_name, extra, words = CASES[case]
+def test_bad_input_is_one_line_and_its_exit_code(case, tmp_path, good_checkpoint, torch_style_head, capsys):
+    make, out_name, extra, words, exit_code = CASES[case]
     ckpt = make(tmp_path) if make else good_checkpoint
     out = tmp_path / out_name
     code = main(["quantize", "--model", str(ckpt), "--out", str(out), "--quiet", *extra])
     err = capsys.readouterr().err
-    assert code == 2, err
+    assert code == exit_code, err
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
     assert lines[0].startswith("tinyml quantize: error: ")
@@ -88,11 +91,11 @@ def test_bad_input_is_one_line_exit_2(case, tmp_path, good_checkpoint, torch_sty
 
 
 def test_bad_checkpoint_from_the_shell(tmp_path):
-    """The same through a real process: exit status 2 and a single stderr line, no traceback."""
+    """The same through a real process: exit status 1 (runtime failure) and one stderr line, no traceback."""
     out = tmp_path / "m.tflite"
     proc = subprocess.run([sys.executable, "-m", "tinyml", "quantize", "--model", str(_garbage(tmp_path)),
                            "--out", str(out)], capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert proc.returncode == 2
+    assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     prefix = f"tinyml quantize: error: {tmp_path / 'garbage.pt'} is not a tinyml checkpoint"

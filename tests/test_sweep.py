@@ -136,7 +136,7 @@ def test_sweep_end_to_end_rerun_and_extra_stage(tiny_base, tmp_path, capsys):
 
     # the same directory with other settings is refused, not mixed
     assert main(["sweep", "--base", str(tiny_base), "--cuts", "2", "--epochs", "2", "--out", str(out),
-                 "--host-only"]) == 2
+                 "--host-only"]) == 1
     err = capsys.readouterr().err.strip()
     assert "holds a sweep made with other settings (epochs: 1 -> 2)" in err and "\n" not in err
 
@@ -164,7 +164,7 @@ def test_sweep_refuses_another_base(tiny_base, tmp_path, capsys):
     cfg = ModelConfig(resolution=48)
     save_checkpoint(tmp_path / "b48.pt", build_model(cfg), cfg, train={"data": TINY_DATA})
     assert main(["sweep", "--base", str(tmp_path / "b48.pt"), "--cuts", "2", "--epochs", "1",
-                 "--out", str(out)]) == 2
+                 "--out", str(out)]) == 1
     assert "made from another base checkpoint" in capsys.readouterr().err
 
 

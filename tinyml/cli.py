@@ -10,7 +10,19 @@ import argparse
 import importlib
 import sys
 
-from tinyml.errors import TinymlError
+from tinyml.cliargs import (
+    EXIT_CODES_HELP,
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    resolve_model,
+)
+from tinyml.errors import TinymlError, UsageError
+
+GRAMMAR_HELP = (
+    "Every command takes its model as MODEL or --model MODEL and writes to -o/--out. " + EXIT_CODES_HELP + "."
+)
+parsers: dict[str, argparse.ArgumentParser] = {}  # verb -> its parser (usage errors print its usage line)
 
 # verb -> (module, one-line help). Order = order of the pipeline.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -50,13 +62,16 @@ def version_line() -> str:
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
-    parser = argparse.ArgumentParser(prog="tinyml", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="tinyml", description=__doc__.splitlines()[0], epilog=GRAMMAR_HELP)
     parser.add_argument("--version", action="version", version=version_line())
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     mods = _available()
+    parsers.clear()
     for verb, mod in mods.items():
-        p = sub.add_parser(verb, help=COMMANDS[verb][1], description=COMMANDS[verb][1])
+        p = sub.add_parser(verb, help=COMMANDS[verb][1], description=COMMANDS[verb][1],
+                           epilog=EXIT_CODES_HELP)
         mod.add_arguments(p)  # type: ignore[attr-defined]
+        parsers[verb] = p
     return parser, mods
 
 
@@ -65,15 +80,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.verb:
         parser.print_help()
-        return 2
+        return EXIT_USAGE
+    resolve_model(args, parsers[args.verb])
     try:
         return int(mods[args.verb].run(args) or 0)  # type: ignore[attr-defined]
+    except UsageError as e:
+        print(f"tinyml {args.verb}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except TinymlError as e:
         print(f"tinyml {args.verb}: error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print(f"tinyml {args.verb}: interrupted (finished work was saved)", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -11,14 +11,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from tinyml.cliargs import add_model, add_out
 from tinyml.errors import TinymlError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", type=Path, metavar="MODEL", help="a tinyml checkpoint (.pt) or a .tflite file")
-    p.add_argument(
-        "--json", type=Path, default=None, metavar="PATH", help="also write rows and totals as JSON"
-    )
+    add_model(p, "a tinyml checkpoint (.pt) or a .tflite file", type=Path)
+    add_out(p, "PATH.json", "also write rows and totals as JSON", dest="json", aliases=("--json",), type=Path)
     p.add_argument(
         "--per-layer",
         action="store_true",

@@ -5,16 +5,13 @@ from __future__ import annotations
 import argparse
 import time
 
+from tinyml.cliargs import add_model, add_out
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="full-int8 .tflite file (one int8 input, one int8 output)")
-    p.add_argument(
-        "-o",
-        "--output",
-        required=True,
-        metavar="DIR",
-        help="output directory (created, or replaced if it is a previous compile output)",
-    )
+    add_model(p, "full-int8 .tflite file (one int8 input, one int8 output)", "MODEL.tflite")
+    add_out(p, "DIR", "output directory (created, or replaced if it is a previous compile output)",
+            dest="output", required=True, aliases=("--output",))
     p.add_argument(
         "--name",
         default="model",

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyml.cliargs import add_model
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="full-int8 .tflite file")
+    add_model(p, "full-int8 .tflite file", "MODEL.tflite")
     p.add_argument(
         "--inputs", type=int, default=50, metavar="N", help="random inputs to compare (default 50)"
     )

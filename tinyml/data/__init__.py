@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyml.errors import TinymlError
+from tinyml.errors import TinymlError, UsageError
 
 CLASSES = ("non_person", "person")
 SPEC_HELP = "synthetic[:N] | vww:COCO_ROOT | folder:DIR (DIR/person/*.jpg, DIR/non_person/*.jpg)"
@@ -82,7 +82,7 @@ def split_indices(y: np.ndarray, val_fraction: float, seed: int) -> tuple[np.nda
 def parse_spec(spec: str) -> tuple[str, str]:
     kind, _, arg = spec.partition(":")
     if kind not in ("synthetic", "vww", "folder"):
-        raise TinymlError(f"unknown data source {spec!r} (use {SPEC_HELP})")
+        raise UsageError(f"unknown data source {spec!r} (use {SPEC_HELP})")
     if kind != "synthetic" and not arg:
         raise TinymlError(f"data source {kind}: needs a path, e.g. {kind}:/data/coco")
     return kind, arg

@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tinyml.cliargs import add_model, add_out
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from tinyml.device.bench import DEFAULT_RANDOM_INPUTS, DEFAULT_RUNS, DEFAULT_WARMUP
     from tinyml.firmware.boards import DEFAULT_BOARD
 
-    p.add_argument("--model", required=True, metavar="MODEL.tflite", help="full-int8 .tflite")
+    add_model(p, "full-int8 .tflite", "MODEL.tflite")
     p.add_argument(
         "--board",
         default=DEFAULT_BOARD,
@@ -77,7 +79,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="with --cycles: write every executed address of the model (mean per run) with its count, taken "
         "branches, flash reads, est. cycles and disassembly, by function (for kernel tuning)",
     )
-    p.add_argument("--json", metavar="PATH", help="write the full result as JSON (schema in the README)")
+    add_out(p, "PATH.json", "write the full result as JSON (schema in the README)", dest="json",
+            aliases=("--json",))
     p.add_argument(
         "--build-dir",
         metavar="DIR",

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tinyml.errors import TinymlError
+from tinyml.errors import TinymlError, UsageError
 
 # Inside the package so a wheel carries them; in the repository these are links to boards/ and firmware/src/.
 BOARDS_DIR = Path(__file__).resolve().parent.parent / "boards"
@@ -153,7 +153,7 @@ def load_board(name_or_path: str | Path = DEFAULT_BOARD) -> Board:
     if p.suffix != ".toml":
         p = BOARDS_DIR / f"{name_or_path}.toml"
     if not p.exists():
-        raise TinymlError(
+        raise UsageError(
             f"unknown board '{name_or_path}': known boards are {', '.join(board_names())} "
             f"(or pass a path to a board .toml)"
         )

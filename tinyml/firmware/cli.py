@@ -9,21 +9,20 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tinyml.cliargs import add_model, add_out
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from tinyml.firmware.boards import DEFAULT_BOARD, board_names
 
-    p.add_argument(
-        "model", metavar="MODEL.tflite", help="full-int8 .tflite (or a `tinyml compile` output dir)"
-    )
+    add_model(p, "full-int8 .tflite (or a `tinyml compile` output dir)", "MODEL.tflite")
     p.add_argument(
         "--board",
         default=DEFAULT_BOARD,
         help=f"one of {', '.join(board_names())}, or a board .toml (default {DEFAULT_BOARD})",
     )
-    p.add_argument(
-        "-o", "--output", required=True, metavar="DIR", help="project directory (created or updated)"
-    )
+    add_out(p, "DIR", "project directory (created or updated)", dest="output", required=True,
+            aliases=("--output",))
     p.add_argument(
         "--profile",
         action="store_true",

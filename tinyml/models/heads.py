@@ -24,7 +24,7 @@ from inspect import Parameter, signature
 
 from torch import nn
 
-from tinyml.errors import TinymlError
+from tinyml.errors import TinymlError, UsageError
 from tinyml.models.mobilenet import conv_bn_relu
 
 HeadFn = Callable[..., nn.Sequential]
@@ -54,7 +54,7 @@ def head_defaults(name: str) -> dict[str, int]:
 
 def _lookup(name: str | None) -> HeadFn:
     if name not in HEADS:
-        raise TinymlError(f"unknown head {name!r} (known: {', '.join(head_names())})")
+        raise UsageError(f"unknown head {name!r} (known: {', '.join(head_names())})")
     return HEADS[name]
 
 
@@ -64,7 +64,7 @@ def build_head(name: str | None, in_channels: int, classes: int, **head_args: in
     allowed = head_defaults(name)  # type: ignore[arg-type]
     unknown = sorted(set(head_args) - set(allowed))
     if unknown:
-        raise TinymlError(f"head {name} has no parameter {', '.join(unknown)} "
+        raise UsageError(f"head {name} has no parameter {', '.join(unknown)} "
                           f"(it takes: {', '.join(f'{k}={v}' for k, v in allowed.items()) or 'none'})")
     for k, v in head_args.items():
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -123,6 +123,6 @@ def parse_head_spec(spec: str) -> tuple[str, tuple[tuple[str, int], ...]]:
     allowed = head_defaults(name)
     unknown = sorted(set(args) - set(allowed))
     if unknown:
-        raise TinymlError(f"head {name} has no parameter {', '.join(unknown)} "
+        raise UsageError(f"head {name} has no parameter {', '.join(unknown)} "
                           f"(it takes: {', '.join(f'{k}={v}' for k, v in allowed.items()) or 'none'})")
     return name, tuple(sorted(args.items()))

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tinyml.errors import TinymlError
+from tinyml.errors import TinymlError, UsageError
 from tinyml.models.layout import BN_EPS, DS_BLOCKS, FIRST_CHANNELS, NUM_BLOCKS
 
 ARCHS = ("mobilenet_v1",)
@@ -49,12 +49,12 @@ class ModelConfig:
         if self.channels not in (1, 3):
             raise TinymlError(f"channels must be 1 (grayscale) or 3 (RGB), got {self.channels}")
         if self.resolution < 32:
-            raise TinymlError(f"resolution must be at least 32 (five stride-2 layers), got {self.resolution}")
+            raise UsageError(f"resolution must be at least 32 (five stride-2 layers), got {self.resolution}")
         if self.classes < 2:
             raise TinymlError(f"classes must be at least 2, got {self.classes}")
         if self.cut is not None:
             if not 0 <= self.cut < NUM_BLOCKS:
-                raise TinymlError(f"cut must be a block index 0..{NUM_BLOCKS - 1}, got {self.cut}")
+                raise UsageError(f"cut must be a block index 0..{NUM_BLOCKS - 1}, got {self.cut}")
             if not self.head:
                 raise TinymlError("a cut model needs a head (cut is set, head is not)")
         # normalise head_args to a sorted tuple of pairs so equal configs compare and hash equal

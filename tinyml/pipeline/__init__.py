@@ -15,11 +15,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tinyml.cliargs import add_out
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, type=Path, metavar="PIPELINE.toml",
                    help="pipeline config (see examples/pipeline.toml)")
-    p.add_argument("--run-dir", type=Path, default=None, metavar="DIR", help="overrides run.dir")
+    add_out(p, "DIR", "overrides run.dir", dest="run_dir", aliases=("--run-dir",), type=Path)
     p.add_argument("--board", default=None, help="overrides run.board (a name from boards/ or a .toml)")
     p.add_argument("--port", default=None, help="overrides run.port (serial port of a real board)")
     p.add_argument("--jobs", type=int, default=None, help="overrides run.jobs (sweep points in parallel)")

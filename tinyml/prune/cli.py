@@ -14,14 +14,15 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from tinyml.cliargs import add_model, add_out
 from tinyml.data import SPEC_HELP
-from tinyml.errors import TinymlError
+from tinyml.errors import TinymlError, UsageError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--base", required=True, type=Path, metavar="CKPT",
-                   help="checkpoint to prune (RUN_DIR/best.pt; a RUN_DIR means its best.pt)")
-    p.add_argument("--out", required=True, type=Path, metavar="OUT_DIR", help="where the pruned run goes")
+    add_model(p, "checkpoint to prune (RUN_DIR/best.pt; a RUN_DIR means its best.pt; --base works too)",
+              "CKPT", aliases=("--base",), type=Path)
+    add_out(p, "OUT_DIR", "where the pruned run goes", required=True, type=Path)
     how = p.add_argument_group("what to prune (depth: --cut/--head; or --magnitude)")
     how.add_argument("--cut", type=int, default=None, metavar="K",
                      help="keep blocks 0..K (0 = first conv, 1..13 = depthwise-separable blocks)")
@@ -94,17 +95,17 @@ def run(args: argparse.Namespace) -> int:
 
     if args.magnitude is not None:
         if args.cut is not None:
-            raise TinymlError("--magnitude prunes the whole base model: do not combine it with --cut")
+            raise UsageError("--magnitude prunes the whole base model: do not combine it with --cut")
         spec = PruneSpec("magnitude", sparsity=args.magnitude)
     elif args.cut is None:
-        raise TinymlError("say what to prune: --cut K (depth pruning) or --magnitude SPARSITY")
+        raise UsageError("say what to prune: --cut K (depth pruning) or --magnitude SPARSITY")
     else:
         name, head_args = parse_head_spec(args.head)
         spec = PruneSpec("depth", cut=args.cut, head=name, head_args=head_args, unfreeze=args.unfreeze)
     if spec.sparsity is not None and not 0.0 <= spec.sparsity < 1.0:
-        raise TinymlError(f"--magnitude must be in [0, 1), got {spec.sparsity}")
+        raise UsageError(f"--magnitude must be in [0, 1), got {spec.sparsity}")
 
-    base = resolve_base(args.base)
+    base = resolve_base(args.model)
     base_obj = read_checkpoint_file(base)
     base_train = base_obj.get("train") or {}
     s = data_settings(base_train, args.data, args.seed, args.val_fraction, args.limit)

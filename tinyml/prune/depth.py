@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import nn
 
-from tinyml.errors import TinymlError
+from tinyml.errors import TinymlError, UsageError
 from tinyml.models import NUM_BLOCKS, ModelConfig, build_model
 from tinyml.models.heads import build_head
 
@@ -20,7 +20,7 @@ def depth_config(base: ModelConfig, cut: int, head: str, head_args: tuple[tuple[
                  ) -> ModelConfig:
     """The base model's config cut after block `cut` with `head`; refuses cuts the base cannot provide."""
     if isinstance(cut, bool) or not isinstance(cut, int) or not 0 <= cut < NUM_BLOCKS:
-        raise TinymlError(f"cut must be a block index 0..{NUM_BLOCKS - 1} (0 = first conv, 1..13 = "
+        raise UsageError(f"cut must be a block index 0..{NUM_BLOCKS - 1} (0 = first conv, 1..13 = "
                           f"depthwise-separable blocks), got {cut!r}")
     if base.cut is not None and cut > base.cut:
         raise TinymlError(f"the base model is already cut after block {base.cut}; cut {cut} needs blocks it "

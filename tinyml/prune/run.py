@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tinyml.errors import TinymlError
+from tinyml.errors import TinymlError, UsageError
 
 METHODS = ("depth", "magnitude")
 
@@ -36,7 +36,7 @@ class PruneSpec:
             if self.sparsity is None:
                 raise TinymlError("magnitude pruning needs a sparsity, e.g. --magnitude 0.7")
             if self.cut is not None:
-                raise TinymlError("--magnitude prunes the whole base model: do not combine it with --cut")
+                raise UsageError("--magnitude prunes the whole base model: do not combine it with --cut")
 
     def describe(self) -> str:
         if self.method == "magnitude":

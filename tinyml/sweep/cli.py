@@ -14,14 +14,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tinyml.cliargs import add_model, add_out
 from tinyml.data import SPEC_HELP
-from tinyml.errors import TinymlError
+from tinyml.errors import TinymlError, UsageError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--base", required=True, type=Path, metavar="CKPT",
-                   help="the unpruned checkpoint (RUN_DIR/best.pt; a RUN_DIR means its best.pt)")
-    p.add_argument("--out", required=True, type=Path, metavar="SWEEP_DIR", help="where points and results go")
+    add_model(p, "the unpruned checkpoint (RUN_DIR/best.pt, or a RUN_DIR; --base works too)",
+              "CKPT", aliases=("--base",), type=Path)
+    add_out(p, "SWEEP_DIR", "where points and results go", required=True, type=Path)
     p.add_argument("--cuts", default="1-13", help="cut points: a range 1-13 or a list 3,5,7 (default 1-13)")
     p.add_argument("--head", default="dscnn32_16", metavar="HEADS",
                    help="comma-separated heads, e.g. dscnn32_16,dense (widths as NAME:key=INT; "
@@ -66,17 +67,17 @@ def device_options(args: argparse.Namespace, jobs: int) -> tuple[tuple[str, obje
 
     board = load_board(args.board or DEFAULT_BOARD)
     if args.port and board.emulated:
-        raise TinymlError(f"--port is for real boards; board {board.name} is emulated "
+        raise UsageError(f"--port is for real boards; board {board.name} is emulated "
                           "(QEMU boots each point)")
     if not args.port and not board.emulated:
-        raise TinymlError(f"board {board.name} is a real board: pass --port (e.g. /dev/ttyACM0), "
+        raise UsageError(f"board {board.name} is a real board: pass --port (e.g. /dev/ttyACM0), "
                           "or --host-only")
     if args.port and jobs > 1:
-        raise TinymlError("--port measures on one board: use --jobs 1 (training can still use all cores)")
+        raise UsageError("--port measures on one board: use --jobs 1 (training can still use all cores)")
     for flag, n in (("--bench-runs", args.bench_runs), ("--bench-inputs", args.bench_inputs),
                     ("--calibration-samples", args.calibration_samples)):
         if n < 1:
-            raise TinymlError(f"{flag} must be at least 1, got {n}")
+            raise UsageError(f"{flag} must be at least 1, got {n}")
     opts = {"board": str(board.path) if args.board and args.board.endswith(".toml") else board.name,
             "board_name": board.name, "port": args.port, "baud": args.baud, "bench_runs": args.bench_runs,
             "bench_inputs": args.bench_inputs, "calibration_samples": args.calibration_samples}
@@ -116,13 +117,13 @@ def run(args: argparse.Namespace) -> int:
     )
 
     if args.jobs < 1:
-        raise TinymlError(f"--jobs must be at least 1, got {args.jobs}")
+        raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
     cuts = parse_cuts(args.cuts)
     heads = [h for h in args.head.split(",") if h.strip()]
     sparsities = parse_sparsities(args.magnitude) if args.magnitude else []
     points = make_points(cuts, heads, unfreeze=args.unfreeze, sparsities=sparsities)
 
-    base = resolve_base(args.base).resolve()
+    base = resolve_base(args.model).resolve()
     base_obj = read_checkpoint_file(base)
     base_cfg = base_obj["model_config"]
     if base_cfg.get("cut") is not None and max(cuts) > base_cfg["cut"]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tinyml.errors import TinymlError
+from tinyml.errors import TinymlError, UsageError
 from tinyml.models import NUM_BLOCKS
 from tinyml.models.heads import parse_head_spec
 
@@ -81,7 +81,7 @@ def parse_cuts(text: str) -> list[int]:
             raise TinymlError(f"bad --cuts {text!r}: empty range {part}")
         for c in rng:
             if not 0 <= c < NUM_BLOCKS:
-                raise TinymlError(f"cut {c} out of range: blocks are 0 (first conv) .. {NUM_BLOCKS - 1}")
+                raise UsageError(f"cut {c} out of range: blocks are 0 (first conv) .. {NUM_BLOCKS - 1}")
             cuts.add(c)
     return sorted(cuts)
 
@@ -93,9 +93,9 @@ def parse_sparsities(text: str) -> list[float]:
         try:
             s = float(part)
         except ValueError:
-            raise TinymlError(f"bad --magnitude {text!r}: use sparsities like 0.5,0.7,0.9") from None
+            raise UsageError(f"bad --magnitude {text!r}: use sparsities like 0.5,0.7,0.9") from None
         if not 0.0 <= s < 1.0:
-            raise TinymlError(f"magnitude sparsity must be in [0, 1), got {s}")
+            raise UsageError(f"magnitude sparsity must be in [0, 1), got {s}")
         out.append(round(s, 4))
     return sorted(set(out))
 

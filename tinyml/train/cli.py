@@ -10,14 +10,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tinyml.cliargs import add_out
 from tinyml.data import SPEC_HELP
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, metavar="SPEC", help=SPEC_HELP)
-    p.add_argument(
-        "--out", required=True, type=Path, metavar="RUN_DIR", help="where checkpoints and metrics go"
-    )
+    add_out(p, "RUN_DIR", "where checkpoints and metrics go", required=True, type=Path)
     p.add_argument("--alpha", type=float, default=0.25, help="width multiplier (default 0.25)")
     p.add_argument("--resolution", type=int, default=96, help="input height = width in pixels (default 96)")
     p.add_argument(

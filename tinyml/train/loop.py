@@ -23,7 +23,7 @@ from torch import nn
 
 from tinyml.data import Splits
 from tinyml.data.augment import augment_batch, to_float
-from tinyml.errors import TinymlError
+from tinyml.errors import TinymlError, UsageError
 from tinyml.models import ModelConfig, read_checkpoint_file, save_checkpoint
 from tinyml.util import git_commit, write_json_atomic
 
@@ -48,9 +48,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
-            raise TinymlError(f"epochs must be at least 1, got {self.epochs}")
+            raise UsageError(f"epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 1:
-            raise TinymlError(f"batch size must be at least 1, got {self.batch_size}")
+            raise UsageError(f"batch size must be at least 1, got {self.batch_size}")
         if len(self.lr) != len(self.lr_epochs) or not self.lr:
             raise TinymlError("lr and lr_epochs must have the same, non-zero length")
 
