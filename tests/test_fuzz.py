@@ -200,3 +200,21 @@ def test_fuzz_corpus_replays_clean(sanitized, tmp_path, path):
     if o.kind == "accepted":
         v = check_compiled(data, tmp_path, *sanitized)
         assert v.kind in ("bit-exact", "tflm-crashed"), v
+
+
+def test_planner_refuses_a_kernel_that_would_write_past_its_buffer():
+    """The compile-time bounds check catches params that disagree with the tensors (a compiler bug) before
+    any C exists: here a softmax told to run one row more than its output holds."""
+    from dataclasses import replace
+
+    from tinyml.compile import ops, planner, tflite
+    from tinyml.errors import TinymlError
+
+    model = tflite.parse(seed("softmax7"), "softmax7.tflite")
+    layers = ops.build_layers(model)
+    planner.check_bounds(layers, planner.plan(layers, model), model)  # the real layers pass
+    i = next(k for k, la in enumerate(layers) if la.op == "SOFTMAX")
+    params = tuple((k, v + 1 if k == "rows" else v) for k, v in layers[i].params)
+    layers[i] = replace(layers[i], params=params)
+    with pytest.raises(TinymlError, match=r"op 2 \(SOFTMAX\): internal compiler error .* writes 14 bytes, tensor 6"):
+        planner.check_bounds(layers, planner.plan(layers, model), model)
