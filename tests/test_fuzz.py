@@ -216,5 +216,5 @@ def test_planner_refuses_a_kernel_that_would_write_past_its_buffer():
     i = next(k for k, la in enumerate(layers) if la.op == "SOFTMAX")
     params = tuple((k, v + 1 if k == "rows" else v) for k, v in layers[i].params)
     layers[i] = replace(layers[i], params=params)
-    with pytest.raises(TinymlError, match=r"op 2 \(SOFTMAX\): internal compiler error .* writes 14 bytes, tensor 6"):
+    with pytest.raises(TinymlError, match=r"op 2 \(SOFTMAX\): internal compiler error .* writes 14 bytes"):
         planner.check_bounds(layers, planner.plan(layers, model), model)
