@@ -167,6 +167,7 @@ def test_bench_reports_est_cycles_per_run_and_per_layer(refdata, artifacts):
     assert doc["est_cycles"]["min"] <= doc["est_cycles"]["mean"] <= doc["est_cycles"]["max"]
     assert doc["cycle_model"]["core"] == "cortex-m4" and doc["cycle_model"]["rules"] == "cortex-m4/trm-r0p1"
     assert doc["est_cycles"]["with_flash_wait_states"]["wait_states"] == 5
+    assert doc["est_cycles"]["functions"][0]["est_cycles"] == cy.functions[0][1]
     assert all("est_cycles_per_mac" in la for la in doc["per_layer"])
     text = r.summary()
     assert "est. cycles" in text and "cycles/MAC" in text and "an estimate, not a measurement" in text

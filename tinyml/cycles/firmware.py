@@ -68,6 +68,7 @@ class CycleReport:
             "runs": list(self.runs),
             "p_band": {"p1": self.band[0], "p3": self.band[1]},
             "flash_data_reads": self.flash_reads,
+            "functions": [{"name": n, "est_cycles": c, "instructions": i} for n, c, i in self.functions],
         }
         if self.wait_states is not None:
             doc["with_flash_wait_states"] = {
