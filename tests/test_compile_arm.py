@@ -194,3 +194,31 @@ def test_host_c_mulhr_matches_int64(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert subprocess.run([str(exe)], timeout=120).returncode == 0
+
+
+def test_a_minus_128_weight_keeps_a_layer_off_the_lane_engine(case_models, artifacts, tmp_path):  # noqa: F811
+    """The ARMv6-M engine sums two products per 16-bit lane, exact only for |w| <= 127: a pointwise layer
+    with a -128 weight (legal int8, rare from converters) takes the reference kernel, bit-exact on the M0."""
+    from tinyml.compile.tflite import parse
+
+    src = case_models["conv1x1_deep_relu6"]
+    data = bytearray(src.read_bytes())
+    model = parse(bytes(data))
+    (conv,) = [op for op in model.operators if op.op == "CONV_2D"]
+    w = model.tensors[conv.inputs[1]]
+    at = bytes(data).find(w.data)
+    assert at > 0 and bytes(data).find(w.data, at + 1) < 0
+    data[at + 5] = 0x80  # one weight -> -128
+    patched = tmp_path / "m128.tflite"
+    patched.write_bytes(bytes(data))
+    before = compile_tflite(src, tmp_path / "before", "m1")
+    c = compile_tflite(patched, tmp_path / "c", "m128")
+    assert [la.kernel for la in before.layers] == ["conv2d_1x1_s8"]
+    assert [la.kernel for la in c.layers] == ["conv2d_s8"]
+    t_in = c.model.tensors[c.model.inputs[0]]
+    xs = np.random.default_rng(7).integers(-128, 128, (3, t_in.nbytes), np.int8)
+    xs[0] = -128
+    ref = TflmReference(c.model.data)
+    want = np.stack([ref.invoke(x).reshape(-1).view(np.int8) for x in xs])
+    elf = cq.build([(tmp_path / "c", "m128", xs, want.shape[1])], "cortex-m0", tmp_path / "fw")
+    np.testing.assert_array_equal(cq.run(elf, "cortex-m0")[0]["outputs"], want)
