@@ -56,6 +56,18 @@ def _raw_image(refdata: Path, name: str) -> BenchInput:
     )
 
 
+def _person_images_once(refdata: Path, board: str, build_dir: Path):
+    """person_detect on another board: TFLM's person and no-person images, one run each."""
+    return bench_model(
+        refdata / "models" / "person_detect.tflite",
+        board,
+        inputs=[_raw_image(refdata, "person"), _raw_image(refdata, "no_person")],
+        runs=1,
+        warmup=0,
+        build_dir=build_dir,
+    )
+
+
 # ---- person_detect on the default board: the numbers FACTS.md compares against ----
 
 
@@ -110,14 +122,7 @@ def test_person_detect_instruction_count_is_exact_and_below_tflm(person, refdata
 def test_person_detect_on_the_emulated_stm32(person, refdata, artifacts):
     """netduinoplus2 (STM32F405, its own USART and SoC code): the outputs of cortex-m and TFLM, and the same
     work (both are Cortex-M4F built with the same flags)."""
-    r = bench_model(
-        refdata / "models" / "person_detect.tflite",
-        "netduinoplus2",
-        inputs=[_raw_image(refdata, "person"), _raw_image(refdata, "no_person")],
-        runs=1,
-        warmup=0,
-        build_dir=artifacts / "fw-person-netduinoplus2",
-    )
+    r = _person_images_once(refdata, "netduinoplus2", artifacts / "fw-person-netduinoplus2")
     assert r.bit_exact and r.device["board"] == "netduinoplus2" and r.clock_hz == 168_000_000
     assert [x.output for x in r.inputs] == [x.output for x in person.inputs[:2]]
     assert abs(r.counts[0] - person.inputs[0].counts[0]) < 1000
@@ -169,14 +174,7 @@ def test_vww_bit_exact_and_below_tflm(refdata, artifacts):
 @pytest.mark.slow
 def test_reference_models_on_cortex_m0(refdata, artifacts):
     """ARMv6-M (Cortex-M0+ class): both reference models bit-exact over serial, with per-layer counts."""
-    pd = bench_model(
-        refdata / "models" / "person_detect.tflite",
-        "cortex-m0",
-        inputs=[_raw_image(refdata, "person"), _raw_image(refdata, "no_person")],
-        runs=1,
-        warmup=0,
-        build_dir=artifacts / "fw-person-m0",
-    )
+    pd = _person_images_once(refdata, "cortex-m0", artifacts / "fw-person-m0")
     assert [np.frombuffer(r.output, np.int8).tolist() for r in pd.inputs] == [[-113, 113], [57, -57]]
     assert pd.bit_exact and pd.unit == "instructions" and pd.clock_hz == 16_000_000
     assert pd.device["cpu"] == "cortex-m0plus" and "-masm-syntax-unified" in pd.device["cflags"]
