@@ -13,6 +13,7 @@ import pytest
 from compile_cases import CASES, PER_TENSOR_FC, case_models  # noqa: F401 (fixture)
 
 from tinyml.compile import compile_tflite
+from tinyml.errors import TinymlError
 from tinyml.tflm import TflmReference
 
 pytestmark = [
@@ -222,3 +223,35 @@ def test_a_minus_128_weight_keeps_a_layer_off_the_lane_engine(case_models, artif
     want = np.stack([ref.invoke(x).reshape(-1).view(np.int8) for x in xs])
     elf = cq.build([(tmp_path / "c", "m128", xs, want.shape[1])], "cortex-m0", tmp_path / "fw")
     np.testing.assert_array_equal(cq.run(elf, "cortex-m0")[0]["outputs"], want)
+
+
+@pytest.fixture(scope="module")
+def arm_patched(arm_models, artifacts):
+    """name -> (Compiled, dir, inputs, TFLM outputs) compiled with patches: every case that has a convolution
+    stage in 3 (or 2) row bands, the reference models with --patch auto and 4 bands."""
+    out = {}
+    for i, (name, (c0, _, xs, want)) in enumerate(sorted(arm_models.items())):
+        settings = ["auto", 4] if name in SHARED else [3, 2]
+        for setting in settings:
+            prefix = f"p{i}_{setting}"
+            try:
+                c = compile_tflite(c0.model.path, artifacts / "arm" / prefix, prefix, patch_setting=setting)
+            except TinymlError:
+                continue  # no convolution stage, or fewer rows than bands
+            assert c.patch is not None, (name, setting)
+            out[f"{name}/{setting}"] = (c, artifacts / "arm" / prefix, xs, want)
+            if name not in SHARED:
+                break
+    return out
+
+
+@pytest.mark.parametrize("board", ["cortex-m4", "cortex-m3"])
+def test_patched_models_bit_exact_on_arm(arm_patched, artifacts, board):
+    """Row-band patches recompute their halos with the same integer kernels: outputs equal TFLM's."""
+    names = sorted(arm_patched)
+    assert len(names) > 15 and {"person_detect/auto", "vww_96_int8/auto", "mini_mobilenet/3"} <= set(names)
+    models = [(d, c.name, xs, want.shape[1]) for c, d, xs, want in (arm_patched[n] for n in names)]
+    elf = cq.build(models, board, artifacts / "arm" / f"fw-patched-{board}")
+    res = cq.run(elf, board)
+    for i, name in enumerate(names):
+        np.testing.assert_array_equal(res[i]["outputs"], arm_patched[name][3], err_msg=f"{name} on {board}")

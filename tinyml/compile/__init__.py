@@ -8,29 +8,55 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tinyml.compile import emit, ops, planner, tflite, validate
+from tinyml.compile import emit, ops, patch, planner, tflite, validate
 from tinyml.compile.emit import Compiled
+from tinyml.compile.patch import DEFAULT_OVERHEAD
 
 
-def analyze(path: str | os.PathLike, name: str = "model", reference: bool = False) -> Compiled:
+def analyze(
+    path: str | os.PathLike,
+    name: str = "model",
+    reference: bool = False,
+    patch_setting: str | int | None = "off",
+    overhead: float = DEFAULT_OVERHEAD,
+) -> Compiled:
     """Parse, check and plan a model without writing anything (raises TinymlError on anything unsupported).
 
     reference=True uses only the reference kernels (plain loops, exact for any parameters): tests use it to
-    check the fast kernels against them."""
+    check the fast kernels against them. patch_setting: "off", "auto" or a band count (see patch.py)."""
     emit.check_name(name)
     model = tflite.load(path)
     validate.check(model)  # every tensor, buffer and op as TFLM checks them, before anything is built
     layers = ops.build_layers(model, reference)
-    plan = planner.plan(layers, model)
-    planner.check_bounds(layers, plan, model)
-    return Compiled(model, tuple(layers), plan, name)
+    plan_off = planner.plan(layers, model)
+    planner.check_bounds(layers, plan_off, model)  # the kernels' extents, on the layer-by-layer plan
+    plans = {}
+
+    def arena_of(p):
+        if p is None:
+            return plan_off.arena_bytes
+        key = (p.stage, p.n)
+        if key not in plans:
+            plans[key] = planner.plan(patch.planning_layers(layers, model, p), model)
+        return plans[key].arena_bytes
+
+    chosen = patch.choose(layers, model, patch_setting, overhead, arena_of)
+    if chosen is None:
+        return Compiled(model, tuple(layers), plan_off, name)
+    arena_of(chosen)
+    return Compiled(model, tuple(layers), plans[(chosen.stage, chosen.n)], name, chosen, plan_off)
 
 
 def compile_tflite(
-    path: str | os.PathLike, out_dir: str | os.PathLike, name: str = "model", reference: bool = False
+    path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    name: str = "model",
+    reference: bool = False,
+    patch_setting: str | int | None = "off",
+    overhead: float = DEFAULT_OVERHEAD,
 ) -> Compiled:
     """Compile `path` into `out_dir` (replaced atomically) and return what was compiled."""
-    c = analyze(path, name, reference)
+    c = analyze(path, name, reference, patch_setting, overhead)
     source = Path(path).name
     emit.write_dir(out_dir, emit.render(c, source), emit.manifest(c, source))
     return c

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyml.compile.ops import ConstArray, Layer, Params, Ref, Scratch, shape_str
+from tinyml.compile.patch import PatchPlan
 from tinyml.compile.planner import MemoryPlan
 from tinyml.compile.tflite import TfliteModel
 from tinyml.errors import TinymlError
@@ -45,6 +46,12 @@ class Compiled:
     layers: tuple[Layer, ...]
     plan: MemoryPlan
     name: str
+    patch: PatchPlan | None = None  # the leading layers run in row bands (None: layer by layer)
+    plan_off: MemoryPlan | None = None  # the plan without patches (for the report), when patched
+
+    def plan_pos(self, i: int) -> int:
+        """Position in the planned layer list of layer position i (the patch stage is one planned layer)."""
+        return i - self.patch.stage + 1 if self.patch and i >= self.patch.stage - 1 else i
 
     @property
     def macs(self) -> int:
@@ -156,11 +163,16 @@ def render(c: Compiled, source: str) -> dict[str, str]:
         },
     }
     layers, arrays = [], []
+    stage = c.patch.stage if c.patch else 0
     for i, la in enumerate(c.layers):
         var = f"{name}_l{la.index}"
         out_t = model.tensors[la.output]
-        out_expr = plan.expr(la.output, "arena")
-        if la.alias:
+        out_expr = plan.expr(la.output, "arena") if i >= stage - 1 else ""
+        bands: list[tuple[str, str]] = []
+        if i < stage:
+            call = "/* in the patch stage below */" if i < stage - 1 else _stage_call(c)
+            bands = _band_params(c, i, var)
+        elif la.alias:
             if la.index in plan.copies:
                 call = f"memcpy({out_expr}, {plan.expr(la.inputs[0], 'arena')}, {out_t.nbytes}u);"
             else:
@@ -179,7 +191,9 @@ def render(c: Compiled, source: str) -> dict[str, str]:
                 "out_rank": min(4, len(la.out_shape)),
                 "params_type": la.params_type,
                 "var": var,
-                "params": _c_struct_lines(la.params, var, _scratch_expr(c, i)) if la.params else "",
+                "params": _c_struct_lines(la.params, var, _scratch_expr(c, i))
+                if la.params and i >= stage else "",
+                "bands": bands,
                 "summary": la.summary,
                 "call": call,
                 "out_expr": out_expr,
@@ -219,8 +233,52 @@ def render(c: Compiled, source: str) -> dict[str, str]:
 
 
 def _scratch_expr(c: Compiled, layer_pos: int) -> str:
-    off = c.plan.scratch.get(layer_pos)
+    off = c.plan.scratch.get(c.plan_pos(layer_pos))
     return "0" if off is None else f"{c.name}_arena + {off}"
+
+
+def _stage_regions(c: Compiled) -> tuple[int, int, int]:
+    """Arena offsets of the stage's two band buffers and its kernel scratch."""
+    off = c.plan.scratch[0]
+    a, b = c.patch.buf_bytes
+    return off, off + a, off + a + b
+
+
+def _band_params(c: Compiled, j: int, var: str) -> list[tuple[str, str]]:
+    """(C name, initializer) of layer j's params for every band: its rows in and out, its top padding."""
+    la = c.layers[j]
+    kscratch = f"{c.name}_arena + {_stage_regions(c)[2]}"
+    out = []
+    for k, band in enumerate(c.patch.bands):
+        bl = band[j]
+        rows = {"in_h": bl.in_rows[1] - bl.in_rows[0], "out_h": bl.out_rows[1] - bl.out_rows[0],
+                "pad_top": bl.pad_top}
+        params = tuple((key, rows.get(key, v)) for key, v in la.params)
+        out.append((f"{var}_b{k}", _c_struct_lines(params, var, kscratch)))
+    return out
+
+
+def _stage_call(c: Compiled) -> str:
+    """The patch stage: for every band, each stage layer from its input rows into the next buffer."""
+    p, model = c.patch, c.model
+    bufs = [f"arena + {o}" for o in _stage_regions(c)[:2]]
+    lines = []
+    for k, band in enumerate(p.bands):
+        for j, bl in enumerate(band):
+            la = c.layers[j]
+            d = dict(la.params)
+            if j == 0:
+                src = f"{c.plan.expr(model.inputs[0], 'arena')} + {bl.in_rows[0] * d['in_w'] * d['in_c']}"
+            else:
+                src = bufs[(j - 1) % 2]
+            if j == p.stage - 1:
+                dst = f"{c.plan.expr(la.output, 'arena')} + {bl.out_rows[0] * d['out_w'] * d['out_c']}"
+            else:
+                dst = bufs[j % 2]
+            consts = ", ".join(f"{c.name}_l{la.index}_{a.name}" for a in la.inputs if isinstance(a, Ref))
+            args = ", ".join(x for x in (f"&{c.name}_l{la.index}_b{k}", consts, src, dst) if x)
+            lines.append(f"{la.kernel}({args}); /* band {k}: rows {bl.out_rows[0]}-{bl.out_rows[1] - 1} */")
+    return "\n    ".join(lines)
 
 
 def _array(a: ConstArray, var: str, la: Layer, first: bool) -> dict:

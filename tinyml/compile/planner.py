@@ -220,7 +220,7 @@ def _first_fit(
             if (g, h) in gaps:  # g is the output of a layer that may overwrite input h from gap bytes below
                 cands.add(max(0, (placed[h] - gaps[(g, h)]) // ALIGN * ALIGN))
             if (h, g) in gaps:
-                cands.add(_align(placed[h] + gaps[(h, g)]))
+                cands.add(max(0, _align(placed[h] + gaps[(h, g)])))
         for off in sorted(cands):
             if all(_compatible(g, off, h, placed[h], sizes, gaps) for h in others):
                 placed[g] = off

@@ -310,12 +310,13 @@ class BenchResult:
                 "cycles/MAC": round(c / macs, 2) if macs else None}
 
 
-def default_build_dir(model: Path, board: Board, per_layer: bool) -> Path:
+def default_build_dir(model: Path, board: Board, per_layer: bool, patch: str | int = "off") -> Path:
     digest = hashlib.sha256(model.read_bytes()).hexdigest()[:8]
+    tag = "" if str(patch) == "off" else f"-patch{patch}"
     return (
         Path("build")
         / "tinyml-bench"
-        / f"{board.name}-{model.stem}-{digest}{'-profile' if per_layer else ''}"
+        / f"{board.name}-{model.stem}-{digest}{tag}{'-profile' if per_layer else ''}"
     )
 
 
@@ -336,13 +337,16 @@ def build_firmware(
     board: str | Board = DEFAULT_BOARD,
     build_dir: str | Path | None = None,
     per_layer: bool = False,
+    patch: str | int = "off",
+    patch_overhead: float | None = None,
 ) -> Path:
     """Export and build the firmware for `model` on `board` (incrementally); returns the ELF."""
     model = Path(model)
     board = load_board(board) if isinstance(board, str) else board
-    out = Path(build_dir) if build_dir else default_build_dir(model, board, per_layer)
+    out = Path(build_dir) if build_dir else default_build_dir(model, board, per_layer, patch)
     with _locked(out):
-        project = export_project(model, board, out, profile=per_layer)
+        project = export_project(model, board, out, profile=per_layer, patch=patch,
+                                 patch_overhead=patch_overhead)
         return build_project(project).elf
 
 
@@ -363,6 +367,8 @@ def bench_model(
     progress: bool = False,
     cycles: bool = False,
     flash_wait_states: int | None = None,
+    patch: str | int = "off",
+    patch_overhead: float | None = None,
 ) -> BenchResult:
     """Build (emulated boards) or connect (`port`), run every input `warmup + runs` times, compare with TFLM.
 
@@ -393,15 +399,16 @@ def bench_model(
         with Link(port, baud or board.baud) as link:
             result = session.run(Device(link, timeout=timeout), link.name)
     elif cycles:
-        result = _run_profiled(session, board, build_firmware(model, board, build_dir, per_layer),
-                               flash_wait_states)
+        result = _run_profiled(session, board, build_firmware(model, board, build_dir, per_layer, patch,
+                                                              patch_overhead), flash_wait_states)
     else:
         if not board.emulated:
             raise TinymlError(
                 f"board {board.name} is a real board: flash it (`make flash` in a project from "
                 f"`tinyml export`) and pass --port (e.g. /dev/ttyACM0)"
             )
-        result = _run_qemu(session, board, build_firmware(model, board, build_dir, per_layer))
+        result = _run_qemu(session, board, build_firmware(model, board, build_dir, per_layer, patch,
+                                                          patch_overhead))
     if port is not None:  # a real board: judge its kernels by the board its firmware says it is
         try:
             board = load_board(result.board)

@@ -14,6 +14,9 @@ from tinyml.cliargs import add_model, add_out
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from tinyml.compile import patch
+
+    patch.add_arguments(p)
     from tinyml.device.bench import DEFAULT_RANDOM_INPUTS, DEFAULT_RUNS, DEFAULT_WARMUP
     from tinyml.firmware.boards import DEFAULT_BOARD
 
@@ -119,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
         progress=sys.stderr.isatty(),
         cycles=args.cycles,
         flash_wait_states=args.flash_wait_states,
+        patch=args.patch,
+        patch_overhead=args.patch_overhead,
     )
     print(r.summary())
     if args.cycles_listing and r.cycles is not None:

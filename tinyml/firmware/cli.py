@@ -31,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--opt", default="-O2", help="optimization flag for the whole firmware (default -O2)")
     p.add_argument("--name", help="model name the firmware reports (default: the file name)")
     p.add_argument("--build", action="store_true", help="also run `make build` and print flash and RAM")
+    from tinyml.compile import patch
+
+    patch.add_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
 
     board = load_board(args.board)
     project = export_project(
-        args.model, board, args.output, profile=args.profile, opt=args.opt, name=args.name
+        args.model, board, args.output, profile=args.profile, opt=args.opt, name=args.name,
+        patch=args.patch, patch_overhead=args.patch_overhead,
     )
     m = project.model
     print(f"exported {m.name} for {board.name} ({board.description}) -> {project.dir}/")

@@ -300,6 +300,8 @@ def export_project(
     profile: bool = False,
     opt: str = DEFAULT_OPT,
     name: str | None = None,
+    patch: str | int | None = "off",
+    patch_overhead: float | None = None,
 ) -> Project:
     """Render a project for `model` (a .tflite, or a `tinyml compile` output directory) on `board`.
 
@@ -315,9 +317,11 @@ def export_project(
             compiled = model
         else:
             from tinyml.compile import compile_tflite
+            from tinyml.compile.patch import DEFAULT_OVERHEAD
 
             compiled = Path(tmp) / "model"
-            compile_tflite(model, compiled)
+            compile_tflite(model, compiled, patch_setting=patch,
+                           overhead=DEFAULT_OVERHEAD if patch_overhead is None else patch_overhead)
         info = read_model_info(compiled, name or (None if model.is_dir() else model.stem))
         check_budget(estimate_footprint(info, board, profile), board, info.name, info.peak_layer)
         # The manifest first: it is what marks the directory as ours if anything below fails.
