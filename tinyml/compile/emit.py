@@ -239,7 +239,7 @@ def _scratch_expr(c: Compiled, layer_pos: int) -> str:
 
 def _stage_regions(c: Compiled) -> tuple[int, int, int]:
     """Arena offsets of the stage's two band buffers and its kernel scratch."""
-    off = c.plan.scratch[0]
+    off = c.plan.scratch.get(0, 0)  # no scratch at all: a one-layer stage of a reference kernel
     a, b = c.patch.buf_bytes
     return off, off + a, off + a + b
 

@@ -23,9 +23,10 @@ from tinyml.errors import TinymlError
 
 PATCH_OPS = {"conv2d_params_t", "depthwise_conv2d_params_t"}
 DEFAULT_OVERHEAD = 0.15
-# The overhead estimate, calibrated on the emulated Cortex-M4 (person_detect 6 bands: +2.9%, vww_96_int8
-# 24 bands: +21.1% measured): a model costs ~1.55 instructions per MAC; a recomputed halo MAC ~2.1 (the early
-# layers' kernels are the costlier ones); every extra kernel call ~6,100 (channel tables, row setup). Rounded up.
+# The overhead estimate, calibrated on the emulated Cortex-M4 (person_detect 6 bands: +2.9%,
+# vww_96_int8 24 bands: +21.1% measured): a model costs ~1.55 instructions per MAC; a recomputed halo MAC
+# ~2.1 (the early layers' kernels are the costlier ones); every extra kernel call ~6,100 (channel tables,
+# row setup). Rounded up.
 INSTR_PER_MAC = 1.55
 HALO_INSTR_PER_MAC = 2.2
 CALL_INSTR = 6500
@@ -79,7 +80,7 @@ def stage_limit(layers: list[Layer], model: TfliteModel) -> int:
     s, prev = 0, model.inputs[0]
     for la in layers[:MAX_STAGE]:
         acts = [a for a in la.inputs if isinstance(a, int)]
-        if la.params_type not in PATCH_OPS or acts != [prev] or la.output == model.outputs[0]:
+        if la.params_type not in PATCH_OPS or acts != [prev]:
             break
         if readers.get(la.output, 0) != 1:
             s += 1
@@ -126,12 +127,14 @@ def stage_gap(layers: list[Layer], p: PatchPlan) -> int:
     output rows only after reading its input rows, so its writes must stay below the rows later bands read."""
     r_in = _p(layers[0], "in_w") * _p(layers[0], "in_c")
     r_out = _p(layers[p.stage - 1], "out_w") * _p(layers[p.stage - 1], "out_c")
+    # a one-layer stage reads the input and writes the output in the same call: its band's own rows count
+    own = 0 if p.stage == 1 else 1
     gap = -(1 << 30)
-    for k in range(p.n - 1):
+    for k in range(p.n - own):
         end = p.bands[k][-1].out_rows[1] * r_out
-        nxt = p.bands[k + 1][0].in_rows[0] * r_in
+        nxt = p.bands[k + own][0].in_rows[0] * r_in
         gap = max(gap, end - nxt)
-    return gap if p.n > 1 else 1 << 30
+    return gap
 
 
 def stage_layer(layers: list[Layer], model: TfliteModel, p: PatchPlan) -> Layer:
