@@ -27,7 +27,7 @@ extern const uint8_t __tinyml_flash_used[], __tinyml_ram_used[], __tinyml_flash_
 #define LINKER_VALUE(sym) ((uint64_t)(uintptr_t)(sym))
 
 static proto_frame_t frame;
-static uint8_t *const reply = frame.payload; /* replies reuse the request's payload */
+#define reply (frame.payload) /* replies reuse the request's payload */
 /* The arena reuses the input's bytes when MODEL_INPUT_PRESERVED is 0: then every inference needs a fresh input. */
 static int input_fresh;
 static uint64_t timer_overhead; /* the count of two back-to-back timer_now() calls: taken out of every run */
@@ -142,7 +142,7 @@ static int consume_input(uint16_t runs) {
     if (MODEL_INPUT_PRESERVED) return 1;
     if (!input_fresh || runs > 1u) {
         proto_error(frame.seq, ERR_BAD_ARG, frame.cmd,
-                    "the model reuses its input's arena bytes (MODEL_INPUT_PRESERVED 0): SET_INPUT before each run");
+                    "input consumed (MODEL_INPUT_PRESERVED 0): SET_INPUT per run");
         return 0;
     }
     input_fresh = 0;
