@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 from tinyml.compile.ops import Layer
 from tinyml.compile.tflite import TfliteModel
-from tinyml.errors import TinymlError
+from tinyml.errors import UsageError
 
 PATCH_OPS = {"conv2d_params_t", "depthwise_conv2d_params_t"}
 DEFAULT_OVERHEAD = 0.15
@@ -155,9 +155,9 @@ def parse_setting(setting: str | int | None) -> str | int:
     try:
         n = int(setting)
     except (TypeError, ValueError):
-        raise TinymlError(f"--patch {setting!r}: expected auto, off or a number of bands (>= 2)") from None
+        raise UsageError(f"--patch {setting!r}: expected auto, off or a number of bands (>= 2)") from None
     if n < 2:
-        raise TinymlError(f"--patch {n}: a patch setting needs at least 2 bands (or use off)")
+        raise UsageError(f"--patch {n}: a patch setting needs at least 2 bands (or use off)")
     return n
 
 
@@ -170,21 +170,21 @@ def choose(layers: list[Layer], model: TfliteModel, setting: str | int | None, o
     if setting == "off":
         return None
     if overhead < 0:
-        raise TinymlError(f"--patch-overhead {overhead}: must be >= 0 (a fraction, 0.15 = 15%)")
+        raise UsageError(f"--patch-overhead {overhead}: must be >= 0 (a fraction, 0.15 = 15%)")
     limit = stage_limit(layers, model)
     total = sum(la.macs for la in layers)
     if limit == 0:
         if setting == "auto":
             return None
         la = layers[0]
-        raise TinymlError(
+        raise UsageError(
             f"--patch {setting}: the model's first layer (op {la.index}, {la.op}) is not a convolution "
             "reading the model input, so there is no high-resolution stage to run in patches"
         )
     if isinstance(setting, int):
         h_max = max(_p(layers[s - 1], "out_h") for s in range(1, limit + 1))
         if setting > h_max:
-            raise TinymlError(
+            raise UsageError(
                 f"--patch {setting}: more bands than rows: the stage's outputs have at most {h_max} rows"
             )
         cands = [make_plan(layers, s, setting, total) for s in range(1, limit + 1)
