@@ -100,7 +100,7 @@ def test_folder_cache_is_reused_and_invalidated(tmp_path):
     make_folder(tmp_path / "ds")
     cache = tmp_path / "cache"
     x1, _, _ = load_folder(tmp_path / "ds", RES, 3, cache_dir=cache)
-    files = list(cache.glob("*.npz"))
+    files = list(cache.glob("folder_*/images.u8"))
     assert len(files) == 1
     stamp = files[0].stat().st_mtime_ns
     x2, _, _ = load_folder(tmp_path / "ds", RES, 3, cache_dir=cache)
@@ -108,13 +108,13 @@ def test_folder_cache_is_reused_and_invalidated(tmp_path):
     assert files[0].stat().st_mtime_ns == stamp  # read, not rewritten
     flat_jpeg(tmp_path / "ds" / "person" / "new.jpg", 250)
     x3, y3, _ = load_folder(tmp_path / "ds", RES, 3, cache_dir=cache)
-    assert len(y3) == 8 and len(list(cache.glob("*.npz"))) == 2
+    assert len(y3) == 8 and len(list(cache.glob("folder_*/images.u8"))) == 2
 
 
 def test_folder_default_cache_lives_next_to_the_data(tmp_path):
     make_folder(tmp_path / "ds")
     load_folder(tmp_path / "ds", RES, 3)
-    assert len(list((tmp_path / "ds" / ".tinyml-cache").glob("folder_*.npz"))) == 1
+    assert len(list((tmp_path / "ds" / ".tinyml-cache").glob("folder_*/manifest.json"))) == 1
 
 
 # ---------------------------------------------------------------- COCO
@@ -207,7 +207,7 @@ def test_coco_tree_labels_decode_and_cache(tmp_path):
     x, y, skipped = load_vww(root, RES, 3, cache_dir=tmp_path / "cache")
     assert skipped == 0 and len(y) == len(truth)
     assert dict(zip(ids_of(x), y.tolist())) == truth
-    cache_files = list((tmp_path / "cache").glob("vww_*.npz"))
+    cache_files = list((tmp_path / "cache").glob("vww_*/images.u8"))
     assert len(cache_files) == 1
     # a second run is served from the cache: with the images gone it still returns them, undecoded
     for p in (root / "train2014").iterdir():

@@ -42,6 +42,8 @@ GOOD = '[data]\nspec = "synthetic:200"\n'
     ('[data]\nspec = "imagenet"\n', "'data.spec' 'imagenet' is not"),
     ('[data]\nspec = "synthetic"\n[run]\nboard = "nope"\n', "'run.board': unknown board 'nope'"),
     ('[data]\nspec = "synthetic"\n[run]\nboard = "nucleo-l4r5zi"\n', "set 'run.port'"),
+    ('[data]\nspec = "synthetic"\n[run]\ndevice = "tpu"\n', "'run.device' must be one of auto, cpu"),
+    ('[data]\nspec = "synthetic"\n[run]\nworkers = -1\n', "'run.workers' must be at least 0"),
     ('[data]\nspec = "synthetic"\n[sweep]\ncuts = [3, 14]\n', "'sweep.cuts': cut 14 out of range"),
     ('[data]\nspec = "synthetic"\n[sweep]\nheads = ["dscnn32_16", "nope"]\n', "'sweep.heads': unknown head"),
     ('[data]\nspec = "synthetic"\n[bench]\ninputs = ["missing.jpg"]\n', "'bench.inputs[0]' 'missing.jpg'"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -36,7 +37,7 @@ def same_weights(a: dict, b: dict) -> bool:
 
 
 def without_time(history: list[dict]) -> list[dict]:
-    return [{k: v for k, v in m.items() if k != "seconds"} for m in history]
+    return [{k: v for k, v in m.items() if k not in ("seconds", "images_per_s")} for m in history]
 
 
 @pytest.mark.parametrize(
@@ -126,6 +127,21 @@ def test_same_seed_same_weights_other_seed_differs(small_splits, uninterrupted, 
     assert not same_weights(
         weights(one_epoch[0]), weights(one_epoch[1])
     )  # seed drives shuffle + augmentation
+
+
+def test_worker_count_does_not_change_the_result(small_splits, uninterrupted, tmp_path):
+    """Augmentation runs in the DataLoader workers, seeded per (seed, epoch, batch): 0 or 2 workers and an
+    interrupted-then-resumed run with workers all give the in-process run's weights bit for bit."""
+    _, final_a = uninterrupted
+    assert SMALL.workers is None  # the fixture's run used the machine's default worker count
+    for workers in (0, 2):
+        model = fresh_model()
+        res = train_model(model, CFG, small_splits, replace(SMALL, workers=workers), tmp_path / f"w{workers}",
+                          progress=False)
+        assert same_weights(weights(model), final_a), f"{workers} workers"
+        data = json.loads(res.metrics_path.read_text())
+        assert data["train"]["workers_used"] == workers and data["train"]["device_used"] == "cpu"
+        assert all(m["images_per_s"] > 0 for m in data["epochs"])
 
 
 def test_existing_run_needs_resume_and_matching_settings(small_splits, uninterrupted, tmp_path):

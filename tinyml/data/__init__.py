@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyml.data.view import ImageView
 from tinyml.errors import TinymlError, UsageError
 
 CLASSES = ("non_person", "person")
@@ -22,11 +23,11 @@ SPEC_HELP = "synthetic[:N] | vww:COCO_ROOT | folder:DIR (DIR/person/*.jpg, DIR/n
 
 @dataclass(frozen=True)
 class Splits:
-    """Train and validation arrays: x uint8 [N,H,W,C], y int64 [N]."""
+    """Train and validation sets: x uint8 [N,H,W,C] (a view: rows are read when indexed), y int64 [N]."""
 
-    train_x: np.ndarray
+    train_x: ImageView
     train_y: np.ndarray
-    val_x: np.ndarray
+    val_x: ImageView
     val_y: np.ndarray
     classes: tuple[str, ...] = CLASSES
     source: str = ""
@@ -46,7 +47,7 @@ class Splits:
 def to_int8(x_uint8: np.ndarray) -> np.ndarray:
     """uint8 pixels -> the int8 model input (scale 1/255, zero point -128): the same pixels the float model
     sees as uint8 / 255."""
-    return (x_uint8.astype(np.int16) - 128).astype(np.int8)
+    return (np.asarray(x_uint8).astype(np.int16) - 128).astype(np.int8)
 
 
 def to_gray(x: np.ndarray) -> np.ndarray:
@@ -115,8 +116,7 @@ def load_splits(
         if count < 20:
             raise TinymlError(f"synthetic dataset needs at least 20 images, got {count}")
         x, y = synthetic_dataset(count, resolution)  # a fixed dataset, like a folder: `seed` picks the split
-        if channels == 1:
-            x = to_gray(x)
+        x = ImageView(to_gray(x) if channels == 1 else x)
     elif kind == "folder":
         from tinyml.data.folder import load_folder
 
@@ -126,8 +126,9 @@ def load_splits(
 
         x, y, skipped = load_vww(Path(arg).expanduser(), resolution, channels, cache_dir, limit, progress)
     tr, va = split_indices(y, val_fraction, seed)
-    return Splits(train_x=x[tr], train_y=y[tr], val_x=x[va], val_y=y[va], source=spec, skipped=skipped)
+    return Splits(train_x=x.take(tr), train_y=y[tr], val_x=x.take(va), val_y=y[va], source=spec,
+                  skipped=skipped)
 
 
-__all__ = ["CLASSES", "SPEC_HELP", "Splits", "load_splits", "parse_spec", "split_indices", "to_gray",
-           "to_int8"]
+__all__ = ["CLASSES", "SPEC_HELP", "ImageView", "Splits", "load_splits", "parse_spec", "split_indices",
+           "to_gray", "to_int8"]

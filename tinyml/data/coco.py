@@ -5,8 +5,8 @@ with): it divides COCO's annotation `area` field (the segmentation area; the box
 missing) by image width * height and needs it strictly above 0.005. Like TF slim, crowd annotations
 (`iscrowd=1`) count. Every split found (`annotations/instances_<split>.json` with images in `<split>/`,
 e.g. train2014 + val2014) is pooled; `load_splits` then holds out the validation fraction. The decoded
-arrays are cached, keyed by the annotation files (size, mtime), resolution, channels and limit, so a second
-run skips JSON parsing and decoding.
+images are cached on disk (tinyml.data.cache), keyed by the annotation files (size, mtime), resolution,
+channels, limit and the labelling rule, so a second run skips JSON parsing and decoding.
 """
 
 from __future__ import annotations
@@ -16,16 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyml.data.images import (
-    cache_key,
-    cached,
-    decode_labelled,
-    default_cache_dir,
-    file_stamp,
-    require_dir,
-    unpack_labelled,
-    warn,
-)
+from tinyml.data.images import cached_dataset, default_cache_dir, file_stamp, require_dir, warn
+from tinyml.data.view import ImageView
 from tinyml.errors import TinymlError
 
 AREA_THRESHOLD = 0.005
@@ -98,32 +90,22 @@ def load_vww(
     cache_dir: Path | None = None,
     limit: int | None = None,
     progress: bool = True,
-) -> tuple[np.ndarray, np.ndarray, int]:
+) -> tuple[ImageView, np.ndarray, int]:
     """(x, y, skipped count) for the pooled COCO splits; missing or unreadable images are skipped, counted."""
     pairs = find_splits(root)
-    key = cache_key(
-        {
-            "kind": "vww",
-            "root": str(root.resolve()),
-            "res": resolution,
-            "ch": channels,
-            "limit": limit,
-            "ann": file_stamp([a for a, _ in pairs]),
-            "threshold": AREA_THRESHOLD,
-        }
-    )
-    cache = (cache_dir or default_cache_dir(root)) / f"vww_{resolution}_{channels}_{key}.npz"
+    key = {"kind": "vww", "root": str(root.resolve()), "res": resolution, "ch": channels, "limit": limit,
+           "ann": file_stamp([a for a, _ in pairs]), "threshold": AREA_THRESHOLD}
 
-    def build() -> dict[str, np.ndarray]:
+    def items() -> tuple[list[Path], np.ndarray]:
         paths, labels = _list_images(pairs)
         if limit is not None:
             keep = np.concatenate([np.flatnonzero(labels == c)[: max(1, limit // 2)] for c in (0, 1)])
             keep.sort()
             paths, labels = [paths[i] for i in keep], labels[keep]
-        return decode_labelled(paths, labels, resolution, channels, "decoding COCO", progress)
+        return paths, labels
 
-    return unpack_labelled(
-        cached(cache, build),
-        "missing or unreadable COCO image(s)",
+    return cached_dataset(
+        cache_dir or default_cache_dir(root), "vww", key, items, resolution, channels, "decoding COCO",
+        progress, "missing or unreadable COCO image(s)",
         lambda name: f"COCO root {root} gives no readable {name} images",
     )

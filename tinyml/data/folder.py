@@ -9,14 +9,12 @@ import numpy as np
 from tinyml.data.images import (
     CLASS_NAMES,
     IMAGE_SUFFIXES,
-    cache_key,
-    cached,
-    decode_labelled,
+    cached_dataset,
     default_cache_dir,
     file_stamp,
     require_dir,
-    unpack_labelled,
 )
+from tinyml.data.view import ImageView
 from tinyml.errors import TinymlError
 
 CLASS_DIRS = CLASS_NAMES  # label = index
@@ -48,30 +46,19 @@ def load_folder(
     cache_dir: Path | None = None,
     limit: int | None = None,
     progress: bool = True,
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """(x, y, skipped count) decoded from the folder tree, cached by file list + size + mtime."""
+) -> tuple[ImageView, np.ndarray, int]:
+    """(x, y, skipped count) from the folder tree via the memory-mapped cache, keyed by file list + size +
+    mtime (the class folders are the labelling rule)."""
     items = list_folder(root)
     if limit is not None:
         items = _balanced_prefix(items, limit)
     paths = [p for p, _ in items]
     labels = np.array([lab for _, lab in items], np.int64)
-    key = cache_key(
-        {
-            "kind": "folder",
-            "root": str(root.resolve()),
-            "res": resolution,
-            "ch": channels,
-            "files": file_stamp(paths),
-        }
-    )
-    cache = (cache_dir or default_cache_dir(root)) / f"folder_{resolution}_{channels}_{key}.npz"
-
-    def build() -> dict[str, np.ndarray]:
-        return decode_labelled(paths, labels, resolution, channels, f"decoding {root.name}", progress)
-
-    return unpack_labelled(
-        cached(cache, build),
-        f"unreadable image(s) in {root}",
+    key = {"kind": "folder", "root": str(root.resolve()), "res": resolution, "ch": channels,
+           "classes": list(CLASS_DIRS), "files": file_stamp(paths)}
+    return cached_dataset(
+        cache_dir or default_cache_dir(root), "folder", key, lambda: (paths, labels), resolution, channels,
+        f"decoding {root.name}", progress, f"unreadable image(s) in {root}",
         lambda name: f"class folder {root / name} holds no readable images",
     )
 

@@ -11,16 +11,15 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from tinyml.data.view import ImageView
 from tinyml.errors import TinymlError
-from tinyml.util import atomic_path
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".pgm", ".tif", ".tiff")
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: memory-mapped cache directories (tinyml.data.cache)
 
 
 def warn(msg: str) -> None:
@@ -42,42 +41,6 @@ def decode_image(path: Path, resolution: int, channels: int) -> np.ndarray | Non
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return None
     return arr.reshape(resolution, resolution, channels)
-
-
-def decode_many(
-    paths: Sequence[Path],
-    resolution: int,
-    channels: int,
-    desc: str,
-    workers: int | None = None,
-    progress: bool = True,
-) -> tuple[np.ndarray, np.ndarray, list[Path]]:
-    """(images [M,H,W,C], kept indices into `paths`, skipped paths); PIL releases the GIL: threads scale."""
-    from tqdm import tqdm
-
-    x = np.empty((len(paths), resolution, resolution, channels), np.uint8)
-    ok = np.zeros(len(paths), bool)
-    workers = workers or min(8, os.cpu_count() or 1)
-
-    def one(i: int) -> None:
-        arr = decode_image(paths[i], resolution, channels)
-        if arr is not None:
-            x[i] = arr
-            ok[i] = True
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for _ in tqdm(
-            pool.map(one, range(len(paths))),
-            total=len(paths),
-            desc=desc,
-            unit="img",
-            disable=not progress or len(paths) < 200,
-            leave=False,
-        ):
-            pass
-    kept = np.flatnonzero(ok)
-    skipped = [paths[i] for i in np.flatnonzero(~ok)]
-    return x[kept], kept, skipped
 
 
 def default_cache_dir(data_root: Path) -> Path:
@@ -105,24 +68,6 @@ def file_stamp(paths: Sequence[Path]) -> str:
     return h.hexdigest()
 
 
-def cached(path: Path, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Load arrays from `path` (.npz) or build and save them atomically."""
-    if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
-        except (OSError, ValueError) as e:
-            warn(f"ignoring unreadable cache {path} ({type(e).__name__}); rebuilding it")
-    arrays = build()
-    try:
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
-    except OSError as e:
-        warn(f"could not write cache {path}: {e}")
-    return arrays
-
-
 def require_dir(path: Path, what: str) -> Path:
     if not path.is_dir():
         raise TinymlError(
@@ -134,28 +79,24 @@ def require_dir(path: Path, what: str) -> Path:
 CLASS_NAMES = ("non_person", "person")  # label = index (TFLM person_detect's output order)
 
 
-def decode_labelled(
-    paths: Sequence[Path], labels: np.ndarray, resolution: int, channels: int, desc: str, progress: bool
-) -> dict[str, np.ndarray]:
-    """Decode `paths`, keep the labels of the images that decoded; the skip count travels in the cache."""
-    x, kept, skipped = decode_many(paths, resolution, channels, desc, progress=progress)
-    return {
-        "x": x,
-        "y": labels[kept],
-        "skipped": np.array(len(skipped)),
-        "first_skipped": np.array(str(skipped[0]) if skipped else ""),
-    }
+def cached_dataset(
+    cache_dir: Path, name: str, key: dict, list_items: Callable[[], tuple[Sequence[Path], np.ndarray]],
+    resolution: int, channels: int, desc: str, progress: bool, skipped_what: str,
+    empty_class: Callable[[str], str],
+) -> tuple[ImageView, np.ndarray, int]:
+    """(x, y, skipped) from the memory-mapped cache (built first if needed; see tinyml.data.cache).
 
+    Unreadable files are left out with one warning giving their count; a class with no image left is an error.
+    """
+    from tinyml.data.cache import open_cached
 
-def unpack_labelled(
-    arrays: dict[str, np.ndarray], skipped_what: str, empty_class: Callable[[str], str]
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """(x, y, skipped): warn once with the count of skipped files, refuse a class with no image left."""
-    skipped = int(arrays["skipped"])
-    if skipped:
-        warn(f"skipped {skipped} {skipped_what} (first: {arrays['first_skipped']})")
-    y = arrays["y"]
-    for label, name in enumerate(CLASS_NAMES):
+    c = open_cached(cache_dir / f"{name}_{resolution}_{channels}_{cache_key(key)}", key, list_items,
+                    resolution, channels, desc, progress)
+    if c.skipped:
+        warn(f"skipped {c.skipped} {skipped_what} (first: {c.first_skipped})")
+    kept = np.flatnonzero(c.ok)
+    y = c.y[kept]
+    for label, cls in enumerate(CLASS_NAMES):
         if not (y == label).any():
-            raise TinymlError(empty_class(name))
-    return arrays["x"], y, skipped
+            raise TinymlError(empty_class(cls))
+    return ImageView(c.x, kept), y, c.skipped

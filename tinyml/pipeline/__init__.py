@@ -25,6 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--board", default=None, help="overrides run.board (a name from boards/ or a .toml)")
     p.add_argument("--port", default=None, help="overrides run.port (serial port of a real board)")
     p.add_argument("--jobs", type=int, default=None, help="overrides run.jobs (sweep points in parallel)")
+    p.add_argument("--device", default=None, choices=("auto", "cpu", "cuda", "mps"),
+                   help="overrides run.device (auto: CUDA, then MPS, then CPU)")
+    p.add_argument("--workers", type=int, default=None, help="overrides run.workers (DataLoader workers)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from tinyml.pipeline.stages import Pipeline
 
     overrides = {"run": {"dir": str(args.run_dir) if args.run_dir else None, "board": args.board,
-                         "port": args.port, "jobs": args.jobs}}
+                         "port": args.port, "jobs": args.jobs, "device": args.device,
+                         "workers": args.workers}}
     cfg = load_config(args.config, overrides)
     return Pipeline(cfg).run()

@@ -40,6 +40,12 @@ def _file_sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
+def _device_argv(run: dict[str, Any]) -> list[str]:
+    """run.device and run.workers as train/sweep flags (not in a stage's key: the CPU result is the same)."""
+    return ["--device", run["device"]] + (["--workers", str(run["workers"])] if run["workers"] is not None
+                                          else [])
+
+
 def _verb(argv: list[str]) -> int:
     """Run a tinyml verb in this process (its TinymlError reaches the pipeline's caller as one line)."""
     from tinyml.cli import build_parser
@@ -107,7 +113,10 @@ class Pipeline:
         copy, text = self.dir / "pipeline.toml", self.cfg.path.read_bytes()
         if not copy.exists() or copy.read_bytes() != text:  # the config of the last run, for provenance
             write_bytes_atomic(copy, text)
-        print(f"pipeline {self.cfg.path} -> {self.dir} (board {self.board.name})", flush=True)
+        from tinyml.train.device import resolve_device
+
+        dev = resolve_device(self.cfg["run"]["device"]).describe()
+        print(f"pipeline {self.cfg.path} -> {self.dir} (board {self.board.name}; {dev})", flush=True)
         train = self.train()
         sweep = self.sweep(train)
         chosen = self.select(train, sweep)
@@ -139,6 +148,7 @@ class Pipeline:
             argv += ["--limit", str(d["limit"])] if d["limit"] else []
             argv += ["--cache-dir", d["cache_dir"]] if d["cache_dir"] else []
             argv += ["--threads", str(r["threads"])] if r["threads"] else []
+            argv += _device_argv(r)
             argv += [] if t["augment"] else ["--no-augment"]
             argv += ["--quiet"] if r["quiet"] else []
             argv += ["--resume"] if (out / "last.pt").exists() else []
@@ -159,6 +169,7 @@ class Pipeline:
         argv += ["--unfreeze"] if s["unfreeze"] else []
         argv += [] if s["augment"] else ["--no-augment"]
         argv += ["--threads", str(r["threads"])] if r["threads"] else []
+        argv += _device_argv(r)
         argv += ["--cache-dir", d["cache_dir"]] if d["cache_dir"] else []
         argv += ["--quiet"] if r["quiet"] else []
         if s["host_only"]:

@@ -17,6 +17,7 @@ from typing import Any
 from tinyml.cliargs import add_model, add_out
 from tinyml.data import SPEC_HELP
 from tinyml.errors import TinymlError, UsageError
+from tinyml.train.cli import add_device_arguments
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,6 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-augment", dest="augment", action="store_false", help="train without augmentation")
     p.add_argument("--cache-dir", type=Path, default=None, help="where decoded datasets are cached")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    add_device_arguments(p)
     p.add_argument("--resume", action="store_true", help="continue OUT_DIR/last.pt where it stopped")
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
 
@@ -92,7 +94,9 @@ def run(args: argparse.Namespace) -> int:
     from tinyml.prune.run import PruneSpec, prune_and_train
     from tinyml.report import format_table
     from tinyml.train import TrainConfig
+    from tinyml.train.cli import start_device
 
+    print(start_device(args.device, args.workers), flush=True)
     if args.magnitude is not None:
         if args.cut is not None:
             raise UsageError("--magnitude prunes the whole base model: do not combine it with --cut")
@@ -116,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
         # fail on a bad cut or head before loading any data
         depth_config(ModelConfig.from_dict(cfg), spec.cut, spec.head, spec.head_args)
     tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=s["seed"], augment=args.augment,
-                       data=s["data"], val_fraction=s["val_fraction"], limit=s["limit"], threads=args.threads)
+                       data=s["data"], val_fraction=s["val_fraction"], limit=s["limit"], threads=args.threads,
+                       workers=args.workers, device=args.device)
     splits = load_splits(s["data"], resolution=cfg["resolution"], channels=cfg["channels"],
                          val_fraction=s["val_fraction"], seed=s["seed"], cache_dir=args.cache_dir,
                          limit=s["limit"], progress=not args.quiet)

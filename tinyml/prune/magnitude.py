@@ -67,7 +67,7 @@ def hold_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> list[torch.u
     handles = []
     for name, mask in masks.items():
         m = mask.to(params[name].dtype)
-        handles.append(params[name].register_hook(lambda g, m=m: g * m))
+        handles.append(params[name].register_hook(lambda g, m=m: g * m.to(g.device)))
     modules = dict(model.named_modules())
     for name, mask in masks.items():
         module = modules[name.rsplit(".", 1)[0]]
@@ -75,7 +75,7 @@ def hold_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> list[torch.u
 
         def remask(mod: nn.Module, _inputs: tuple, m: torch.Tensor = m) -> None:
             with torch.no_grad():
-                mod.weight.mul_(m)
+                mod.weight.mul_(m.to(mod.weight.device))  # the model may have moved to a GPU
 
         handles.append(module.register_forward_pre_hook(remask))
     return handles

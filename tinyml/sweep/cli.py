@@ -12,11 +12,13 @@ SWEEP_DIR/results.{csv,json,md} and acc_vs_*.png cover every finished point.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from tinyml.cliargs import add_model, add_out
 from tinyml.data import SPEC_HELP
 from tinyml.errors import TinymlError, UsageError
+from tinyml.train.cli import add_device_arguments
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -43,6 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="points run in parallel processes, each with its own build dir and QEMU (default 1)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads per point (default: all cores, split between --jobs)")
+    add_device_arguments(p, workers_default="min(4, cores / jobs - 1)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     d = p.add_argument_group("device stages (int8 quantize, build, run on the board)")
     d.add_argument("--host-only", action="store_true",
@@ -115,9 +118,15 @@ def run(args: argparse.Namespace) -> int:
         record_path,
         run_points,
     )
+    from tinyml.train.cli import start_device
+    from tinyml.train.device import default_workers
 
     if args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    print(start_device(args.device, args.workers), flush=True)
+    workers = args.workers
+    if workers is None and args.jobs > 1:  # the cores are shared between the parallel points
+        workers = default_workers(max(1, (os.cpu_count() or 1) // args.jobs))
     cuts = parse_cuts(args.cuts)
     heads = [h for h in args.head.split(",") if h.strip()]
     sparsities = parse_sparsities(args.magnitude) if args.magnitude else []
@@ -135,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     ctx = SweepContext(base=str(base), out=str(args.out.resolve()), epochs=args.epochs,
                        batch_size=args.batch_size, augment=args.augment,
                        cache_dir=str(args.cache_dir) if args.cache_dir else None, threads=args.threads,
-                       progress=not args.quiet and args.jobs == 1,
+                       workers=workers, device=args.device, progress=not args.quiet and args.jobs == 1,
                        stages=HOST_STAGES if args.host_only else DEVICE_STAGES, options=options, **s)
     ctx.train_config()  # validates epochs and batch size before any work
     if not args.host_only:

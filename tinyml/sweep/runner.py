@@ -62,6 +62,8 @@ class SweepContext:
     augment: bool = True
     cache_dir: str | None = None
     threads: int | None = None
+    workers: int | None = None  # DataLoader workers per point (None: the training default)
+    device: str = "auto"
     progress: bool = True
     stages: tuple[str, ...] = HOST_STAGES
     # stage-specific settings, e.g. (("board", "cortex-m"),)
@@ -93,7 +95,8 @@ class SweepContext:
 
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, seed=self.seed,
                            augment=self.augment, data=self.data, val_fraction=self.val_fraction,
-                           limit=self.limit, threads=self.threads)
+                           limit=self.limit, threads=self.threads, workers=self.workers,
+                           device=self.device)
 
 
 @lru_cache(maxsize=8)

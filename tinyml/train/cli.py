@@ -3,6 +3,7 @@
 tinyml train --data synthetic --epochs 3 --out runs/demo/train
 tinyml train --data vww:/data/coco2014 --out runs/vww            # the full MLPerf schedule (50 epochs)
 tinyml train --data folder:/data/vw_coco2014_96 --channels 1 --out runs/gray --resume
+tinyml train --data folder:/data/vw_coco2014_96 --device cuda --workers 8 --out runs/gpu
 """
 
 from __future__ import annotations
@@ -12,6 +13,26 @@ from pathlib import Path
 
 from tinyml.cliargs import add_out
 from tinyml.data import SPEC_HELP
+from tinyml.errors import UsageError
+
+
+def add_device_arguments(p: argparse.ArgumentParser, workers_default: str = "") -> None:
+    """--device and --workers, shared by train, prune and sweep."""
+    from tinyml.train.device import DEVICE_HELP, DEVICES
+
+    p.add_argument("--device", default="auto", choices=DEVICES, help=DEVICE_HELP)
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="DataLoader worker processes reading and augmenting batches; the result does not "
+                        f"depend on N (default {workers_default or 'min(4, cores - 1)'})")
+
+
+def start_device(device: str, workers: int | None) -> str:
+    """Check --device and --workers before any work; return the line saying which device runs."""
+    from tinyml.train.device import resolve_device
+
+    if workers is not None and workers < 0:
+        raise UsageError(f"--workers must be 0 or more, got {workers}")
+    return resolve_device(device).describe()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,6 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="where decoded datasets are cached (default DATA/.tinyml-cache)",
     )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    add_device_arguments(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
 
 
@@ -56,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from tinyml.models.profile import input_shape_of, profile_model
     from tinyml.train import TrainConfig, train_model
 
+    print(start_device(args.device, args.workers), flush=True)
     cfg = ModelConfig(alpha=args.alpha, resolution=args.resolution, channels=args.channels)
     tcfg = TrainConfig(
         epochs=args.epochs,
@@ -66,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction,
         limit=args.limit,
         threads=args.threads,
+        workers=args.workers,
+        device=args.device,
     )
     splits = load_splits(
         args.data,

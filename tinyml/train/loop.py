@@ -4,12 +4,15 @@ Recipe (MLPerf Tiny `train_vww.py`): Adam, lr 1e-3 / 5e-4 / 2.5e-4 for 20 / 10 /
 to `epochs`), batch 32, categorical cross-entropy, L2 1e-4 on conv kernels (Keras ignores it on depthwise
 kernels; so do we), on-the-fly augmentation, best validation accuracy kept.
 
-Reproducibility: each epoch's shuffle and augmentation come from generators seeded by (seed, epoch), and
-`last.pt` carries the optimizer state, so a resumed run computes exactly what an uninterrupted one does.
+Reproducibility: each epoch's shuffle and each batch's augmentation come from generators seeded by (seed,
+epoch[, batch]) (tinyml.train.batches), and `last.pt` carries the optimizer state, so a resumed run computes
+exactly what an uninterrupted one does, with any number of DataLoader workers. On the CPU that is bit for bit;
+on CUDA, mixed precision and cuDNN's kernel choice make results vary slightly between runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -22,13 +25,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from tinyml.data import Splits
-from tinyml.data.augment import augment_batch, to_float
+from tinyml.data.augment import to_float
 from tinyml.errors import TinymlError, UsageError
 from tinyml.models import ModelConfig, read_checkpoint_file, save_checkpoint
 from tinyml.util import git_commit, write_json_atomic
 
-# Fields that may differ between an interrupted run and its resumption.
-RESUME_FREE = ("threads",)
+# Fields that may differ between an interrupted run and its resumption (they do not change what is computed,
+# or, for the device, the user moved the run on purpose).
+RESUME_FREE = ("threads", "workers", "device")
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ class TrainConfig:
     limit: int | None = None
     eval_batch_size: int = 256
     threads: int | None = None  # torch CPU threads (None: torch's default); same threads -> same result
+    workers: int | None = None  # DataLoader processes (None: default_workers()); any count, same result
+    device: str = "auto"  # auto | cpu | cuda | mps (tinyml.train.device)
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -53,6 +59,8 @@ class TrainConfig:
             raise UsageError(f"batch size must be at least 1, got {self.batch_size}")
         if len(self.lr) != len(self.lr_epochs) or not self.lr:
             raise TinymlError("lr and lr_epochs must have the same, non-zero length")
+        if self.workers is not None and self.workers < 0:
+            raise UsageError(f"workers must be 0 or more, got {self.workers}")
 
     def lr_at(self, epoch: int) -> float:
         """Learning rate of 0-based `epoch`: the MLPerf phases stretched or squeezed to `epochs`."""
@@ -95,13 +103,14 @@ class TrainResult:
         return self.history[-1] if self.history else {}
 
 
-def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> dict[str, float]:
-    """Loss, accuracy and per-class recall of `model` (left in eval mode) on uint8 NHWC images."""
+def evaluate(model: nn.Module, x: Any, y: np.ndarray, batch_size: int = 256) -> dict[str, float]:
+    """Loss, accuracy and per-class recall of `model` (left in eval mode, on its device) on uint8 NHWC."""
     model.eval()
+    dev = next(model.parameters()).device
     losses, preds = [], []
     with torch.no_grad():
         for i in range(0, len(y), batch_size):
-            logits = model(to_float(x[i : i + batch_size]))
+            logits = model(to_float(x[i : i + batch_size]).to(dev)).float().cpu()
             yb = torch.as_tensor(y[i : i + batch_size])
             losses.append(F.cross_entropy(logits, yb, reduction="sum").item())
             preds.append(logits.argmax(1).numpy())
@@ -110,12 +119,6 @@ def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 2
     for c in np.unique(y):
         out[f"recall_{int(c)}"] = float((pred[y == c] == c).mean())
     return out
-
-
-def _generator(seed: int, epoch: int, stream: int) -> torch.Generator:
-    return torch.Generator().manual_seed(
-        int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0])
-    )
 
 
 def _param_groups(model: nn.Module, l2: float) -> list[dict[str, Any]]:
@@ -155,7 +158,7 @@ def _epoch_line(m: dict[str, Any], epochs: int, best: bool) -> str:
     return (
         f"epoch {m['epoch']}/{epochs}  lr {m['lr']:.2g}  loss {m['train_loss']:.4f}  acc {m['train_acc']:.4f}"
         f"  val_loss {m['val_loss']:.4f}  val_acc {m['val_acc']:.4f}{'  (best)' if best else ''}"
-        f"  {m['seconds']:.1f}s"
+        f"  {m['seconds']:.1f}s  {m['images_per_s']:.0f} img/s"
     )
 
 
@@ -180,9 +183,13 @@ def train_model(
     """
     from tqdm import tqdm
 
+    from tinyml.train.batches import EpochBatches, make_loader
+    from tinyml.train.device import default_workers, resolve_device
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     best_path, last_path, metrics_path = out / "best.pt", out / "last.pt", out / "metrics.json"
+    dev = resolve_device(tcfg.device)
     if tcfg.threads:
         torch.set_num_threads(tcfg.threads)
     for m in frozen:
@@ -190,7 +197,9 @@ def train_model(
             p.requires_grad_(False)
     if not any(p.requires_grad for p in model.parameters()):
         raise TinymlError("nothing to train: every parameter is frozen")
+    model.to(dev.torch)
     opt = torch.optim.Adam(_param_groups(model, tcfg.l2), lr=tcfg.lr_at(0))
+    scaler = torch.amp.GradScaler("cuda") if dev.grad_scaler else None
     history: list[dict[str, Any]] = []
     best_acc, best_epoch, start = -1.0, 0, 0
     extra = dict(extra_ckpt or {})
@@ -207,46 +216,35 @@ def train_model(
         if not rs:
             raise TinymlError(f"{last_path} carries no training state to resume from")
         model.load_state_dict(state["state_dict"])
-        opt.load_state_dict(rs["optimizer"])
+        opt.load_state_dict(rs["optimizer"])  # moves the moments to the parameters' device
+        if scaler is not None and rs.get("grad_scaler"):
+            scaler.load_state_dict(rs["grad_scaler"])
         history, best_acc, best_epoch = list(rs["history"]), rs["best_val_acc"], rs["best_epoch"]
         start = int(state["epoch"])
         torch.set_rng_state(rs["torch_rng"])
         if progress:
             tqdm.write(f"resuming {out} after epoch {start}/{tcfg.epochs}")
 
-    train_meta = tcfg.to_dict() | {"threads_used": torch.get_num_threads(), "data_summary": splits.summary()}
+    workers = tcfg.workers if tcfg.workers is not None else default_workers()
+    train_meta = tcfg.to_dict() | {"threads_used": torch.get_num_threads(), "workers_used": workers,
+                                   "device_used": dev.name, "amp": dev.amp_dtype,
+                                   "data_summary": splits.summary()}
     t_call = time.time()
     n = len(splits.train_y)
+    batches = EpochBatches(splits.train_x, splits.train_y, tcfg.batch_size, tcfg.seed, tcfg.augment)
+    loader, keys = make_loader(batches, workers, dev.pin_memory) if start < tcfg.epochs else (None, None)
+    step = _Step(model, opt, dev, scaler)
     for epoch in range(start, tcfg.epochs):
         t0 = time.time()
         lr = tcfg.lr_at(epoch)
         for g in opt.param_groups:
             g["lr"] = lr
         _set_train_mode(model, frozen)
-        order = torch.randperm(n, generator=_generator(tcfg.seed, epoch, 0)).numpy()
-        aug_gen = _generator(tcfg.seed, epoch, 1)
-        loss_sum, correct = 0.0, 0
-        bar = tqdm(
-            range(0, n, tcfg.batch_size),
-            desc=f"epoch {epoch + 1}/{tcfg.epochs}",
-            unit="batch",
-            disable=not progress,
-            leave=False,
-        )
-        for i in bar:
-            idx = order[i : i + tcfg.batch_size]
-            xb = to_float(splits.train_x[idx])
-            if tcfg.augment:
-                xb = augment_batch(xb, aug_gen)
-            yb = torch.as_tensor(splits.train_y[idx])
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.item() * len(idx)
-            correct += int((logits.argmax(1) == yb).sum())
-            bar.set_postfix(loss=f"{loss_sum / (i + len(idx)):.4f}", acc=f"{correct / (i + len(idx)):.4f}")
+        keys.epoch = epoch
+        bar = tqdm(loader, total=len(batches), desc=f"epoch {epoch + 1}/{tcfg.epochs}", unit="batch",
+                   disable=not progress, leave=False)
+        loss_sum, correct, seen = _run_epoch(bar, step, t0)
+        t_train = time.time() - t0
         val = evaluate(model, splits.val_x, splits.val_y, tcfg.eval_batch_size)
         m = {
             "epoch": epoch + 1,
@@ -257,6 +255,7 @@ def train_model(
             "val_acc": val["acc"],
             **{f"val_{k}": v for k, v in val.items() if k.startswith("recall_")},
             "seconds": round(time.time() - t0, 2),
+            "images_per_s": round(seen / max(t_train, 1e-9), 1),  # training images (incl. loading) per second
         }
         history.append(m)
         is_best = m["val_acc"] > best_acc
@@ -271,6 +270,7 @@ def train_model(
             "best_val_acc": best_acc,
             "best_epoch": best_epoch,
             "torch_rng": torch.get_rng_state(),
+            **({"grad_scaler": scaler.state_dict()} if scaler is not None else {}),
         }
         save_checkpoint(
             last_path,
@@ -290,6 +290,8 @@ def train_model(
             on_epoch_end(m)
     if start >= tcfg.epochs and progress:
         tqdm.write(f"{out}: all {tcfg.epochs} epochs already done")
+    del loader  # stops the persistent workers
+    model.to("cpu")  # callers profile, prune and export on the CPU
     model.eval()
     return TrainResult(
         out_dir=out,
@@ -301,6 +303,51 @@ def train_model(
         history=history,
         seconds=round(time.time() - t_call, 2),
     )
+
+
+class _Step:
+    """One optimisation step on the device: float32 on CPU/MPS; on CUDA autocast (+ grad scaling for fp16)."""
+
+    def __init__(self, model: nn.Module, opt: torch.optim.Optimizer, dev: Any, scaler: Any) -> None:
+        self.model, self.opt, self.dev, self.scaler = model, opt, dev, scaler
+        self.autocast = (
+            (lambda: torch.autocast("cuda", dtype=getattr(torch, dev.amp_dtype)))
+            if dev.amp_dtype else contextlib.nullcontext
+        )
+
+    def __call__(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(summed loss, correct count) of the batch, as device tensors (no host sync per step)."""
+        xb = xb.to(self.dev.torch, non_blocking=self.dev.pin_memory)
+        yb = yb.to(self.dev.torch, non_blocking=self.dev.pin_memory)
+        with self.autocast():
+            logits = self.model(xb)
+        loss = F.cross_entropy(logits.float(), yb)
+        self.opt.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.opt)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.opt.step()
+        return loss.detach() * len(yb), (logits.argmax(1) == yb).sum()
+
+
+def _run_epoch(bar: Any, step: _Step, t0: float) -> tuple[float, int, int]:
+    """Train over the epoch's batches; the bar shows running loss, accuracy and images/s (read from the device
+    every 10 batches, so a GPU is not stalled by a host sync each step)."""
+    loss_t = torch.zeros((), dtype=torch.float64, device=step.dev.torch)
+    correct_t = torch.zeros((), dtype=torch.int64, device=step.dev.torch)
+    seen = 0
+    for i, (xb, yb) in enumerate(bar):
+        loss, right = step(xb, yb)
+        loss_t += loss
+        correct_t += right
+        seen += len(yb)
+        if i % 10 == 0:
+            bar.set_postfix(loss=f"{loss_t.item() / seen:.4f}", acc=f"{correct_t.item() / seen:.4f}",
+                            img_s=f"{seen / max(time.time() - t0, 1e-9):.0f}")
+    return loss_t.item(), int(correct_t.item()), seen
 
 
 def _write_metrics(
