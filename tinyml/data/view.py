@@ -44,6 +44,12 @@ class ImageView:
         """A view of some of this view's rows (how a split is made without copying images)."""
         return ImageView(self.base, self.index[idx])
 
+    def __getattr__(self, name: str) -> Any:
+        """Other ndarray methods (astype, transpose, ...) work on the selected rows, read into memory."""
+        if name.startswith("_") or not hasattr(np.ndarray, name):
+            raise AttributeError(f"'ImageView' object has no attribute {name!r}")
+        return getattr(self[:], name)
+
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         out = self[:]
         return out if dtype is None else out.astype(dtype)
