@@ -190,3 +190,35 @@ def test_killed_sweep_resumes_without_redoing_points(tiny_base, tmp_path):
     assert len(done_after) == 6
     assert {k: done_after[k] for k in done_before} == done_before  # finished points were not redone
     assert len(list(csv.DictReader((out / "results.csv").open()))) == 6
+
+
+def _row(i: int, cut: int, x: float, acc: float, **kw) -> dict:
+    return {"id": f"p{i}", "method": "depth", "series": "depth / h", "cut": cut, "ram_bytes": x,
+            "int8_acc": acc, "latency_unit": "instructions", "board": "cortex-m", **kw}
+
+
+def test_plots_join_points_along_the_axis_draw_the_front_and_ring_the_chosen_point():
+    import matplotlib.pyplot as plt
+
+    from tinyml.sweep.plots import accuracy_figure, pareto_front
+
+    rows = [_row(0, 5, 300.0, 0.8), _row(1, 3, 100.0, 0.6), _row(2, 4, 200.0, 0.5),
+            {"id": "base", "method": "base", "series": "base", "ram_bytes": 400.0, "int8_acc": 0.85}]
+    fig = accuracy_figure(rows, "ram_bytes", "RAM", "int8_acc", "acc", "t", None, chosen="p0")
+    ax = fig.axes[0]
+    series = next(ln for ln in ax.lines if ln.get_label() == "depth / h")
+    assert list(series.get_xdata()) == [100.0, 200.0, 300.0]  # in RAM order, not id order (no zig-zag)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "chosen for the board: p0" in labels and any(t.startswith("Pareto front") for t in labels)
+    assert any(t.get_text() == "chosen: p0" for t in ax.texts)
+    plt.close(fig)
+    assert pareto_front([(100, 0.6), (200, 0.5), (300, 0.8), (400, 0.85)]) == [0, 2, 3]
+
+
+def test_latency_axis_says_what_the_number_is():
+    from tinyml.sweep.report import latency_axis
+
+    assert latency_axis([_row(0, 1, 1, 0.5)]) == (
+        "latency_mean", "instructions per inference (emulated on cortex-m, exact)")
+    real = _row(0, 1, 1, 0.5, latency_unit="cycles", board="nucleo-l4r5zi")
+    assert latency_axis([real]) == ("latency_ms", "ms on nucleo-l4r5zi (DWT cycles at its clock)")

@@ -215,10 +215,25 @@ class Pipeline:
             if row is None:
                 raise TinymlError(f"config {self.cfg.path}: 'select.point' {want!r} is not a sweep point "
                                   f"(points: {', '.join(r['id'] for r in rows)})")
-            return {**row, "why": "select.point in the config"}
-        row, why = choose_best(rows, self.cfg["select"]["max_drop_pts"])
-        print(f"chosen: {row['id']} ({why})", flush=True)
+            why = "select.point in the config"
+        else:
+            row, why = choose_best(rows, self.cfg["select"]["max_drop_pts"])
+            print(f"chosen: {row['id']} ({why})", flush=True)
+        self._ring_chosen(Path(sweep["results"]), rows, row["id"])
         return {**row, "why": why}
+
+    @staticmethod
+    def _ring_chosen(results: Path, rows: list[dict[str, Any]], chosen: str) -> None:
+        """Redraw the sweep's charts with the chosen point ringed, once per (sweep result, choice): a rerun
+        that reuses both rewrites nothing."""
+        from tinyml.sweep.report import write_plots
+
+        marker = results.parent / "chosen.txt"
+        stamp = f"{chosen} {results.stat().st_mtime_ns}\n"
+        if marker.exists() and marker.read_text() == stamp:
+            return
+        write_plots(results.parent, rows, chosen=chosen)
+        write_text_atomic(marker, stamp)
 
     def quantize(self, chosen: dict[str, Any]) -> dict[str, Any]:
         ckpt = Path(chosen["checkpoint"])

@@ -46,9 +46,10 @@ INT8_ACC = ("int8_acc", "int8 validation accuracy (TFLM)")
 PLOTS = [
     ("params_folded", "parameters (BN folded; magnitude: nonzero)", "acc_vs_params.png", *FLOAT_ACC),
     ("macs", "MACs per inference", "acc_vs_macs.png", *FLOAT_ACC),
-    ("latency_ms", "latency (ms at the board clock)", "acc_vs_latency.png", *INT8_ACC),
-    ("est_cycles_ms", "est. latency (ms at the board clock from est. cycles)", "acc_vs_est_cycles.png",
-     *INT8_ACC),
+    # latency axes say what the number is (see latency_axis): emulated instructions, or ms on the board
+    ("latency_mean", "", "acc_vs_latency.png", *INT8_ACC),
+    ("est_cycles_mean", "est. cycles per inference (an estimate, {rules} cost rules)",
+     "acc_vs_est_cycles.png", *INT8_ACC),
     ("ram_bytes", "linked firmware RAM (bytes: .data + .bss + stack)", "acc_vs_ram.png", *INT8_ACC),
     ("flash_bytes", "flash of the firmware (bytes)", "acc_vs_flash.png", *INT8_ACC),
 ]
@@ -186,18 +187,29 @@ def device_notes(rows: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def write_results(sweep_dir: str | Path, rows: list[dict[str, Any]], failed: list[dict[str, Any]],
-                  settings: dict[str, Any]) -> dict[str, Path]:
-    """Write results.{json,csv,md} and the PNG charts; return the paths written."""
+def latency_axis(rows: Sequence[dict[str, Any]]) -> tuple[str, str]:
+    """(x key, label) of the latency chart: exact instructions on an emulated board (its "ms" would only be
+    instructions at a nominal clock), milliseconds measured in core cycles on a real one."""
+    r = next((r for r in rows if r.get("latency_unit")), {})
+    board = r.get("board", "the board")
+    if r.get("latency_unit") == "instructions":
+        return "latency_mean", f"instructions per inference (emulated on {board}, exact)"
+    return "latency_ms", f"ms on {board} (DWT cycles at its clock)"
+
+
+def write_plots(sweep_dir: str | Path, rows: Sequence[dict[str, Any]],
+                chosen: str | None = None) -> list[str]:
+    """The PNG charts (file names written); `chosen` (a point id) is marked and labelled on each."""
     d = Path(sweep_dir)
-    written = {"json": d / "results.json", "csv": d / "results.csv", "md": d / "results.md"}
-    write_json_atomic(written["json"], {"settings": settings, "points": rows, "failed": failed})
-    write_csv_atomic(written["csv"], rows, _scalar_columns(rows))
     plots = []
     board = next((r.get("board") for r in rows if r.get("board")), None)
+    rules = next((r.get("cycle_rules") for r in rows if r.get("cycle_rules")), "TRM").split("/")[0]
     for key, label, name, y_key, y_label in PLOTS:
+        if key == "latency_mean":
+            key, label = latency_axis(rows)
+        label = label.format(rules=rules)
         title = f"Pruning sweep: {y_label.split(' (')[0]} vs {label.split(' (')[0]}"
-        if board and key in ("latency_ms", "est_cycles_ms", "ram_bytes", "flash_bytes"):
+        if board and key in ("est_cycles_mean", "ram_bytes", "flash_bytes"):
             title += f" on {board}"
         budget = None
         if key in BUDGETS:
@@ -205,9 +217,20 @@ def write_results(sweep_dir: str | Path, rows: list[dict[str, Any]], failed: lis
             size = next((r.get(size_key) for r in rows if r.get(size_key)), None)
             budget = (size, f"{budget_label} ({size:,} B)") if size else None
         if plot_accuracy(rows, key, label, d / name, y_key=y_key, y_label=y_label, title=title,
-                         budget=budget):
+                         budget=budget, chosen=chosen):
             plots.append(name)
-            written[name] = d / name
+    return plots
+
+
+def write_results(sweep_dir: str | Path, rows: list[dict[str, Any]], failed: list[dict[str, Any]],
+                  settings: dict[str, Any]) -> dict[str, Path]:
+    """Write results.{json,csv,md} and the PNG charts; return the paths written."""
+    d = Path(sweep_dir)
+    written = {"json": d / "results.json", "csv": d / "results.csv", "md": d / "results.md"}
+    write_json_atomic(written["json"], {"settings": settings, "points": rows, "failed": failed})
+    write_csv_atomic(written["csv"], rows, _scalar_columns(rows))
+    plots = write_plots(d, rows)
+    written.update({name: d / name for name in plots})
     write_text_atomic(written["md"], markdown(rows, failed, settings, plots))
     return written
 
