@@ -386,6 +386,9 @@ def _fully_connected(op: Operator, ins: list, y: Tensor) -> Iterator[Problem]:
         yield x, f"input of {x.size} values is not a multiple of the weights depth {depth}"
     elif y.size != x.size // depth * n:
         yield y, f"output of {y.size} values, expected {x.size // depth}x{n}"
+    elif not y.shape or y.shape[-1] != n:
+        # TFLM takes its batches from the output's other dimensions: [1, 6, 1] would read 6 input rows
+        yield y, f"output shape {list(y.shape)}: its last dimension must be the {n} output channels"
     yield from _per_channel(w, n, 0, "weights")
     yield from _bias(b, n)
     yield from _bias_scale(x, w, b, y)
