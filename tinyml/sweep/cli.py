@@ -60,12 +60,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="timed runs per input on the board (default 3; emulated counts are exact)")
     d.add_argument("--bench-inputs", type=int, default=2, metavar="N",
                    help="validation images run on the board and checked against TFLM (default 2)")
+    from tinyml.compile import patch
+
+    patch.add_arguments(d)
     d.add_argument("--calibration-samples", type=int, default=200, metavar="N",
                    help="training images calibrating the int8 activation ranges (default 200)")
 
 
 def device_options(args: argparse.Namespace, jobs: int) -> tuple[tuple[str, object], ...]:
     """The device stages' settings, checked up front (board file, port vs emulated board, parallelism)."""
+    from tinyml.compile.patch import parse_setting
     from tinyml.firmware.boards import DEFAULT_BOARD, load_board
 
     board = load_board(args.board or DEFAULT_BOARD)
@@ -83,7 +87,8 @@ def device_options(args: argparse.Namespace, jobs: int) -> tuple[tuple[str, obje
             raise UsageError(f"{flag} must be at least 1, got {n}")
     opts = {"board": str(board.path) if args.board and args.board.endswith(".toml") else board.name,
             "board_name": board.name, "port": args.port, "baud": args.baud, "bench_runs": args.bench_runs,
-            "bench_inputs": args.bench_inputs, "calibration_samples": args.calibration_samples}
+            "bench_inputs": args.bench_inputs, "calibration_samples": args.calibration_samples,
+            "patch": str(parse_setting(args.patch)), "patch_overhead": args.patch_overhead}
     return tuple(opts.items())
 
 

@@ -65,14 +65,16 @@ def build_stage(point: Point, ctx: Any, pdir: Path, record: dict[str, Any]) -> d
     out: dict[str, Any] = {"board": board.name, "flash_size": board.flash_size, "ram_size": board.ram_size,
                            "clock_hz": board.clock_hz}
     try:
-        elf = build_firmware(record["tflite"], board, pdir / "fw")
+        elf = build_firmware(record["tflite"], board, pdir / "fw", patch=ctx.option("patch", "off"),
+                             patch_overhead=ctx.option("patch_overhead"))
     except BudgetExceeded as e:
         needs = e.needs
         return {**out, "fits": False, "fit_error": str(e), "footprint_exact": needs.exact,
                 "flash_bytes": needs.flash_bytes or None, "ram_bytes": needs.ram_bytes or None}
     fp = image_footprint(elf)
     return {**out, "fits": True, "footprint_exact": True, "flash_bytes": fp.flash_bytes,
-            "ram_bytes": fp.ram_bytes, "elf": str(elf)}
+            "ram_bytes": fp.ram_bytes, "arena_bytes": fp.arena_bytes, "stack_bytes": fp.stack_bytes,
+            "patch": ctx.option("patch", "off"), "elf": str(elf)}
 
 
 def bench_inputs(ctx: Any, checkpoint: str, n: int) -> list[Any]:
@@ -111,7 +113,8 @@ def bench_stage(point: Point, ctx: Any, pdir: Path, record: dict[str, Any]) -> d
     inputs = bench_inputs(ctx, record["checkpoint"], int(ctx.option("bench_inputs", DEFAULT_BENCH_INPUTS)))
     r = bench_model(record["tflite"], board, runs=int(ctx.option("bench_runs", DEFAULT_BENCH_RUNS)),
                     warmup=int(ctx.option("warmup", DEFAULT_WARMUP)), inputs=inputs, build_dir=pdir / "fw",
-                    port=port, baud=ctx.option("baud"), cycles=not port and board.emulated)
+                    port=port, baud=ctx.option("baud"), cycles=not port and board.emulated,
+                    patch=ctx.option("patch", "off"), patch_overhead=ctx.option("patch_overhead"))
     write_json_atomic(pdir / "bench.json", r.to_json())
     write_text_atomic(pdir / "bench.txt", r.summary() + "\n")
     s = r.stats
