@@ -511,3 +511,22 @@ def test_a_device_running_another_model_is_refused(refdata, selftest_elf):  # no
 def test_real_board_without_port_is_refused(small_model):  # noqa: F811
     with pytest.raises(TinymlError, match="nucleo-f767zi is a real board: flash it .* and pass --port"):
         bench_model(small_model, "nucleo-f767zi")
+
+
+def test_bench_names_the_class_and_says_how_each_input_was_fed(tmp_path, refdata):
+    """Labels come from MODEL.json; a raw .bin is fed as-is and says so; an image says how it was prepared."""
+    from tinyml.device.inputs import load_inputs, predictions
+    from tinyml.tflm import TflmReference
+
+    model = tmp_path / "pd.tflite"
+    shutil.copy(refdata / "models" / "person_detect.tflite", model)
+    raw = [refdata / "images" / f"{n}_image_data.u8.bin" for n in ("person", "no_person")]
+    inputs = load_inputs([*raw, refdata / "images" / "person.bmp"], model)
+    assert inputs[0].how == "raw bytes, fed as-is (no preprocessing)"
+    assert inputs[2].how.startswith("image resized to 96x96 gray") and "no MODEL.json" in inputs[2].how
+    ref = TflmReference(model.read_bytes())
+    outputs = [np.asarray(ref.invoke(x.data), np.int8).tobytes() for x in inputs[:2]]
+    assert [lab for lab, _ in predictions(model, outputs)] == ["class 1", "class 0"]
+    (tmp_path / "pd.json").write_text(json.dumps({"preprocess": {"classes": ["no person", "person"]}}))
+    (person, p_score), (nobody, _) = predictions(model, outputs)
+    assert (person, nobody) == ("person", "no person") and 0.5 < p_score <= 1.0

@@ -27,20 +27,21 @@ def warn(msg: str) -> None:
     print(f"tinyml: warning: {msg}", file=sys.stderr)
 
 
-def decode_image(path: Path, resolution: int, channels: int) -> np.ndarray | None:
-    """HxWxC uint8 array, or None when the file cannot be decoded."""
+def decode_image(path: Path, resolution: int, channels: int, width: int | None = None) -> np.ndarray | None:
+    """HxWxC uint8 (H = resolution, W = width or resolution), or None when the file cannot be decoded."""
     from PIL import Image
 
     mode = "RGB" if channels == 3 else "L"
+    width = width or resolution
     try:
         with Image.open(path) as im:
             if im.format == "JPEG":
-                im.draft(mode, (resolution * 2, resolution * 2))  # let libjpeg downscale by 1/2..1/8 first
-            im = im.convert(mode).resize((resolution, resolution), Image.Resampling.BILINEAR)
+                im.draft(mode, (width * 2, resolution * 2))  # let libjpeg downscale by 1/2..1/8 first
+            im = im.convert(mode).resize((width, resolution), Image.Resampling.BILINEAR)
             arr = np.asarray(im, dtype=np.uint8)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return None
-    return arr.reshape(resolution, resolution, channels)
+    return arr.reshape(resolution, width, channels)
 
 
 def default_cache_dir(data_root: Path) -> Path:

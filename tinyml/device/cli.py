@@ -126,11 +126,13 @@ def run(args: argparse.Namespace) -> int:
         patch_overhead=args.patch_overhead,
     )
     print(r.summary())
+    doc = r.to_json()
+    print(prediction_table(model, r, inputs, doc))
     if args.cycles_listing and r.cycles is not None:
         write_text_atomic(args.cycles_listing, r.cycles.listing)
         print(f"wrote {args.cycles_listing}")
     if args.json:
-        write_json_atomic(args.json, r.to_json())
+        write_json_atomic(args.json, doc)
         print(f"wrote {args.json}")
     if not r.bit_exact:
         print("\n" + "!" * 78, file=sys.stderr)
@@ -143,3 +145,18 @@ def run(args: argparse.Namespace) -> int:
         print("!" * 78, file=sys.stderr)
         return 1
     return 0
+
+
+def prediction_table(model, result, inputs, doc: dict) -> str:
+    """What the model saw and said, per input (also added to the JSON's inputs[]): the device's output,
+    which TFLM's equals when bit-exact."""
+    from tinyml.device.inputs import predictions
+    from tinyml.report import format_table
+
+    preds = predictions(model, [x.output for x in result.inputs])
+    hows = [x.how for x in inputs] if inputs else ["random int8 bytes"] * len(preds)
+    rows = []
+    for entry, (label, score), how in zip(doc["inputs"], preds, hows):
+        entry.update({"predicted": label, "score": round(score, 4), "fed": how})
+        rows.append({"input": entry["name"], "predicted": label, "score": f"{score:.3f}", "fed as": how})
+    return "predictions (device output; labels from MODEL.json when present):\n" + format_table(rows)

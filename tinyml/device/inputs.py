@@ -1,8 +1,12 @@
 """Inputs for `tinyml bench`: image files preprocessed the way the model was trained, raw tensors, or random.
 
-Preprocessing comes from MODEL.json beside the .tflite when `tinyml quantize` wrote one (resolution, channels,
-color, input scale/zero point); otherwise it is inferred from the input tensor: HxWxC, gray for C=1 and RGB
-for C=3, and pixels mapped onto the tensor's real range ([0, 1] or [-1, 1]) then quantized.
+One preprocessing path: an image file is decoded exactly as training and the sweep decode their images
+(tinyml.data.images.decode_image: squashed to HxW with PIL's bilinear filter, RGB or "L" gray), then quantized
+as MODEL.json beside the .tflite records (`tinyml quantize`: int8 = uint8 - 128, the rule the sweep's bench
+inputs use too); without MODEL.json the pixels are mapped onto the input tensor's real range ([0, 1] or
+[-1, 1]).
+An int8 .npy or a raw .bin is fed as-is, and each input says which of these it was (`BenchInput.how`).
+After the run, `predictions` names the class each output picks (labels from MODEL.json's classes).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ class Preprocess:
 class BenchInput:
     name: str
     data: np.ndarray  # int8, flat, exactly the model's input bytes
+    how: str = ""  # what was fed: "image 96x96 RGB, int8 = uint8 - 128 (MODEL.json)", "raw bytes, as-is", ...
 
 
 def input_spec(shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -71,15 +76,12 @@ def preprocessing(model_path: Path, shape: tuple[int, ...], scale: float, zero_p
 
 
 def load_image(path: Path, pre: Preprocess) -> np.ndarray:
-    from PIL import Image
+    """Decoded as the training data is (one decoder for both), then quantized for the model's input."""
+    from tinyml.data.images import decode_image
 
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB" if pre.channels == 3 else "L")
-            im = im.resize((pre.width, pre.height), Image.Resampling.BILINEAR)
-            pixels = np.asarray(im, dtype=np.uint8)
-    except (OSError, ValueError, SyntaxError) as e:
-        raise TinymlError(f"{path}: cannot read the image ({e})") from None
+    pixels = decode_image(path, pre.height, pre.channels, pre.width)
+    if pixels is None:
+        raise TinymlError(f"{path}: cannot read the image")
     return pre.quantize(pixels).reshape(-1)
 
 
@@ -92,6 +94,7 @@ def load_input(
     if not path.exists():
         raise TinymlError(f"{path}: no such input file")
     suffix = path.suffix.lower()
+    how = "int8 .npy tensor, fed as-is"
     if suffix == ".npy":
         try:
             arr = np.load(path, allow_pickle=False)
@@ -105,8 +108,13 @@ def load_input(
         data = arr.reshape(-1)
     elif suffix in RAW_SUFFIXES:
         data = np.frombuffer(path.read_bytes(), dtype=np.int8)
+        how = "raw bytes, fed as-is (no preprocessing)"
     elif suffix in IMAGE_SUFFIXES:
-        data = load_image(path, preprocessing(model_path, shape, scale, zero_point))
+        pre = preprocessing(model_path, shape, scale, zero_point)
+        data = load_image(path, pre)
+        how = f"image resized to {pre.height}x{pre.width} {'RGB' if pre.channels == 3 else 'gray'}, " + (
+            "int8 = uint8 - 128 (MODEL.json)" if model_path.with_suffix(".json").exists()
+            else f"pixels -> [{pre.pixel_range[0]:g}, {pre.pixel_range[1]:g}] -> int8 (no MODEL.json)")
     else:
         raise TinymlError(
             f"{path}: unknown input type '{suffix}' (images {', '.join(IMAGE_SUFFIXES)}; int8 .npy; "
@@ -114,7 +122,7 @@ def load_input(
         )
     if data.size != nbytes:
         raise TinymlError(f"{path}: {data.size} values, the model input {list(shape)} takes {nbytes}")
-    return BenchInput(path.name, np.ascontiguousarray(data, dtype=np.int8))
+    return BenchInput(path.name, np.ascontiguousarray(data, dtype=np.int8), how)
 
 
 def load_inputs(paths: list[str | Path], model_path: Path) -> list[BenchInput]:
@@ -129,6 +137,33 @@ def load_inputs(paths: list[str | Path], model_path: Path) -> list[BenchInput]:
 def random_inputs(count: int, nbytes: int, seed: int = 0) -> list[BenchInput]:
     rng = np.random.default_rng(seed)
     return [
-        BenchInput(f"random #{i} (seed {seed})", rng.integers(-128, 128, nbytes, dtype=np.int8))
+        BenchInput(f"random #{i} (seed {seed})", rng.integers(-128, 128, nbytes, dtype=np.int8),
+                   "random int8 bytes")
         for i in range(count)
     ]
+
+
+def class_labels(model_path: Path, n: int) -> list[str]:
+    """The classes MODEL.json records (`tinyml quantize`), else "class 0", "class 1", ..."""
+    meta = model_path.with_suffix(".json")
+    try:
+        classes = json.loads(meta.read_text()).get("preprocess", {}).get("classes") if meta.exists() else None
+    except (json.JSONDecodeError, AttributeError):
+        classes = None
+    return list(classes) if classes and len(classes) == n else [f"class {i}" for i in range(n)]
+
+
+def predictions(model_path: Path, outputs: list[bytes]) -> list[tuple[str, float]]:
+    """(label, score) per output: the arg-max class and its dequantized output (after softmax: a
+    probability)."""
+    from tinyml.compile import tflite
+
+    m = tflite.load(model_path)
+    t = m.tensors[m.outputs[0]]
+    out = []
+    for raw in outputs:
+        q = np.frombuffer(raw, np.int8)
+        labels = class_labels(model_path, q.size)
+        k = int(np.argmax(q))
+        out.append((labels[k], float(t.scale * (int(q[k]) - t.zero_point))))
+    return out
