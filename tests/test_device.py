@@ -530,3 +530,18 @@ def test_bench_names_the_class_and_says_how_each_input_was_fed(tmp_path, refdata
     (tmp_path / "pd.json").write_text(json.dumps({"preprocess": {"classes": ["no person", "person"]}}))
     (person, p_score), (nobody, _) = predictions(model, outputs)
     assert (person, nobody) == ("person", "no person") and 0.5 < p_score <= 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,off_max,auto_max", [("person_detect", 49_152, 32_768),
+                                                     ("vww_96_int8", 65_536, 49_152)])
+def test_patch_auto_meets_the_linked_ram_targets(refdata, artifacts, name, off_max, auto_max):
+    """Issue 17: linked ram_bytes on cortex-m, bit-exact, patches within 15% more instructions."""
+    model = refdata / "models" / f"{name}.tflite"
+    res = {p: bench_model(model, "cortex-m", runs=1, warmup=0, random=1, patch=p,
+                          build_dir=artifacts / f"patch-{name}-{p}") for p in ("off", "auto")}
+    assert all(r.bit_exact for r in res.values())
+    assert res["off"].ram_bytes <= off_max and res["auto"].ram_bytes <= auto_max
+    assert res["auto"].arena_bytes < res["off"].arena_bytes
+    assert res["auto"].counts[0] <= 1.15 * res["off"].counts[0]
+    assert 0 < res["auto"].stack_peak_bytes < res["auto"].stack_bytes
