@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import os
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from tinyml.cliargs import add_model, add_out
 from tinyml.data import SPEC_HELP
@@ -47,6 +49,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="torch threads per point (default: all cores, split between --jobs)")
     add_device_arguments(p, workers_default="min(4, cores / jobs - 1)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    r = p.add_argument_group("where points run")
+    r.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local: this machine (--jobs processes); ray: one Ray task per point on a cluster "
+                        "(default local)")
+    r.add_argument("--ray-address", default=None, metavar="HOST:PORT",
+                   help="the Ray cluster's head (its GCS port, 6379 by default), or auto: RAY_ADDRESS or the "
+                        "cluster started on this machine with `ray start --head` (default auto)")
+    r.add_argument("--max-retries", type=int, default=None, metavar="N",
+                   help="with --executor ray: reruns of a point whose worker process or node died "
+                        "(default 3); a point that fails by itself is not retried")
     d = p.add_argument_group("device stages (int8 quantize, build, run on the board)")
     d.add_argument("--host-only", action="store_true",
                    help="stop after training and profiling: no int8 model, firmware or board run")
@@ -65,6 +77,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     patch.add_arguments(d)
     d.add_argument("--calibration-samples", type=int, default=200, metavar="N",
                    help="training images calibrating the int8 activation ranges (default 200)")
+
+
+def check_executor(args: argparse.Namespace) -> None:
+    """Flags of one executor given to the other are mistakes: say so instead of ignoring them."""
+    if args.executor == "local":
+        for flag, v in (("--ray-address", args.ray_address), ("--max-retries", args.max_retries)):
+            if v is not None:
+                raise UsageError(f"{flag} is for --executor ray")
+        return
+    if args.jobs != 1:
+        raise UsageError("--jobs is for --executor local; on Ray each point is a task and the cluster's "
+                          "CPUs set how many run at once (--threads sets the CPUs per point)")
+    if args.max_retries is not None and args.max_retries < 0:
+        raise UsageError(f"--max-retries must be at least 0, got {args.max_retries}")
 
 
 def device_options(args: argparse.Namespace, jobs: int) -> tuple[tuple[str, object], ...]:
@@ -107,28 +133,23 @@ def check_same_board(out: Path, options: tuple[tuple[str, object], ...]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from tinyml.models import read_checkpoint_file
     from tinyml.prune.cli import data_settings, resolve_base, split_warning
     from tinyml.sweep.points import make_points, parse_cuts, parse_sparsities
     from tinyml.sweep.report import collect, terminal_table, write_results
-    from tinyml.sweep.runner import (
-        DEVICE_STAGES,
-        HOST_STAGES,
-        SweepContext,
-        check_sweep_dir,
-        is_finished,
-        read_record,
-        record_path,
-        run_points,
-    )
+    from tinyml.sweep.runner import DEVICE_STAGES, HOST_STAGES, SweepContext, check_sweep_dir
     from tinyml.train.cli import start_device
     from tinyml.train.device import default_workers
 
     if args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
-    print(start_device(args.device, args.workers), flush=True)
+    check_executor(args)
+    if args.executor == "ray":  # the nodes pick their device: the driver may have no GPU at all
+        start_device("cpu", args.workers)
+        print(f"device: {args.device} on the Ray cluster's nodes"
+              + (" (each point asks for one GPU)" if args.device.startswith("cuda") else ""), flush=True)
+    else:
+        print(start_device(args.device, args.workers), flush=True)
     workers = args.workers
     if workers is None and args.jobs > 1:  # the cores are shared between the parallel points
         workers = default_workers(max(1, (os.cpu_count() or 1) // args.jobs))
@@ -160,21 +181,17 @@ def run(args: argparse.Namespace) -> int:
         print(warn)
     n_depth = len(points) - 1 - len(sparsities)
     where = "host only" if args.host_only else f"measured on {ctx.option('board_name')}"
+    how = (f"{args.jobs} job(s)" if args.executor == "local" else
+           f"Ray cluster {args.ray_address or 'auto'}, {ctx.threads or 1} CPU(s) per point")
     print(f"sweep of {len(points)} points ({n_depth} depth, {len(sparsities)} magnitude, + base) on "
-          f"{ctx.data}, {ctx.epochs} epochs each, {where}, {args.jobs} job(s) -> {args.out}")
+          f"{ctx.data}, {ctx.epochs} epochs each, {where}, {how} -> {args.out}")
 
-    bar = tqdm(total=len(points), desc="sweep", unit="point", disable=args.quiet)
+    with ExitStack() as session:
+        if args.executor == "ray":  # joined before the bar starts: a wrong address is one clean line
+            from tinyml.sweep.ray_executor import connected
 
-    def done(rec: dict) -> None:
-        bar.write(f"{rec['id']}: {point_status(rec)}")
-        bar.update(1)
-
-    finished = sum(is_finished(read_record(record_path(ctx, p)), ctx.stages) for p in points)
-    if finished:
-        bar.write(f"{finished} point(s) already finished in {args.out}: skipped")
-        bar.update(finished)
-    records = run_points(points, ctx, jobs=args.jobs, on_done=done)
-    bar.close()
+            session.enter_context(connected(args.ray_address or "auto"))
+        records = run_with_bar(points, ctx, args)
     rows, failed = collect(ctx.out, ctx.settings(), ctx.stages)
     written = write_results(ctx.out, rows, failed, ctx.settings())
     print(terminal_table(rows))
@@ -196,6 +213,39 @@ def run(args: argparse.Namespace) -> int:
               + ", ".join(r["id"] for r in bad))
         return 1
     return 0
+
+
+def run_with_bar(points: list, ctx: Any, args: argparse.Namespace) -> list[dict]:
+    """Run the unfinished points on the chosen executor under one progress bar (a line per point event)."""
+    from tqdm import tqdm
+
+    from tinyml.sweep.runner import is_finished, read_record, record_path, run_points
+
+    bar = tqdm(total=len(points), desc="sweep", unit="point", disable=args.quiet)
+
+    def done(rec: dict) -> None:
+        bar.write(f"{rec['id']}: {point_status(rec)}")
+        bar.update(1)
+
+    def status(point_id: str, text: str, counts: dict[str, int]) -> None:
+        if text.startswith("on "):
+            bar.write(f"{point_id}: {text}")
+        bar.set_postfix_str(", ".join(f"{v} {k}" for k, v in counts.items() if v), refresh=True)
+
+    finished = sum(is_finished(read_record(record_path(ctx, p)), ctx.stages) for p in points)
+    if finished:
+        bar.write(f"{finished} point(s) already finished in {args.out}: skipped")
+        bar.update(finished)
+    try:
+        if args.executor == "ray":
+            from tinyml.sweep.ray_executor import DEFAULT_MAX_RETRIES, run_points_ray
+
+            retries = DEFAULT_MAX_RETRIES if args.max_retries is None else args.max_retries
+            return run_points_ray(points, ctx, address=args.ray_address or "auto", max_retries=retries,
+                                  on_done=done, on_status=status)
+        return run_points(points, ctx, jobs=args.jobs, on_done=done)
+    finally:
+        bar.close()
 
 
 def point_status(rec: dict) -> str:

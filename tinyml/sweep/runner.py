@@ -147,10 +147,27 @@ def _splits(data: str, resolution: int, channels: int, val_fraction: float, seed
                        cache_dir=Path(cache_dir) if cache_dir else None, limit=limit, progress=progress)
 
 
+# Splits an executor shipped to this process (a cluster node without the data files), by _splits_key.
+_SHIPPED: dict[tuple, Any] = {}
+
+
+def _splits_key(ctx: SweepContext, resolution: int, channels: int) -> tuple:
+    return (ctx.data, resolution, channels, ctx.val_fraction, ctx.seed, ctx.limit)
+
+
 def splits_for(ctx: SweepContext, cfg: Any) -> Any:
     """The sweep's data at the model's input size (decoded once per process, shared by its points)."""
-    return _splits(ctx.data, cfg.resolution, cfg.channels, ctx.val_fraction, ctx.seed, ctx.limit,
-                   ctx.cache_dir, ctx.progress)
+    key = _splits_key(ctx, cfg.resolution, cfg.channels)
+    if key in _SHIPPED:
+        return _SHIPPED[key]
+    return _splits(*key, ctx.cache_dir, ctx.progress)
+
+
+def use_splits(ctx: SweepContext, model_config: dict[str, Any], fetch: Callable[[], Any]) -> None:
+    """Make `splits_for` answer with shipped data (fetched once per process) instead of reading files."""
+    key = _splits_key(ctx, model_config["resolution"], model_config["channels"])
+    if key not in _SHIPPED:
+        _SHIPPED[key] = fetch()
 
 
 def run_point(point: Point, ctx: SweepContext) -> dict[str, Any]:
