@@ -49,6 +49,8 @@ GOOD = '[data]\nspec = "synthetic:200"\n'
     ('[data]\nspec = "synthetic"\n[bench]\ninputs = ["missing.jpg"]\n', "'bench.inputs[0]' 'missing.jpg'"),
     ('[data]\nspec = "synthetic"\n[select]\npoint = "cut5"\n', "'select.point' must be"),
     ('[data\nspec = "synthetic"\n', "not valid TOML"),
+    ('[data]\nspec = "synthetic"\n[run]\nexecutor = "slurm"\n', "'run.executor' must be"),
+    ('[data]\nspec = "synthetic"\n[run]\nray_address = "auto"\n', "'run.ray_address' is for run.executor"),
 ])
 def test_config_errors_are_one_line_naming_the_key(tmp_path, capsys, monkeypatch, text, message):
     monkeypatch.chdir(tmp_path)
@@ -84,6 +86,19 @@ def test_example_configs_are_valid(tmp_path, monkeypatch):
         for key in keys:
             assert f"\n{key} =" in text or f"# {key} =" in text, f"{section}.{key}"
     assert full["train"]["epochs"] == 50
+
+
+def test_ray_executor_reaches_the_sweep(tmp_path):
+    """[run] executor = "ray" runs the pipeline's sweep on the Ray cluster at ray_address."""
+    from tinyml.pipeline.stages import Pipeline
+
+    path = write(tmp_path, GOOD + '[run]\nexecutor = "ray"\nray_address = "10.0.0.5:6379"\njobs = 2\n')
+    argv = Pipeline(load_config(path))._sweep_argv("base.pt", tmp_path / "sweep")
+    assert argv[argv.index("--executor") + 1] == "ray"
+    assert argv[argv.index("--ray-address") + 1] == "10.0.0.5:6379"
+    assert argv[argv.index("--jobs") + 1] == "1"  # the cluster, not jobs, sets the parallelism
+    argv = Pipeline(load_config(write(tmp_path, GOOD)))._sweep_argv("base.pt", tmp_path / "sweep")
+    assert "--executor" not in argv
 
 
 TINY = """

@@ -18,7 +18,8 @@ from tinyml.errors import TinymlError
 SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
     "run": {"dir": ((str,), "runs/pipeline"), "board": ((str,), "cortex-m"), "port": ((str,), None),
             "baud": ((int,), None), "jobs": ((int,), 1), "threads": ((int,), None),
-            "device": ((str,), "auto"), "workers": ((int,), None), "quiet": ((bool,), False)},
+            "device": ((str,), "auto"), "workers": ((int,), None), "quiet": ((bool,), False),
+            "executor": ((str,), "local"), "ray_address": ((str,), None)},
     "data": {"spec": ((str,), None), "seed": ((int,), 0), "val_fraction": ((float, int), 0.1),
              "limit": ((int,), None), "cache_dir": ((str,), None)},
     "train": {"epochs": ((int,), 50), "alpha": ((float, int), 0.25), "resolution": ((int,), 96),
@@ -129,6 +130,11 @@ def _check_values(cfg: Config) -> None:
     if cfg["run"]["device"] not in DEVICES:
         raise TinymlError(f"{where}: 'run.device' must be one of {', '.join(DEVICES)}, "
                           f"got {cfg['run']['device']!r}")
+    run = cfg["run"]
+    if run["executor"] not in ("local", "ray"):
+        raise TinymlError(f"{where}: 'run.executor' must be \"local\" or \"ray\", got {run['executor']!r}")
+    if run["ray_address"] is not None and run["executor"] != "ray":
+        raise TinymlError(f"{where}: 'run.ray_address' is for run.executor = \"ray\"")
     if not 0 < cfg["data"]["val_fraction"] < 1:
         raise TinymlError(f"{where}: 'data.val_fraction' must be between 0 and 1, "
                           f"got {cfg['data']['val_fraction']}")

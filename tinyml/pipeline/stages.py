@@ -161,10 +161,12 @@ class Pipeline:
 
     def _sweep_argv(self, base: str, out: Path) -> list[str]:
         s, d, r = self.cfg["sweep"], self.cfg["data"], self.cfg["run"]
-        jobs = 1 if r["port"] else r["jobs"]
+        jobs = 1 if r["port"] or r["executor"] == "ray" else r["jobs"]
         argv = ["sweep", "--base", base, "--out", str(out), "--cuts", sweep_list_text(s["cuts"]),
                 "--head", sweep_list_text(s["heads"]), "--epochs", str(s["epochs"]),
                 "--batch-size", str(s["batch_size"]), "--data", d["spec"], "--jobs", str(jobs)]
+        if r["executor"] == "ray":
+            argv += ["--executor", "ray", "--ray-address", r["ray_address"] or "auto"]
         argv += ["--magnitude", sweep_list_text(s["magnitude"])] if s["magnitude"] else []
         argv += ["--unfreeze"] if s["unfreeze"] else []
         argv += [] if s["augment"] else ["--no-augment"]

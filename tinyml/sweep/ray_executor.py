@@ -137,8 +137,10 @@ class Shipment:
 def tinyml_sweep_point(fields: dict[str, Any], ctx: SweepContext, ship: Shipment, files: Files) -> dict:
     """One point on a Ray worker: unpack into a temp dir, run `run_point`, send the point's files back."""
     import ray
+    import torch
 
     from tinyml.sweep.runner import run_point, use_splits
+    from tinyml.train.device import default_workers
 
     point = Point.from_fields(fields)
     here = f"{ray.util.get_node_ip_address()}/{ray.get_runtime_context().get_node_id()[:8]}"
@@ -153,7 +155,11 @@ def tinyml_sweep_point(fields: dict[str, Any], ctx: SweepContext, ship: Shipment
         base.write_bytes(ray.get(ship.base))
         if ship.base_metrics is not None:
             (base.parent / "metrics.json").write_bytes(ship.base_metrics)
-        wctx = replace(ctx, base=str(base), out=str(Path(tmp) / "sweep"), cache_dir=None, progress=False)
+        threads = point_resources(ctx)["num_cpus"]  # use exactly the CPUs the task was given
+        torch.set_num_threads(threads)
+        workers = ctx.workers if ctx.workers is not None else default_workers(threads)  # within those CPUs
+        wctx = replace(ctx, base=str(base), out=str(Path(tmp) / "sweep"), cache_dir=None, progress=False,
+                       threads=threads, workers=workers)
         here_dir, there_dir = point_dir(wctx, point), point_dir(ctx, point)
         inbound = [(str(there_dir), str(here_dir)), (ctx.base, wctx.base)]
         for rel, data in relocate(files, inbound).items():
