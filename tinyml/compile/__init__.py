@@ -32,19 +32,21 @@ def analyze(
     planner.check_bounds(layers, plan_off, model)  # the kernels' extents, on the layer-by-layer plan
     plans = {}
 
-    def arena_of(p):
+    def arena_of(p):  # candidates are compared on quick plans; the chosen one gets the full planner
         if p is None:
             return plan_off.arena_bytes
         key = (p.stage, p.n)
         if key not in plans:
-            plans[key] = planner.plan(patch.planning_layers(layers, model, p), model)
+            plans[key] = planner.plan(patch.planning_layers(layers, model, p), model, tries=10)
         return plans[key].arena_bytes
 
     chosen = patch.choose(layers, model, patch_setting, overhead, arena_of)
     if chosen is None:
         return Compiled(model, tuple(layers), plan_off, name)
-    arena_of(chosen)
-    return Compiled(model, tuple(layers), plans[(chosen.stage, chosen.n)], name, chosen, plan_off)
+    final = planner.plan(patch.planning_layers(layers, model, chosen), model)
+    if final.arena_bytes >= plan_off.arena_bytes and patch_setting == "auto":
+        return Compiled(model, tuple(layers), plan_off, name)
+    return Compiled(model, tuple(layers), final, name, chosen, plan_off)
 
 
 def compile_tflite(
