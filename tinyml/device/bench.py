@@ -133,7 +133,7 @@ class BenchResult:
         return count / self.clock_hz * 1e3
 
     def to_json(self) -> dict:
-        """The `--json` document; its schema is documented in the README (section bench)."""
+        """The `--json` document; its schema is documented in docs/guide.md (section bench)."""
         s = self.stats
         doc = {
             "schema": SCHEMA,

@@ -82,7 +82,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="with --cycles: write every executed address of the model (mean per run) with its count, taken "
         "branches, flash reads, est. cycles and disassembly, by function (for kernel tuning)",
     )
-    add_out(p, "PATH.json", "write the full result as JSON (schema in the README)", dest="json",
+    add_out(p, "PATH.json", "write the full result as JSON (schema: docs/guide.md, bench)", dest="json",
             aliases=("--json",))
     p.add_argument(
         "--build-dir",
