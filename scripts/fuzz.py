@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from collections import Counter
@@ -106,6 +107,7 @@ def compiled_campaign(m: int, corpus: Path) -> dict:
             k += 1
     finally:
         tflm.close()
+        shutil.rmtree(work, ignore_errors=True)
     return {"compiled": checked, "seconds": round(time.monotonic() - t0, 1), **counts}
 
 
