@@ -346,7 +346,7 @@ def _run_epoch(bar: Any, step: _Step, t0: float) -> tuple[float, int, int]:
         seen += len(yb)
         if i % 10 == 0:
             bar.set_postfix(loss=f"{loss_t.item() / seen:.4f}", acc=f"{correct_t.item() / seen:.4f}",
-                            img_s=f"{seen / max(time.time() - t0, 1e-9):.0f}")
+                            img_s=f"{seen / max(time.time() - t0, 1e-9):.0f}", refresh=False)
     return loss_t.item(), int(correct_t.item()), seen
 
 
