@@ -204,26 +204,29 @@ __attribute__((naked, noinline)) static void dot3x2_half(UNUSED const int32_t *s
 /* The whole 3-pixel product of a TINYML_FULL_RELU layer in one asm routine: for every pair of output channels,
  * the biases, the depth loop (twelve groups of 4 depth values per pass: 1 KB of code, longer passes would cost
  * flash for under 0.01 cycles/MAC), the requantization and the six stores: no call, push or pop per pair and no
- * accumulator round trip through memory. The arguments stay in this struct (on the caller's stack); the routine
- * advances w, ch and y as it goes. */
+ * accumulator round trip through memory. The routine copies this struct into its stack frame once (LDM, PUSH) and
+ * keeps the weight stream in r1 across pairs (the pairs' weights follow each other). */
 typedef struct {
-    const int32_t *s;            /* [0]  widened vectors (tinyml_mat3_s8) */
-    const int8_t *w;             /* [4]  weights of the next pair of channels */
-    const tinyml_channel_t *ch;  /* [8]  its channel table rows */
-    int8_t *y[3];                /* [12] where its outputs go, per pixel */
-    int32_t pairs;               /* [24] pairs left */
-    int32_t iters;               /* [28] passes of twelve groups per pair: (groups + 11) / 12 */
-    int32_t skip;                /* [32] groups the first pass leaves out: (12 - groups % 12) % 12 */
+    const int32_t *s_end;           /* [sp, #0]  end of the widened vectors: the last pass ends there */
+    const int32_t *s;               /* [sp, #4]  widened vectors (tinyml_mat3_s8) */
+    int32_t skip;                   /* [sp, #8]  groups the first pass leaves out: (12 - groups % 12) % 12;
+                                                 replaced by the entry address */
+    const tinyml_channel_t *ch;     /* [sp, #12] channel table rows of the next pair */
+    int8_t *ya;                     /* [sp, #16] where its outputs go for pixel a */
+    int32_t db, dc;                 /* [sp, #20] yb - ya, [sp, #24] yc - ya (bytes) */
+    const tinyml_channel_t *ch_end; /* [sp, #28] ch + out_c: no pair left */
+    int32_t pad;                    /* [sp, #32] keeps sp 8-byte aligned */
 } pw3x2_args_t;
 
 /* Cortex-M4 cycles (CYCLES.md rules) per group (4 depth values x 2 channels x 3 pixels = 24 MACs): four LDRs
- * back to back (5: each one after the first pipelines), 4 SXTB16, 2 LDRD (6), 12 SMLAD = 27; dot3x2's LDRD
- * pairs take 28. Per pass the counter on the stack (LDR, SUBS, STR, BNE: 7, over 288 MACs); per pair about 85
- * (biases, the entry jump, 6 requantizations, the stores, pointer bookkeeping). All 14 registers hold the
- * accumulators (r4-r9), the widened weight halves (r2, r3, r10, r11), two activation words (r12, lr) and the two
- * streams (r0 = s, r1 = w), hence the counter in memory. Every group is 88 bytes of 32-bit instructions (checked
- * at assembly), so a pair enters its first pass `skip` groups late by a computed jump, not a remainder loop. */
-__attribute__((naked, noinline)) static void pw3x2_relu(UNUSED const pw3x2_args_t *a) {
+ * back to back (5: each one after the first pipelines), 4 SXTB16, 2 LDRD (6), 12 SMLAD = 27 (1.125 per MAC, the
+ * floor of this block). Per pass the end test against s_end on the stack (LDR, CMP, BNE: 6 taken, over 288
+ * MACs); per pair 64: biases and the entry jump 12, six requantizations 18 with their parameters 6, six stores,
+ * output and channel pointers through the frame 18. All 14 registers hold the accumulators (r4-r9), the widened
+ * weight halves (r2, r3, r10, r11), two activation words (r12, lr) and the two streams (r0 = s, r1 = w), hence
+ * the state in the frame. Every group is 88 bytes of 32-bit instructions (checked at assembly), so a pair enters
+ * its first pass `skip` groups late by a computed jump, not a remainder loop. */
+__attribute__((naked, noinline)) static void pw3x2_relu(UNUSED const pw3x2_args_t *a, UNUSED const int8_t *w) {
 #define PW_GROUP                           \
     "ldr    r2, [r1], #4\n\t"             \
     "ldr    r3, [r1], #4\n\t"             \
@@ -247,67 +250,64 @@ __attribute__((naked, noinline)) static void pw3x2_relu(UNUSED const pw3x2_args_
     "smlad  r8, lr, r10, r8\n\t"          \
     "smlad  r9, r12, r3, r9\n\t"          \
     "smlad  r9, lr, r11, r9\n\t"
-/* requantize acc (TINYML_FULL_RELU: SMMLAR by M in r0 plus radd in r2, >> rshift in r1, saturate) */
-#define PW_RQ(acc) TINYML_RQ_MUL_RELU(acc, "r0", "", "r2") \
-                   "asr    " acc ", " acc ", r1\n\t" "ssat   " acc ", #8, " acc "\n\t"
+/* requantize acc (TINYML_FULL_RELU: SMMLAR by M in r0 plus radd in r3, >> rshift in r2, saturate) */
+#define PW_RQ(acc) TINYML_RQ_MUL_RELU(acc, "r0", "", "r3") \
+                   "asr    " acc ", " acc ", r2\n\t" "ssat   " acc ", #8, " acc "\n\t"
     __asm__ volatile(
         "push   {r4-r11, lr}\n\t"
-        "sub    sp, sp, #12\n\t"               /* [sp] pass counter, [sp, #4] args, [sp, #8] entry */
-        "str    r0, [sp, #4]\n\t"
-        "ldr    r2, [r0, #32]\n\t"             /* entry = top + skip * 88 bytes (checked below) */
-        "movs   r3, #88\n\t"
-        "muls   r2, r3, r2\n\t"
-        "adr    r3, 2f\n\t"
-        "add    r3, r3, r2\n\t"
+        "ldm    r0, {r2-r10}\n\t"
+        "push   {r2-r10}\n\t"                 /* the frame: the struct above */
+        "movs   r3, #88\n\t"                  /* entry = top + skip * 88 bytes (checked below) */
+        "muls   r4, r3, r4\n\t"
+        "adr.n  r3, 2f\n\t"                   /* 16 bits: 2f is word-aligned */
+        "add    r3, r3, r4\n\t"
         "str    r3, [sp, #8]\n\t"
-        "1:\n\t"                               /* per pair of channels; r0 = args */
-        "ldr    r3, [r0, #8]\n\t"              /* ch */
-        "ldr    r2, [r0, #28]\n\t"             /* iters */
-        "ldr    r4, [r3]\n\t"                  /* doubled biases of both channels */
-        "ldr    r5, [r3, #16]\n\t"
-        "str    r2, [sp]\n\t"
+        "mov    r12, r5\n\t"                  /* ch */
+        "1:\n\t"                              /* per pair of channels: r12 = ch, r1 = its weights */
+        "ldr    r4, [r12]\n\t"                /* doubled biases of both channels */
+        "ldr    r5, [r12, #16]\n\t"
+        "ldr    r0, [sp, #4]\n\t"             /* s */
+        "ldr    r3, [sp, #8]\n\t"             /* entry */
         "mov    r6, r4\n\t"
         "mov    r7, r5\n\t"
         "mov    r8, r4\n\t"
         "mov    r9, r5\n\t"
-        "ldrd   r2, r1, [r0]\n\t"              /* s, w */
-        "ldr    r3, [sp, #8]\n\t"
-        "mov    r0, r2\n\t"
         "mov    pc, r3\n\t"
+        ".p2align 2\n\t"                      /* (padding never runs: after the jump) */
         "2:\n\t" PW_GROUP "3:\n\t"
         ".if 3b - 2b - 88\n\t.error \"pw3x2_relu: a group is not 88 bytes\"\n\t.endif\n\t"
         PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP
-        "ldr    r2, [sp]\n\t"
-        "subs   r2, r2, #1\n\t"
-        "str    r2, [sp]\n\t"
+        "ldr    r2, [sp]\n\t"                 /* s_end: another pass? */
+        "cmp    r0, r2\n\t"
         "bne    2b\n\t"
-        "ldr    r12, [sp, #4]\n\t"             /* args: store w, requantize and store the six outputs */
-        "ldr    r3, [r12, #8]\n\t"
-        "str    r1, [r12, #4]\n\t"
-        "ldrd   r0, r1, [r3, #4]\n\t"          /* channel 0: M, rshift, radd */
-        "ldr    r2, [r3, #12]\n\t"
+        "ldr    r12, [sp, #12]\n\t"           /* ch, ya; channel 0: M, rshift, radd (loads back to back) */
+        "ldr    lr, [sp, #16]\n\t"
+        "ldr    r0, [r12, #4]\n\t"
+        "ldr    r2, [r12, #8]\n\t"
+        "ldr    r3, [r12, #12]\n\t"
         PW_RQ("r4") PW_RQ("r6") PW_RQ("r8")
-        "ldrd   r0, r1, [r3, #20]\n\t"         /* channel 1 */
-        "ldr    r2, [r3, #28]\n\t"
-        PW_RQ("r5") PW_RQ("r7") PW_RQ("r9")
-        "add    r3, r3, #32\n\t"
-        "str    r3, [r12, #8]\n\t"
-        "ldrd   r10, r11, [r12, #12]\n\t"      /* ya, yb */
-        "ldr    lr, [r12, #20]\n\t"            /* yc */
-        "strb   r5, [r10, #1]\n\t"
-        "strb   r4, [r10], #2\n\t"
-        "strb   r7, [r11, #1]\n\t"
-        "strb   r6, [r11], #2\n\t"
-        "strb   r9, [lr, #1]\n\t"
-        "strb   r8, [lr], #2\n\t"
-        "strd   r10, r11, [r12, #12]\n\t"
-        "str    lr, [r12, #20]\n\t"
+        "ldr    r0, [r12, #20]\n\t"           /* channel 1; yb - ya, yc - ya */
         "ldr    r2, [r12, #24]\n\t"
-        "mov    r0, r12\n\t"
-        "subs   r2, r2, #1\n\t"
-        "str    r2, [r12, #24]\n\t"
+        "ldr    r3, [r12, #28]\n\t"
+        "ldr    r10, [sp, #20]\n\t"
+        "ldr    r11, [sp, #24]\n\t"
+        "add    r10, r10, lr\n\t"
+        "add    r11, r11, lr\n\t"
+        PW_RQ("r5") PW_RQ("r7") PW_RQ("r9")
+        "strb   r4, [lr]\n\t"
+        "strb   r5, [lr, #1]\n\t"
+        "strb   r6, [r10]\n\t"
+        "strb   r7, [r10, #1]\n\t"
+        "strb   r8, [r11]\n\t"
+        "strb   r9, [r11, #1]\n\t"
+        "add    lr, lr, #2\n\t"
+        "add    r12, r12, #32\n\t"
+        "ldr    r2, [sp, #28]\n\t"            /* ch_end */
+        "str    lr, [sp, #16]\n\t"
+        "str    r12, [sp, #12]\n\t"
+        "cmp    r12, r2\n\t"
         "bne    1b\n\t"
-        "add    sp, sp, #12\n\t"
+        "add    sp, sp, #36\n\t"
         "pop    {r4-r11, pc}\n\t");
 #undef PW_RQ
 #undef PW_GROUP
@@ -358,8 +358,10 @@ TINYML_KERNEL void tinyml_mat3_s8(const int8_t *xa, const int8_t *xb, const int8
     s = (int32_t *)scratch;
     const int8_t *w = (const int8_t *)__builtin_assume_aligned(weights, 4);
     if (tinyml_rq_mode(q) == TINYML_FULL_RELU) {
-        pw3x2_args_t a = {s, w, q->ch, {ya, yb, yc}, out_c / 2, (groups + 11) / 12, (12 - groups % 12) % 12};
-        pw3x2_relu(&a);
+        const pw3x2_args_t a = {s + 6 * groups, s, (12 - groups % 12) % 12, q->ch, ya,
+                                (int32_t)((uintptr_t)yb - (uintptr_t)ya), (int32_t)((uintptr_t)yc - (uintptr_t)ya),
+                                q->ch + out_c, 0};
+        pw3x2_relu(&a, w);
     } else {
         mat3(s, groups, w, out_c, q, ya, yb, yc);
     }
