@@ -90,32 +90,34 @@ static void pixel_plain(const depthwise_conv2d_params_t *p, const tinyml_dw_grou
     "smlatt %[a2], %[v], %[we], %[a2]\n\t"             \
     "smlabb %[a1], %[vo], %[wo], %[a1]\n\t"            \
     "smlatt %[a3], %[vo], %[wo], %[a3]\n\t"
-/* Requantize accumulator j (full int8 range; MUL: TINYML_RQ_MUL_SIGN or _RELU) and store it at out[j]: M,
- * rshift and radd by three pipelined loads. */
-#define DW_RQ(acc, mk, ra, j, MUL)                     \
+/* Requantize an accumulator (full int8 range; MUL: TINYML_RQ_MUL_SIGN or _RELU) and store it at `at`: M,
+ * rshift and radd by three pipelined loads. The first store post-increments out past the group's four bytes. */
+#define DW_RQ(acc, mk, ra, at, MUL)                    \
     "ldr    %[we], [%[g], #" mk "]\n\t"                \
     "ldr    %[wo], [%[g], #" mk " + 4]\n\t"            \
     "ldr    %[v], [%[g], #" ra "]\n\t"                 \
     MUL(acc, "%[we]", "%[v]", "%[v]")                  \
     "asr    " acc ", " acc ", %[wo]\n\t"               \
     "ssat   " acc ", #8, " acc "\n\t"                  \
-    "strb   " acc ", [%[out], #" j "]\n\t"
+    "strb   " acc ", " at "\n\t"
 #define DW_NEXT_ROW "add    %[x], %[x], %[row]\n\t"
 #define DW_GROUP(MUL)                                                                                           \
     __asm__ volatile(                                                                                           \
-        "ldrd   %[a0], %[a1], [%[g]]\n\t"                                                                       \
-        "ldrd   %[a2], %[a3], [%[g], #8]\n\t"                                                                   \
+        "ldr    %[a0], [%[g]]\n\t"          /* four LDRs: with the first tap's three, 8 cycles (LDRDs: 10) */     \
+        "ldr    %[a1], [%[g], #4]\n\t"                                                                          \
+        "ldr    %[a2], [%[g], #8]\n\t"                                                                          \
+        "ldr    %[a3], [%[g], #12]\n\t"                                                                         \
         DW_TAP("[%[x]]", "64", "") DW_TAP("[%[x], %[c]]", "72", "")                                              \
         DW_TAP("[%[x], %[c], lsl #1]", "80", DW_NEXT_ROW)                                                       \
         DW_TAP("[%[x]]", "88", "") DW_TAP("[%[x], %[c]]", "96", "")                                              \
         DW_TAP("[%[x], %[c], lsl #1]", "104", DW_NEXT_ROW)                                                      \
         DW_TAP("[%[x]]", "112", "") DW_TAP("[%[x], %[c]]", "120", "")                                            \
         DW_TAP("[%[x], %[c], lsl #1]", "128", "sub    %[x], %[x], %[row], lsl #1\n\t")                          \
-        DW_RQ("%[a0]", "16", "24", "0", MUL) DW_RQ("%[a1]", "28", "36", "1", MUL)                               \
-        DW_RQ("%[a2]", "40", "48", "2", MUL) DW_RQ("%[a3]", "52", "60", "3", MUL)                               \
+        DW_RQ("%[a0]", "16", "24", "[%[out]], #4", MUL) DW_RQ("%[a1]", "28", "36", "[%[out], #-3]", MUL)        \
+        DW_RQ("%[a2]", "40", "48", "[%[out], #-2]", MUL) DW_RQ("%[a3]", "52", "60", "[%[out], #-1]", MUL)       \
         : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [v] "=&r"(v), [vo] "=&r"(vo),         \
-          [we] "=&r"(we), [wo] "=&r"(wo), [x] "+r"(x)                                                           \
-        : [c] "r"(c), [row] "r"(row), [g] "r"(g), [out] "r"(out)                                                \
+          [we] "=&r"(we), [wo] "=&r"(wo), [x] "+r"(x), [out] "+r"(out)                                          \
+        : [c] "r"(c), [row] "r"(row), [g] "r"(g)                                                                \
         : "memory")
 
 /* n interior pixels whose windows start at x, step bytes apart (a run along a row: one call, so no call, push and
@@ -127,7 +129,7 @@ static void interior_full(const int8_t *x, int32_t c, int32_t row, const tinyml_
     int32_t a0, a1, a2, a3, v, vo, we, wo;
     const tinyml_dw_group_t *const end = first + groups;
     for (; n > 0; --n, x += step - 4 * groups) {
-        for (const tinyml_dw_group_t *g = first; g < end; ++g, x += 4, out += 4) {
+        for (const tinyml_dw_group_t *g = first; g < end; ++g, x += 4) {
             DW_GROUP(TINYML_RQ_MUL_RELU);
         }
     }
