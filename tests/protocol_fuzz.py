@@ -21,6 +21,8 @@ from tinyml.device import protocol
 from tinyml.device.protocol import HEADER, SYNC, Cmd, Device, encode_frame
 from tinyml.errors import TinymlError
 
+DUMP_LAYERS = ((0, 5), (1, 130), (3, 1))  # (layer, output bytes) the fuzzed device dumps
+
 
 class VirtualClock:
     def __init__(self):
@@ -69,6 +71,9 @@ class FuzzedDevice:
                 return
             payload = bytes(self.inbox[2 + HEADER.size : end - 2])
             del self.inbox[:end]
+            if cmd == Cmd.DUMP:  # every layer's output first, each frame corrupted on its own
+                for chunk in self._dump_chunks():
+                    self._deliver(self._corrupt(protocol.MSG_TENSOR, seq, chunk))
             self._deliver(self._corrupt(cmd, seq, self._answer(cmd, payload)))
 
     # -- the device --
@@ -91,7 +96,14 @@ class FuzzedDevice:
             layers = 9
             n = max(0, min(layers - first, (self.max_payload - 6) // 8))
             return struct.pack("<HHH", layers, first, n) + b"\x01" * 8 * n
+        if cmd == Cmd.DUMP:
+            return struct.pack("<H", len(DUMP_LAYERS))
         return b"\xff"
+
+    def _dump_chunks(self) -> list[bytes]:
+        step = self.max_payload - protocol.TENSOR_HEAD.size
+        return [protocol.TENSOR_HEAD.pack(layer, off, n) + bytes(self.input[off : min(off + step, n)])
+                for layer, n in DUMP_LAYERS for off in range(0, n, step)]
 
     def _corrupt(self, cmd: int, seq: int, payload: bytes) -> list[bytes]:
         """The frames that reach the host for one reply."""
@@ -155,6 +167,7 @@ def _session(dev: Device, rng: random.Random) -> list[Callable[[], object]]:
         lambda: dev.invoke(rng.choice((1, 2, 5, 40))),
         lambda: dev.get_output(rng.choice((1, 7, 100, 300))),
         dev.profile,
+        dev.dump,
     ]
 
 

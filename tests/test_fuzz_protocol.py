@@ -17,7 +17,9 @@ from protocol_fuzz import fuzz_frames
 
 from tinyml.compile import host
 from tinyml.device.protocol import (
+    MSG_TENSOR,
     SYNC,
+    TENSOR_HEAD,
     Cmd,
     Device,
     DeviceGarbage,
@@ -97,6 +99,39 @@ def test_set_input_honours_the_timeout():
     d.hello()
     with pytest.raises(DeviceTimeout, match="no answer to SET_INPUT from script-link within 0.3 s"):
         d.set_input(bytes(100))
+
+
+def _tensor(seq: int, layer: int, offset: int, total: int, data: bytes) -> bytes:
+    return encode_frame(MSG_TENSOR, seq, TENSOR_HEAD.pack(layer, offset, total) + data)
+
+
+def test_dump_reassembles_chunked_tensors():
+    def reply(cmd, seq, payload):
+        assert cmd == Cmd.DUMP
+        return (_tensor(seq, 0, 0, 5, b"abc") + _tensor(seq, 0, 3, 5, b"de") + _tensor(seq, 2, 0, 1, b"z")
+                + encode_frame(Cmd.DUMP | 0x80, seq, struct.pack("<H", 2)))
+
+    assert Device(ScriptLink(reply), timeout=1.0).dump() == {0: b"abcde", 2: b"z"}  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "frames, count",
+    [
+        ([(0, 1, 3, b"bc")], 1),  # a chunk out of order
+        ([(0, 0, 4, b"ab")], 1),  # a tensor cut short
+        ([(0, 0, 2, b"abc")], 1),  # more bytes than announced
+        ([(0, 0, 1 << 30, b"a")], 1),  # a size no board has
+        ([(0, 0, 1, b"a"), (0, 0, 1, b"a")], 1),  # a chunk twice
+        ([(0, 0, 1, b"a")], 2),  # the reply counts a layer that never came
+    ],
+)
+def test_malformed_dumps_are_one_error(frames, count):
+    def reply(cmd, seq, payload):
+        return b"".join(_tensor(seq, *f) for f in frames) + encode_frame(Cmd.DUMP | 0x80, seq,
+                                                                          struct.pack("<H", count))
+
+    with pytest.raises(TinymlError, match="malformed (tensor frame|DUMP reply) from script-link"):
+        Device(ScriptLink(reply), timeout=1.0).dump()  # type: ignore[arg-type]
 
 
 # ---- the firmware's parser on the host ----

@@ -81,6 +81,38 @@ static int profile_run(void) {
 }
 #endif
 
+/* ---- layer dumps (`tinyml bench --find-layer`): model_invoke() calls tinyml_debug_tensor() after every
+ * layer when built with -DTINYML_DEBUG; the tensor is sent straight from the arena, nothing is copied ---- */
+#ifdef TINYML_DEBUG
+static int dumping;
+static uint16_t dumped;
+
+static void put_u32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+void tinyml_debug_tensor(int layer, const int8_t *data, uint32_t bytes) {
+#ifdef TINYML_CORRUPT_LAYER /* tests only: break layer k on the device, so that find-layer must name it */
+    if (layer == TINYML_CORRUPT_LAYER) {
+        for (uint32_t i = 0; i < bytes; i += 2u) ((int8_t *)(uintptr_t)data)[i] ^= 0x55;
+    }
+#endif
+    if (!dumping) return;
+    uint8_t head[TENSOR_HEAD];
+    put_u16(head, (uint16_t)layer);
+    put_u32(head + 6, bytes);
+    uint32_t off = 0;
+    do {
+        uint32_t n = bytes - off;
+        if (n > PROTO_MAX_PAYLOAD - TENSOR_HEAD) n = PROTO_MAX_PAYLOAD - TENSOR_HEAD;
+        put_u32(head + 2, off);
+        proto_send(MSG_TENSOR, frame.seq, head, TENSOR_HEAD, data + off, (uint16_t)n);
+        off += n;
+    } while (off < bytes);
+    ++dumped;
+}
+#endif
+
 static void cmd_hello(void) {
     uint8_t p[9] = {'T', 'I', 'N', 'Y', 'M', 'L', PROTO_VERSION, 0, 0};
     put_u16(p + 7, PROTO_MAX_PAYLOAD);
@@ -108,6 +140,9 @@ static void cmd_info(void) {
     text_kv(&t, "profile", "1");
 #else
     text_kv(&t, "profile", "0");
+#endif
+#ifdef TINYML_DEBUG
+    text_kv(&t, "dump", "1"); /* absent: a normal build, byte for byte as without this line */
 #endif
     text_kv_u64(&t, "flash_bytes", LINKER_VALUE(__tinyml_flash_used));
     text_kv_u64(&t, "flash_size", LINKER_VALUE(__tinyml_flash_size));
@@ -209,6 +244,22 @@ static void cmd_profile(void) {
 #endif
 }
 
+#ifdef TINYML_DEBUG
+static void cmd_dump(void) {
+    if (!consume_input(1u)) return;
+    dumping = 1;
+    dumped = 0;
+    int status = model_invoke(model_input(), (int8_t *)model_output());
+    dumping = 0;
+    if (status != 0) {
+        proto_error(frame.seq, ERR_MODEL, frame.cmd, "model_invoke returned an error");
+        return;
+    }
+    put_u16(reply, dumped);
+    proto_reply(&frame, reply, 2u);
+}
+#endif
+
 static void cmd_exit(void) {
 #if TINYML_SEMIHOSTING
     proto_reply(&frame, 0, 0);
@@ -237,6 +288,9 @@ int main(void) {
         case CMD_PROFILE: cmd_profile(); break;
         case CMD_EXIT: cmd_exit(); break;
         case CMD_CRASH: cmd_crash(); break;
+#ifdef TINYML_DEBUG
+        case CMD_DUMP: cmd_dump(); break;
+#endif
         default: proto_error(frame.seq, ERR_UNKNOWN_CMD, frame.cmd, "unknown command"); break;
         }
     }

@@ -37,10 +37,15 @@ enum proto_cmd {
     CMD_PROFILE = 0x06,    /* first layer u16 -> layers u16, first u16, n u16, count u64 per layer */
     CMD_EXIT = 0x07,       /* emulated boards: leave QEMU with exit code 0 */
     CMD_CRASH = 0x08,      /* executes an undefined instruction: exercises the fault handler */
+    CMD_DUMP = 0x09,       /* built with -DTINYML_DEBUG: one inference on the current input, sending every
+                            * layer's output as MSG_TENSOR frames (same seq) before the reply -> layers u16 */
 };
 
 #define PROTO_REPLY 0x80u
 #define MSG_FAULT 0xFEu /* unsolicited: the fault handler's report (text) */
+/* During CMD_DUMP: layer u16, offset u32, total bytes u32, data (at most PROTO_MAX_PAYLOAD - 10 bytes). */
+#define MSG_TENSOR 0xFDu
+#define TENSOR_HEAD 10u
 #define MSG_ERROR 0xFFu
 
 enum proto_error {

@@ -82,26 +82,77 @@ def _inputs(c, n_random: int, seed: int) -> np.ndarray:
 def first_bad_layer(c, work: Path, x: np.ndarray) -> str:
     """Re-run one input with per-layer dumps; compare every layer's output with TFLM's preserved tensors."""
     from tinyml.compile import host
-    from tinyml.tflm import TflmReference
 
     exe = host.build(work / "model", "model", work / "host_model_debug", debug=True)
-    frames = host.run_debug(exe, x)
+    cmp = compare_layers(c, host.run_debug(exe, x), x)
+    if cmp.first is None:
+        return "no layer differs in the per-layer dump (the difference is in the final copy)"
+    return cmp.first.describe()
+
+
+@dataclass(frozen=True)
+class LayerDiff:
+    """One layer's dumped output against TFLM's tensor (differing = -1: no comparable output)."""
+
+    index: int
+    op: str
+    summary: str
+    tensor: int
+    name: str
+    differing: int
+    size: int
+    max_diff: int
+    first_byte: int
+
+    def describe(self) -> str:
+        shape = self.summary.split(";")[0]
+        where = f"layer {self.index} ({self.op} {shape}, tensor {self.tensor} '{self.name}')"
+        if self.differing < 0:
+            return f"layer {self.index} ({self.op}): no comparable output"
+        return (
+            f"{where}: {self.differing} of {self.size} bytes differ, largest difference {self.max_diff} LSB, "
+            f"first at byte {self.first_byte}"
+        )
+
+    def to_json(self) -> dict:
+        return {"index": self.index, "op": self.op, "tensor": self.tensor, "tensor_name": self.name,
+                "differing_bytes": self.differing, "bytes": self.size, "max_abs_diff": self.max_diff,
+                "first_byte": self.first_byte}
+
+
+@dataclass(frozen=True)
+class LayerComparison:
+    first: LayerDiff | None  # the first layer whose output differs from TFLM's (None: all compared equal)
+    compared: tuple[int, ...]  # layer indices compared, in order, up to and including the first differing one
+    unobservable: tuple[int, ...]  # inner layers of a patch stage: their full outputs never exist
+
+
+def compare_layers(c, frames: dict[int, np.ndarray | bytes], x: np.ndarray) -> LayerComparison:
+    """Every layer's dumped output (layer index -> int8 bytes, from the host harness or a device) against
+    TFLM with all tensors preserved, in execution order. The inner layers of a patch stage are never whole
+    in memory, so they have no dump; the stage's last layer is compared in their place."""
+    from tinyml.tflm import TflmReference
+
     ref = TflmReference(c.model.data, preserve_all_tensors=True)
     ref.invoke(x)
-    for la in c.layers:
+    stage = c.patch.stage if c.patch else 0
+    compared: list[int] = []
+    unobservable = tuple(la.index for la in c.layers[: max(stage - 1, 0)])
+    for la in c.layers[max(stage - 1, 0) :]:
         want = ref.tensor(la.output).reshape(-1).view(np.int8)
         got = frames.get(la.index)
-        if got is None or got.shape != want.shape or not np.array_equal(got, want):
-            if got is None or got.shape != want.shape:
-                return f"layer {la.index} ({la.op}): no comparable output"
-            diff = np.abs(got.astype(np.int32) - want.astype(np.int32))
-            name = c.model.tensors[la.output].name
-            return (
-                f"layer {la.index} ({la.op} {la.summary.split(';')[0]}, tensor {la.output} '{name}'): "
-                f"{int((diff > 0).sum())} of {diff.size} bytes differ, max |diff| {int(diff.max())}, "
-                f"first at byte {int(np.argmax(diff > 0))}"
-            )
-    return "no layer differs in the per-layer dump (the difference is in the final copy)"
+        got = None if got is None else np.frombuffer(bytes(got), np.int8)
+        compared.append(la.index)
+        name = c.model.tensors[la.output].name
+        if got is None or got.shape != want.shape:
+            diff = LayerDiff(la.index, la.op, la.summary, la.output, name, -1, want.size, 0, 0)
+            return LayerComparison(diff, tuple(compared), unobservable)
+        d = np.abs(got.astype(np.int32) - want.astype(np.int32))
+        if d.any():
+            diff = LayerDiff(la.index, la.op, la.summary, la.output, name, int((d > 0).sum()), d.size,
+                             int(d.max()), int(np.argmax(d > 0)))
+            return LayerComparison(diff, tuple(compared), unobservable)
+    return LayerComparison(None, tuple(compared), unobservable)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -310,9 +310,12 @@ class BenchResult:
                 "cycles/MAC": round(c / macs, 2) if macs else None}
 
 
-def default_build_dir(model: Path, board: Board, per_layer: bool, patch: str | int = "off") -> Path:
+def default_build_dir(model: Path, board: Board, per_layer: bool, patch: str | int = "off",
+                      defines: Sequence[str] = ()) -> Path:
     digest = hashlib.sha256(model.read_bytes()).hexdigest()[:8]
     tag = "" if str(patch) == "off" else f"-patch{patch}"
+    if defines:  # a dump build (find-layer) or a test build never shares a directory with the normal one
+        tag += "-" + hashlib.sha256(" ".join(defines).encode()).hexdigest()[:6]
     return (
         Path("build")
         / "tinyml-bench"
@@ -339,14 +342,16 @@ def build_firmware(
     per_layer: bool = False,
     patch: str | int = "off",
     patch_overhead: float | None = None,
+    defines: Sequence[str] = (),
 ) -> Path:
-    """Export and build the firmware for `model` on `board` (incrementally); returns the ELF."""
+    """Export and build the firmware for `model` on `board` (incrementally); returns the ELF.
+    `defines`: extra C macros (TINYML_DEBUG: the layer dumps of find-layer; see export_project)."""
     model = Path(model)
     board = load_board(board) if isinstance(board, str) else board
-    out = Path(build_dir) if build_dir else default_build_dir(model, board, per_layer, patch)
+    out = Path(build_dir) if build_dir else default_build_dir(model, board, per_layer, patch, defines)
     with _locked(out):
         project = export_project(model, board, out, profile=per_layer, patch=patch,
-                                 patch_overhead=patch_overhead)
+                                 patch_overhead=patch_overhead, defines=defines)
         return build_project(project).elf
 
 
@@ -369,6 +374,7 @@ def bench_model(
     flash_wait_states: int | None = None,
     patch: str | int = "off",
     patch_overhead: float | None = None,
+    defines: Sequence[str] = (),
 ) -> BenchResult:
     """Build (emulated boards) or connect (`port`), run every input `warmup + runs` times, compare with TFLM.
 
@@ -376,6 +382,7 @@ def bench_model(
     a device output that differs from TFLM does not raise: it shows in `bit_exact` and `inputs[i].mismatch()`.
     `cycles` (emulated boards) also runs the cycle profiler and adds estimated cycles (`result.cycles`),
     with a flash-wait-state upper bound when the board file (or `flash_wait_states`) gives wait states.
+    `defines`: extra C macros for the firmware (tests break a layer on purpose with them).
     """
     from tinyml.tflm import TflmReference
 
@@ -400,7 +407,7 @@ def bench_model(
             result = session.run(Device(link, timeout=timeout), link.name)
     elif cycles:
         result = _run_profiled(session, board, build_firmware(model, board, build_dir, per_layer, patch,
-                                                              patch_overhead), flash_wait_states)
+                                                              patch_overhead, defines), flash_wait_states)
     else:
         if not board.emulated:
             raise TinymlError(
@@ -408,7 +415,7 @@ def bench_model(
                 f"`tinyml export`) and pass --port (e.g. /dev/ttyACM0)"
             )
         result = _run_qemu(session, board, build_firmware(model, board, build_dir, per_layer, patch,
-                                                          patch_overhead))
+                                                          patch_overhead, defines))
     if port is not None:  # a real board: judge its kernels by the board its firmware says it is
         try:
             board = load_board(result.board)

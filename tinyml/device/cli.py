@@ -3,6 +3,7 @@
 tinyml bench --model person_detect.tflite                        # emulated Cortex-M4 (builds, boots QEMU)
 tinyml bench --model m.tflite --board mps2-an500 --per-layer --json bench.json
 tinyml bench --model m.tflite --port /dev/ttyACM0 --baud 115200  # a real board already flashed
+tinyml bench --model m.tflite --find-layer       # on a mismatch: the first layer that differs on the device
 """
 
 from __future__ import annotations
@@ -61,6 +62,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--per-layer",
         action="store_true",
         help="also profile every layer (builds the firmware with per-layer marks)",
+    )
+    p.add_argument(
+        "--find-layer",
+        action="store_true",
+        help="on a mismatch with TFLM: rebuild with layer dumps, run the first mismatching input again and "
+        "name the first layer whose output differs (op, tensor, differing bytes, largest difference); "
+        "with --port the board must run firmware from `tinyml export --dump-layers`",
     )
     p.add_argument(
         "--cycles",
@@ -131,6 +139,9 @@ def run(args: argparse.Namespace) -> int:
     if args.cycles_listing and r.cycles is not None:
         write_text_atomic(args.cycles_listing, r.cycles.listing)
         print(f"wrote {args.cycles_listing}")
+    found = _find_layer(args, model, r, inputs) if args.find_layer and not r.bit_exact else None
+    if found is not None:
+        doc["find_layer"] = found.to_json()
     if args.json:
         write_json_atomic(args.json, doc)
         print(f"wrote {args.json}")
@@ -142,9 +153,32 @@ def run(args: argparse.Namespace) -> int:
         for x in r.inputs:
             if not x.bit_exact:
                 print("  " + x.mismatch(), file=sys.stderr)
+        if found is not None:
+            print(found.summary(), file=sys.stderr)
+        else:
+            print("to find the first layer that differs on the device: rerun with --find-layer",
+                  file=sys.stderr)
         print("!" * 78, file=sys.stderr)
         return 1
+    if args.find_layer:
+        print("find-layer: every output is bit-exact with TFLM; no layer to look for")
     return 0
+
+
+def _find_layer(args: argparse.Namespace, model, r, inputs):
+    """The first mismatching input again, on firmware with layer dumps (rebuilt beside the bench's)."""
+    from pathlib import Path
+
+    from tinyml.device.find_layer import find_layer
+    from tinyml.device.inputs import random_inputs
+
+    cases = inputs or random_inputs(args.random, int(r.device["input_bytes"]), args.seed)
+    i = next(k for k, x in enumerate(r.inputs) if not x.bit_exact)
+    how = "reading layer dumps from the board" if args.port else "rebuilding with layer dumps"
+    print(f"find-layer: {how}, running input {r.inputs[i].name} again", file=sys.stderr)
+    build_dir = Path(str(Path(args.build_dir)) + "-dump") if args.build_dir else None
+    return find_layer(model, args.board, cases[i], build_dir=build_dir, port=args.port, baud=args.baud,
+                      timeout=args.timeout, patch=args.patch, patch_overhead=args.patch_overhead)
 
 
 def prediction_table(model, result, inputs, doc: dict) -> str:

@@ -7,8 +7,10 @@ can block longer than the timeout it was given.
 
 from __future__ import annotations
 
+import binascii
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -20,6 +22,10 @@ HEADER = struct.Struct("<BBH")  # cmd, seq, len
 VERSION = 1
 REPLY = 0x80
 MSG_FAULT = 0xFE
+MSG_TENSOR = 0xFD  # during DUMP: layer u16, offset u32, total u32, data
+TENSOR_HEAD = struct.Struct("<HII")
+MAX_TENSOR_BYTES = 16 << 20  # a layer output larger than any board's RAM is a corrupt frame, not a tensor
+MAX_DUMP_BYTES = 64 << 20  # all layers of one DUMP together
 MSG_ERROR = 0xFF
 MAX_GARBAGE = 4096  # bytes of non-frames tolerated while waiting for one reply
 MIN_PAYLOAD = 16  # least max payload a device may advertise: SET_INPUT's offset + data, PROFILE's 6 + 8 bytes
@@ -38,6 +44,7 @@ class Cmd(IntEnum):
     PROFILE = 0x06
     EXIT = 0x07
     CRASH = 0x08
+    DUMP = 0x09
 
 
 class ErrorCode(IntEnum):
@@ -79,12 +86,9 @@ class DeviceError(TinymlError):
 
 
 def crc16_ccitt(data: bytes, crc: int = 0xFFFF) -> int:
-    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF), as firmware/src/protocol.c computes it."""
-    for b in data:
-        crc ^= b << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
-    return crc
+    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF), as firmware/src/protocol.c computes it (binascii's
+    crc_hqx is that CRC, in C: layer dumps move hundreds of kilobytes)."""
+    return binascii.crc_hqx(data, crc)
 
 
 def encode_frame(cmd: int, seq: int, payload: bytes = b"") -> bytes:
@@ -199,9 +203,17 @@ class Device:
     # ---- requests ----
 
     def request(
-        self, cmd: int, payload: bytes = b"", timeout: float | None = None, retries: int | None = None
+        self,
+        cmd: int,
+        payload: bytes = b"",
+        timeout: float | None = None,
+        retries: int | None = None,
+        on_tensor: Callable[[bytes], None] | None = None,
     ) -> bytes:
-        """Send a command and return its reply payload; retried on timeout (every command is idempotent)."""
+        """Send a command and return its reply payload; retried on timeout (every command is idempotent).
+
+        `on_tensor` receives the payload of every MSG_TENSOR frame sent before the reply (DUMP); each one
+        restarts the timeout, which then bounds the silence between frames."""
         timeout = self.timeout if timeout is None else timeout
         retries = self.retries if retries is None else retries
         name = Cmd(cmd).name if cmd in Cmd._value2member_map_ else f"0x{cmd:02x}"
@@ -209,7 +221,7 @@ class Device:
             self._seq = (self._seq + 1) & 0xFF
             self.link.write(encode_frame(cmd, self._seq, payload))
             try:
-                return self._await(cmd, self._seq, time.monotonic() + timeout)
+                return self._await(cmd, self._seq, timeout, on_tensor)
             except DeviceTimeout:
                 if attempt == retries:
                     raise DeviceTimeout(
@@ -218,14 +230,19 @@ class Device:
                     ) from None
         raise AssertionError("unreachable")
 
-    def _await(self, cmd: int, seq: int, deadline: float) -> bytes:
+    def _await(self, cmd: int, seq: int, timeout: float, on_tensor: Callable[[bytes], None] | None) -> bytes:
         self.reader.garbage.clear()
+        deadline = time.monotonic() + timeout
         while True:
             f = self.reader.read(deadline)
             if f.cmd == MSG_FAULT:
                 raise DeviceFault(f"the firmware crashed: {f.payload.decode(errors='replace')}")
             if f.seq != seq:
                 continue  # a late answer to an earlier try, or an error about line noise
+            if f.cmd == MSG_TENSOR and on_tensor is not None:
+                on_tensor(f.payload)
+                deadline = time.monotonic() + timeout
+                continue
             # an error about another command (line noise whose seq byte happened to match) is not ours
             if f.cmd == MSG_ERROR and len(f.payload) >= 2 and f.payload[1] in (cmd, 0):
                 raise DeviceError(f.payload[0], f.payload[1], f.payload[2:].decode(errors="replace"))
@@ -311,6 +328,36 @@ class Device:
             counts += list(struct.unpack(f"<{n}Q", p[6:]))
             if len(counts) >= layers or n == 0:
                 return counts
+
+    def dump(self, timeout: float | None = None) -> dict[int, bytes]:
+        """One inference on the current input with every layer's output sent back (firmware built with
+        TINYML_DEBUG): layer index -> its output bytes. Not retried: a second try would mix two runs."""
+        tensors: dict[int, bytearray] = {}
+        sizes: dict[int, int] = {}
+
+        def chunk(p: bytes) -> None:
+            if len(p) < TENSOR_HEAD.size:
+                raise TinymlError(f"malformed tensor frame from {self.link.name} ({len(p)} bytes)")
+            layer, offset, total = TENSOR_HEAD.unpack_from(p)
+            buf = tensors.setdefault(layer, bytearray())
+            size = sizes.setdefault(layer, total)
+            received = sum(len(b) for b in tensors.values()) + len(p) - TENSOR_HEAD.size
+            if total != size or total > MAX_TENSOR_BYTES or offset != len(buf) \
+                    or offset + len(p) - TENSOR_HEAD.size > total or received > MAX_DUMP_BYTES:
+                raise TinymlError(
+                    f"malformed tensor frame from {self.link.name}: layer {layer}, bytes {offset}.."
+                    f"{offset + len(p) - TENSOR_HEAD.size} of {total} after {len(buf)} received"
+                )
+            buf += p[TENSOR_HEAD.size :]
+
+        p = self.request(Cmd.DUMP, timeout=timeout, retries=0, on_tensor=chunk)
+        incomplete = [k for k, b in tensors.items() if len(b) != sizes[k]]
+        if len(p) != 2 or struct.unpack("<H", p)[0] != len(tensors) or incomplete:
+            raise TinymlError(
+                f"malformed DUMP reply from {self.link.name}: {len(tensors)} layers received"
+                + (f", layers {incomplete} incomplete" if incomplete else "")
+            )
+        return {k: bytes(b) for k, b in tensors.items()}
 
     def exit(self) -> None:
         """Ask an emulated board to leave QEMU (exit code 0); the connection then closes."""

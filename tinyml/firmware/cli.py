@@ -28,6 +28,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="build with per-layer timing marks (what `tinyml bench --per-layer` reads)",
     )
+    p.add_argument(
+        "--dump-layers",
+        action="store_true",
+        help="build with layer dumps (for `tinyml bench --find-layer --port`); normal builds have none",
+    )
     p.add_argument("--opt", default="-O2", help="optimization flag for the whole firmware (default -O2)")
     p.add_argument("--name", help="model name the firmware reports (default: the file name)")
     p.add_argument("--build", action="store_true", help="also run `make build` and print flash and RAM")
@@ -38,18 +43,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tinyml.firmware.boards import load_board
-    from tinyml.firmware.project import build_project, dsp_fallback_warnings, export_project
+    from tinyml.firmware.project import DUMP_DEFINE, build_project, dsp_fallback_warnings, export_project
 
     board = load_board(args.board)
     project = export_project(
         args.model, board, args.output, profile=args.profile, opt=args.opt, name=args.name,
         patch=args.patch, patch_overhead=args.patch_overhead,
+        defines=(DUMP_DEFINE,) if args.dump_layers else (),
     )
     m = project.model
     print(f"exported {m.name} for {board.name} ({board.description}) -> {project.dir}/")
     print(
         f"  arena {m.arena_bytes:,} B, weights/params {m.const_bytes:,} B, {m.layers} layers"
         + (", per-layer marks on" if args.profile else "")
+        + (", layer dumps on" if args.dump_layers else "")
     )
     for line in dsp_fallback_warnings(m.layer_kernels, board):
         print(f"warning: {line}", file=sys.stderr)

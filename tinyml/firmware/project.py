@@ -38,6 +38,7 @@ SELFTEST_MODEL = Path(__file__).parent / "selftest"  # a hand-written contract m
 COMPILE_MANIFEST = "tinyml_compile.json"  # written by `tinyml compile` into every output directory
 EXPORT_MANIFEST = "tinyml_export.json"
 DEFAULT_OPT = "-O2"
+DUMP_DEFINE = "TINYML_DEBUG"  # layer dumps: the generated model's per-layer hook (model.h.j2) and DUMP
 # The runtime's own share, for the budget check before building. Measured on the emulated boards (-O2): the
 # runtime's static RAM (the serial frame, profile marks) is about 1.1 KiB (+0.5 KiB profiled); the derived
 # stack reservation is 0.9-1.3 KiB; flash beyond the model's const arrays is about 11-13.5 KiB of runtime and
@@ -244,10 +245,11 @@ def _makefile_tools() -> dict[str, Any]:
     }
 
 
-def render_files(board: Board, model: ModelInfo, profile: bool, opt: str = DEFAULT_OPT) -> dict[str, str]:
+def render_files(board: Board, model: ModelInfo, profile: bool, opt: str = DEFAULT_OPT,
+                 defines: Sequence[str] = ()) -> dict[str, str]:
     """The generated files of a project (name -> text)."""
     env = template_env("tinyml.firmware")
-    defs = ["-DTINYML_PROFILE"] if profile else []
+    defs = (["-DTINYML_PROFILE"] if profile else []) + [f"-D{d}" for d in defines]
     qemu = board.qemu_command(Path("ELF"))
     qemu_args = " ".join(qemu[1 : qemu.index("-chardev")] + qemu[qemu.index("-serial") + 2 : -2])
     ctx = {
@@ -302,8 +304,12 @@ def export_project(
     name: str | None = None,
     patch: str | int | None = "off",
     patch_overhead: float | None = None,
+    defines: Sequence[str] = (),
 ) -> Project:
     """Render a project for `model` (a .tflite, or a `tinyml compile` output directory) on `board`.
+
+    `defines` are extra C macros (NAME or NAME=VALUE) for the whole firmware: TINYML_DEBUG builds the layer
+    dumps `tinyml bench --find-layer` reads; a normal build has none.
 
     The model is compiled into a temporary directory first, so one whose flash or RAM estimate exceeds the
     board's is refused (BudgetExceeded) before anything is written or built.
@@ -312,6 +318,9 @@ def export_project(
     _check_out_dir(out)
     if not model.exists():
         raise TinymlError(f"{model}: no such file")
+    for d in defines:
+        if not re.fullmatch(r"[A-Z_][A-Z0-9_]*(=[A-Za-z0-9_]+)?", d):
+            raise TinymlError(f"C macro {d!r}: expected NAME or NAME=VALUE (letters, digits, underscore)")
     with tempfile.TemporaryDirectory(prefix="tinyml-export-") as tmp:
         if model.is_dir():
             compiled = model
@@ -332,13 +341,14 @@ def export_project(
             "model_sha256": info.sha256,
             "profile": profile,
             "opt": opt,
+            **({"defines": list(defines)} if defines else {}),
         }
         _write_if_changed(out / EXPORT_MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
         _sync_dir({p.name: p.read_bytes() for p in compiled.iterdir() if p.is_file()}, out / "model")
     _sync_dir({p.name: p.read_bytes() for p in runtime_sources(board)}, out / "runtime")
     if board.uf2_family:  # the Makefile's UF2, boot2 CRC and flash steps
         _write_if_changed(out / "uf2.py", UF2_TOOL.read_bytes())
-    for fname, text in render_files(board, info, profile, opt).items():
+    for fname, text in render_files(board, info, profile, opt, defines).items():
         _write_if_changed(out / fname, text.encode())
     _write_if_changed(out / "board.toml", board.path.read_bytes())
     if not (out / STACK_LD).exists():  # provisional: build_project derives the real reservation
