@@ -44,10 +44,11 @@ clean:
 	rm -rf runs build .pytest_cache
 
 # Issue 8 targets table: both shared models on the emulated Cortex-M4 via `tinyml bench` (instructions, arena,
-# RAM, flash, per-layer instructions/MAC) beside TFLM's figures; results in runs/bench-models/.
+# RAM, flash, per-layer instructions/MAC) beside TFLM's figures; results in runs/bench-models/; est. cycles on
+# the M4, M7, M33 and M55, and docs/m4-kernels.md (per-layer cycles/MAC against the kernels' design floors).
 .PHONY: bench-models
 bench-models: setup
-	@$(PY) scripts/bench_models.py --out runs/bench-models
+	@$(PY) scripts/bench_models.py --out runs/bench-models --cores --kernels-doc docs/m4-kernels.md
 
 # Training throughput (images/s with 0/1/2 DataLoader workers, one full epoch), dataset-cache build rate and
 # RssAnon on a generated 40,000-image folder (~15 min on 2 cores); results in runs/bench-train/.

@@ -9,9 +9,15 @@ compiler's memory plan gives the arena against its lower bound max over layers o
 figures are the ones measured once by hand and recorded here (TFLM built with its own flags on the same
 emulated board).
 
+Kernel figures are measured with `--patch off` (whole layers, whatever the CLI default): they measure the
+kernels. `--cores` adds instructions and est. cycles of both models on the other emulated DSP cores (M7, M33,
+M55); `--kernels-doc PATH` writes docs/m4-kernels.md: the per-layer cycles/MAC beside each kernel's design
+floor (what its inner loop costs by the TRM rules) and what is left to 1.20 cycles/MAC (issue 16).
+
 Writes OUT/results.json, OUT/results.csv, OUT/per_layer.csv and OUT/results.md, and prints the Markdown.
 
     .venv/bin/python scripts/bench_models.py [--models DIR] [--out DIR] [--board cortex-m] [--no-per-layer]
+        [--cores] [--kernels-doc docs/m4-kernels.md]
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from tinyml.util import write_text_atomic
 
 # TFLM on the emulated Cortex-M4 (FACTS.md): instructions per Invoke(), arena, firmware flash
 TFLM: dict[str, dict[str, int]] = {
@@ -52,6 +60,83 @@ TARGETS: dict[str, dict[str, int | None]] = {
     "vww_96_int8": {"instructions": 12_000_000, "ram": 65_536, "flash": None},
 }
 DEFAULT_MODELS = Path(__file__).resolve().parent.parent / "examples" / "models"
+# the other emulated cores with the DSP extension (--cores): board -> core, as the tables label them
+DSP_BOARDS = {"cortex-m": "M4", "mps2-an500": "M7", "mps2-an505": "M33", "mps3-an547": "M55"}
+# issue 16: 9.0 M est. M4 cycles on vww_96_int8 (7.49 M MACs), 8.6 M on person_detect
+TARGET_CYCLES_PER_MAC = 1.20
+
+
+FLOORS_TEXT = """\
+**Design floor**: est. cycles per MAC that a kernel's current loops cannot go below by those rules,
+counted from their instructions (every load pipelined as the code allows; no call, loop or border
+overhead):
+
+- pointwise 1x1 (`pw3x2_relu`, and im2col through it): a group of 4 depth values x 2 output channels x 3
+  pixels is 24 MACs in 27 cycles: 8 words loaded in 11 (four `LDR`s back to back 2+1+1+1, two `LDRD` 3
+  each), 4 `SXTB16` (the weights), 12 `SMLAD`; that is 0.33 loads, 0.17 `SXTB16` and 0.5 `SMLAD` per
+  MAC, 1.125 cycles/MAC. Per pair of channels 60 more (biases, the entry jump, six requantized stores:
+  `SMMLAR`, `ASR`, `SSAT`, `STRB`, their parameters): floor = (27 x depth/4 + 60) / (6 x depth), 1.20 at
+  depth 128, 2.4 at depth 8. All 14 registers are taken (6 accumulators, 4 weight halves, 2 activation
+  words, 2 pointers), so no bigger block fits.
+- depthwise 3x3 (`interior_full`): per tap of 4 channels 3 `LDR`s (4 cycles), 2 `SXTB16`, 4 single
+  MACs (`SMLABB`/`SMLATT`) = 10 cycles for 4 MACs; per output 8 (3 parameter loads, `SMMLAR`, `ASR`,
+  `SSAT`, `STRB`) over 9 MACs; biases 4 per group: 126 cycles per 36 MACs = 3.50 cycles/MAC. Border
+  pixels copy their window into a patch first (small maps are mostly border).
+- first layer, grayscale (`conv2d_3x3_1ch_s8`): per output channel 10 words in runs of `LDR`s (13
+  cycles), 6 `SMLAD` (x3 meets a zero weight), requantize and store 4, loop 4: 27 cycles per 9 MACs =
+  3.0 cycles/MAC. The im2col first layer (RGB, `conv2d_im2col_s8`) runs the pointwise engine on its
+  27-value patches padded to 32 plus the gathering.
+"""
+
+
+GAP_TEXT = """\
+## What is left, and what would close it
+
+Even with every kernel at its design floor the models stay well above 1.20 cycles/MAC (the line above each
+class table), so the targets need new loop designs, not tuning:
+
+- **Pointwise below its 1.125 floor.** Per MAC the block loads 0.33 words, widens 0.17 weight words
+  (`SXTB16`) and issues 0.5 `SMLAD`. Fewer loads per MAC need a bigger register block (4 pixels x 2
+  channels needs 8 accumulators, 4 weight halves, 2 activations and 2 pointers: 16 of 14 registers);
+  dropping the weight `SXTB16` needs int16 weights in flash, about +200 KB (over the +10% flash bound). The
+  per-pair cost (60 cycles: 0.63 cycles/MAC at depth 16, 1.25 at depth 8) makes the thin early layers the
+  worst; a thin-layer kernel holding the whole widened input of a pixel in registers and streaming the
+  weights would cut it.
+- **Depthwise from 3.5 towards 1.5.** Single 16x16 MACs (`SMLABB`/`SMLATT`) cost one cycle per MAC before
+  any load; `SMLAD` (2 MACs) needs two taps of one channel in one word, which the channel-interleaved
+  (NHWC) input does not give without a `PKHBT` per pair; that only pays when a packed pair serves several
+  output pixels (stride-1 rows sharing columns). Two pixels per pass sharing the weight loads need 8
+  accumulators: with 4 channels more than 14 registers; with 2 channels x 2 pixels about 3.2 cycles/MAC
+  (estimated, not built). Border pixels (the 6x6 and 3x3 maps are mostly border) pay a window copy: 4.9-6.1
+  cycles/MAC there.
+- **First layer.** Grayscale 3x3 (one input channel): 27 cycles per 9 MACs, of which 13 are loading its
+  weights, bias and requantization parameters, which no other pixel shares in registers. RGB im2col: the
+  pointwise engine on 27-value patches padded to 32, plus the gathering (1.70 floor, 3.24 measured).
+
+For scale: the published real-silicon leader on this model class (MLPerf Tiny VWW on an STM32L4R5 Cortex-M4)
+is X-CUBE-AI at 10.67 M cycles, 1.42 cycles/MAC.
+"""
+
+
+def floor_per_mac(kernel: str, macs_per_output: float) -> float | None:
+    """Design floor of a kernel: est. Cortex-M4 cycles per MAC its current loops cannot go below (CYCLES.md
+    rules, every load pipelined as the code allows, no call or border overhead); None for kernels without one.
+    d = MACs per output value (the dot product's depth: in_c for 1x1, the patch for im2col, 9 for 3x3)."""
+    d = macs_per_output
+    if kernel in ("conv2d_1x1_s8", "conv2d_im2col_s8"):
+        # pw3x2_relu: a group of 4 depth values x 2 channels x 3 pixels = 24 MACs in 27 cycles (4 LDRs back
+        # to back 5, 2 LDRD 6, 4 SXTB16, 12 SMLAD); per pair of channels 60 (biases, entry, 6 requantized
+        # stores); the depth padded to a multiple of 8
+        padded = -(-d // 8) * 8
+        return (27 * padded / 4 + 60) / (6 * d)
+    if kernel == "depthwise_conv2d_3x3_s8":
+        # interior group of 4 channels: 9 taps x 10 (3 LDRs 4, 2 SXTB16, 4 SMLAxy), 4 biases +4, 4 outputs x 8
+        # (3 LDRs 4, SMMLAR, ASR, SSAT, STRB) = 126 cycles for 36 MACs
+        return 126 / 36
+    if kernel == "conv2d_3x3_1ch_s8":
+        # per output channel: 10 words in runs of LDRs (13), 6 SMLAD, requantize and store (4), SUBS + BNE (4)
+        return 27 / 9
+    return None
 
 
 def run_bench(
@@ -64,6 +149,7 @@ def run_bench(
     p = argparse.ArgumentParser()
     cli.add_arguments(p)
     argv = ["--model", str(model), "--board", board, "--random", "2", "--runs", "1", "--json", str(json_path)]
+    argv += ["--patch", "off"]  # whole layers: the kernels' figures, whatever the CLI default
     argv += ["--cycles", "--flash-wait-states", str(L4R5_WAIT_STATES)] if cycles else []
     args = p.parse_args(argv + (["--per-layer"] if per_layer else []))
     out = io.StringIO()
@@ -75,12 +161,32 @@ def run_bench(
     return json.loads(json_path.read_text())
 
 
-def plan(model: Path) -> dict[str, int]:
-    """The compiler's memory plan: arena, lower bound (max over layers of inputs + output) and its layer."""
+def compiled(model: Path) -> Any:
+    """The compiler's view of `model` (its memory plan and layers)."""
     from tinyml.compile import compile_tflite
 
     with tempfile.TemporaryDirectory() as d:
-        c = compile_tflite(model, Path(d) / "m", "model")
+        return compile_tflite(model, Path(d) / "m", "model")
+
+
+def layer_info(c: Any) -> dict[int, dict[str, Any]]:
+    """Per layer index: its shape, MACs per output value and its kernel's design floor (cycles/MAC)."""
+    out = {}
+    for la in c.layers:
+        outputs = 1
+        for n in la.out_shape:
+            outputs *= n
+        d = la.macs / outputs if la.macs else 0
+        out[la.index] = {
+            "shape": la.summary.split(";")[0],
+            "macs_per_output": d,
+            "floor_per_mac": floor_per_mac(la.kernel, d) if la.macs else None,
+        }
+    return out
+
+
+def plan(c: Any) -> dict[str, int]:
+    """The compiler's memory plan: arena, lower bound (max over layers of inputs + output) and its layer."""
     tensors = c.model.tensors
     in_out = [
         (
@@ -141,6 +247,134 @@ def cycles_markdown(rows: list[dict[str, Any]]) -> list[str]:
             f"| {r['est_cycles'] / r['instructions']:.2f} | {mega(r['est_cycles_flash_ws_bound'])} | {pub} |"
         )
     return lines
+
+
+def core_row(b: dict[str, Any]) -> dict[str, Any]:
+    """Instructions, est. cycles (and band) and bit-exactness of one bench JSON: a row of the cores table."""
+    return {**_cycles(b), "instructions": int(b["max"]), "bit_exact": bool(b["bit_exact"])}
+
+
+def cores_markdown(rows: list[dict[str, Any]], board: str) -> str:
+    """Both models on every emulated DSP core: instructions beside est. cycles, each labelled."""
+    if not any(r.get("cores") for r in rows):
+        return ""
+    lines = [
+        "",
+        "Every emulated core with the DSP extension, `--patch off`: **instructions** exact (QEMU `-icount`), "
+        "**est. cycles** = per-address execution counts (QEMU plugin) x the core's cost rules "
+        "(docs/cycle-model.md; M4: the TRM's; M7, M33, M55: approximations), zero wait states, P = 2.",
+        "",
+        "| model | core (board, rules) | instructions | est. cycles | band P = 1..3 | cycles / instruction "
+        "| est. cycles / MAC | bit-exact |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        for b, v in {board: r, **r.get("cores", {})}.items():
+            if "est_cycles" not in v:
+                continue
+            lines.append(
+                f"| `{r['model']}` | {DSP_BOARDS.get(b, b)} (`{b}`, {v['cycle_rules']}) "
+                f"| {mega(v['instructions'])} "
+                f"| **{mega(v['est_cycles'])}** | {mega(v['est_cycles_p1'])} .. {mega(v['est_cycles_p3'])} "
+                f"| {v['est_cycles'] / v['instructions']:.2f} | {v['est_cycles'] / r['macs']:.2f} "
+                f"| {'yes' if v['bit_exact'] else 'NO'} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def op_class(kernel: str | None, index: int) -> str:
+    """The kernel families the cycle budget is split into."""
+    if kernel == "conv2d_1x1_s8":
+        return "pointwise 1x1"
+    if kernel == "depthwise_conv2d_3x3_s8":
+        return "depthwise 3x3"
+    if index == 0:
+        return f"first layer ({kernel})"
+    return "rest (pool, FC, softmax, ...)"
+
+
+def class_rows(layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per op class: MACs, instructions, est. cycles and the cycles its kernels' design floors would give."""
+    out: dict[str, dict[str, Any]] = {}
+    for la in layers:
+        k = out.setdefault(op_class(la["kernel"], la["index"]), {"layers": 0, "macs": 0, "count": 0,
+                                                                  "est_cycles": 0.0, "floor_cycles": 0.0})
+        k["layers"] += 1
+        k["macs"] += la["macs"]
+        k["count"] += la["count"]
+        k["est_cycles"] += la["est_cycles"] or 0
+        fl = la.get("floor_per_mac")
+        k["floor_cycles"] += fl * la["macs"] if fl else la["est_cycles"] or 0
+    return [{"class": name, **v} for name, v in out.items()]
+
+
+def kernels_doc(rows: list[dict[str, Any]], board: str) -> str:
+    """docs/m4-kernels.md: where the est. M4 cycles go per layer and op class, against the design floors."""
+    t = TARGET_CYCLES_PER_MAC
+    lines = [
+        "# Cortex-M4 cycles per layer against the kernels' design floors",
+        "",
+        "Generated by `.venv/bin/python scripts/bench_models.py --kernels-doc docs/m4-kernels.md` (do not "
+        "edit by "
+        f"hand). Board `{board}` (QEMU mps2-an386), `tinyml bench --patch off --cycles --per-layer`: "
+        "**instructions** are exact emulated counts; **est. cycles** are per-address execution counts (QEMU "
+        "plugin) x the Cortex-M4 TRM rules of [cycle-model.md](cycle-model.md), zero wait states, "
+        "taken-branch "
+        "refill P = 2: an estimate, not a measurement.",
+        "",
+        FLOORS_TEXT,
+        "",
+    ]
+    for r in rows:
+        layers = r.get("per_layer") or []
+        total_macs = sum(la["macs"] for la in layers) or 1
+        total = sum(la["est_cycles"] or 0 for la in layers)
+        lines += [
+            f"## `{r['model']}`: {mega(total)} est. cycles, {total / total_macs:.2f} cycles/MAC "
+            f"(target {t:.2f}: {mega(t * total_macs)})",
+            "",
+            "| # | layer | kernel | MACs | instructions | est. cycles | cycles/MAC | design floor | "
+            f"cycles above {t:.2f}/MAC |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for la in layers:
+            cm = f"{la['est_cycles_per_mac']:.2f}" if la.get("est_cycles_per_mac") else "-"
+            fl = f"{la['floor_per_mac']:.2f}" if la.get("floor_per_mac") else "-"
+            lines.append(
+                f"| {la['index']} | {la.get('shape') or la['op']} | {la['kernel'] or '-'} | {la['macs']:,} "
+                f"| {la['count']:,} | {la['est_cycles'] or 0:,.0f} | {cm} | {fl} "
+                f"| {(la['est_cycles'] or 0) - t * la['macs']:,.0f} |"
+            )
+        lines += [
+            "",
+            "| op class | layers | MACs | instructions | est. cycles | share | cycles/MAC "
+            "| at the design floors "
+            f"| cycles above {t:.2f}/MAC |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        classes = class_rows(layers)
+        for k in classes:
+            has_macs = k["macs"] and not k["class"].startswith("rest")
+            cm = f"{k['est_cycles'] / k['macs']:.2f}" if has_macs else "-"
+            fm = f" ({k['floor_cycles'] / k['macs']:.2f}/MAC)" if has_macs else ""
+            lines.append(
+                f"| {k['class']} | {k['layers']} | {k['macs']:,} | {k['count']:,} | {k['est_cycles']:,.0f} "
+                f"| {100 * k['est_cycles'] / (total or 1):.1f}% | {cm} | {k['floor_cycles']:,.0f}{fm} "
+                f"| {k['est_cycles'] - t * k['macs']:,.0f} |"
+            )
+        at_floor = sum(k["floor_cycles"] for k in classes)
+        pw = next((k for k in classes if k["class"] == "pointwise 1x1"), None)
+        rest_macs = total_macs - (pw["macs"] if pw else 0)
+        need = (t * total_macs - (pw["floor_cycles"] if pw else 0)) / (rest_macs or 1)
+        lines += [
+            "",
+            f"Every kernel at its design floor: {mega(at_floor)} est. cycles "
+            f"({at_floor / total_macs:.2f}/MAC) "
+            f"against the target {mega(t * total_macs)}. With pointwise at its floor, everything else "
+            f"({rest_macs:,} MACs) would have to average {need:.2f} cycles/MAC.",
+            "",
+        ]
+    return "\n".join(lines + [GAP_TEXT])
 
 
 def mega(n: float) -> str:
@@ -215,11 +449,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--board", default="cortex-m")
     ap.add_argument("--no-per-layer", action="store_true", help="skip the per-layer profiling runs")
     ap.add_argument("--no-cycles", action="store_true", help="skip the cycle estimates (no QEMU plugin)")
+    ap.add_argument(
+        "--cores", action="store_true",
+        help="also instructions and est. cycles on the other emulated DSP cores (M7, M33, M55)",
+    )
+    ap.add_argument(
+        "--kernels-doc", type=Path, metavar="PATH",
+        help="write the per-layer cycles/MAC against the kernels' design floors (docs/m4-kernels.md)",
+    )
     a = ap.parse_args(argv)
+    if a.kernels_doc and (a.no_per_layer or a.no_cycles):
+        ap.error("--kernels-doc needs the per-layer cycle estimates (drop --no-per-layer / --no-cycles)")
     a.out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     for name in TFLM:
         model = a.models / f"{name}.tflite"
+        c = compiled(model)
         b = run_bench(model, a.board, False, a.out / f"{name}.bench.json", not a.no_cycles)
         row: dict[str, Any] = {
             "model": name,
@@ -232,13 +477,23 @@ def main(argv: list[str] | None = None) -> int:
             "stack_bytes": int(b["stack_bytes"]),
             "runtime_bytes": int(b["ram_bytes"]) - int(b["arena_bytes"]) - int(b["stack_bytes"]),
             **_cycles(b),
-            **plan(model),
+            "macs": sum(la.macs for la in c.layers),
+            **plan(c),
             **{f"tflm_{k}": v for k, v in TFLM[name].items()},
             **{f"target_{k}": v for k, v in TARGETS[name].items()},
         }
         if not a.no_per_layer:
             pl = run_bench(model, a.board, True, a.out / f"{name}.per_layer.json", not a.no_cycles)
-            row["per_layer"] = pl["per_layer"]
+            info = layer_info(c)
+            row["per_layer"] = [{**la, **info.get(la["index"], {})} for la in pl["per_layer"]]
+        if a.cores:
+            row["cores"] = {
+                board: core_row(
+                    run_bench(model, board, False, a.out / f"{name}.{board}.json", not a.no_cycles)
+                )
+                for board in DSP_BOARDS
+                if board != a.board
+            }
         rows.append(row)
     (a.out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
     scalar = [k for k in rows[0] if k != "per_layer"]
@@ -254,11 +509,17 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows:
             for la in r.get("per_layer") or ():
                 w.writerow([r["model"], *(la.get(k) for k in keys)])
-    md = markdown(rows, a.board)
+    md = markdown(rows, a.board) + cores_markdown(rows, a.board)
     (a.out / "results.md").write_text(md)
     print(md)
     print(f"written: {a.out}/results.json, results.csv, per_layer.csv, results.md")
-    return 0 if all(r["bit_exact"] for r in rows) else 1
+    if a.kernels_doc:
+        write_text_atomic(a.kernels_doc, kernels_doc(rows, a.board))
+        print(f"written: {a.kernels_doc}")
+    exact = all(r["bit_exact"] for r in rows) and all(
+        v["bit_exact"] for r in rows for v in r.get("cores", {}).values()
+    )
+    return 0 if exact else 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,57 @@
+"""scripts/bench_models.py's kernel report (docs/m4-kernels.md): design floors and the per-class split, on
+hand-made per-layer rows (no board: the bench runs themselves are covered by the device tests)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "bench_models.py"
+
+
+@pytest.fixture(scope="module")
+def bm():
+    spec = importlib.util.spec_from_file_location("bench_models", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_design_floors_follow_the_inner_loops(bm):
+    # pointwise: 27 cycles per 24 MACs plus 60 per pair of channels over 3 pixels x 2 channels x depth
+    assert bm.floor_per_mac("conv2d_1x1_s8", 128) == pytest.approx((27 * 32 + 60) / (6 * 128))
+    assert bm.floor_per_mac("conv2d_1x1_s8", 8) == pytest.approx((27 * 2 + 60) / 48)
+    # im2col: the 27-value patch is padded to 32 for the same engine
+    assert bm.floor_per_mac("conv2d_im2col_s8", 27) == pytest.approx((27 * 8 + 60) / (6 * 27))
+    assert bm.floor_per_mac("depthwise_conv2d_3x3_s8", 9) == pytest.approx(3.5)
+    assert bm.floor_per_mac("conv2d_3x3_1ch_s8", 9) == pytest.approx(3.0)
+    assert bm.floor_per_mac("avg_pool2d_s8", 9) is None
+
+
+def layer(index, kernel, macs, cycles, floor):
+    return {"index": index, "op": "X", "kernel": kernel, "macs": macs, "count": cycles // 2,
+            "est_cycles": cycles, "est_cycles_per_mac": cycles / macs if macs else None,
+            "floor_per_mac": floor, "shape": f"layer {index}"}
+
+
+def test_kernels_doc_splits_cycles_by_class_against_the_floors(bm):
+    layers = [
+        layer(0, "conv2d_3x3_1ch_s8", 1000, 5000, 3.0),
+        layer(1, "depthwise_conv2d_3x3_s8", 1000, 4000, 3.5),
+        layer(2, "conv2d_1x1_s8", 10000, 14000, 1.2),
+        layer(3, "avg_pool2d_s8", 0, 300, None),
+    ]
+    classes = {k["class"]: k for k in bm.class_rows(layers)}
+    assert classes["depthwise 3x3"]["floor_cycles"] == pytest.approx(3500)
+    assert classes["pointwise 1x1"]["floor_cycles"] == pytest.approx(12000)
+    assert classes["first layer (conv2d_3x3_1ch_s8)"]["est_cycles"] == 5000
+    assert classes["rest (pool, FC, softmax, ...)"]["floor_cycles"] == 300  # no floor: as measured
+    doc = bm.kernels_doc([{"model": "m", "per_layer": layers}], "cortex-m")
+    assert "## `m`: 0.02 M est. cycles, 1.94 cycles/MAC (target 1.20: 0.01 M)" in doc
+    # every kernel at its floor: 3000 + 3500 + 12000 + 300; pointwise at its floor leaves 1.2 x 12000 - 12000
+    # for the other 2000 MACs
+    assert "Every kernel at its design floor: 0.02 M est. cycles (1.57/MAC)" in doc
+    assert "everything else (2,000 MACs) would have to average 1.20 cycles/MAC" in doc
+    assert "| 2 | layer 2 | conv2d_1x1_s8 | 10,000 | 7,000 | 14,000 | 1.40 | 1.20 | 2,000 |" in doc
