@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyml.compile.verify_cli import LayerComparison, compare_layers
-from tinyml.device.bench import _run_qemu, _Session, build_firmware
+from tinyml.device.bench import _check_stack, _run_qemu, _Session, build_firmware
 from tinyml.device.inputs import BenchInput
 from tinyml.device.protocol import Device
 from tinyml.device.transport import Link
@@ -87,6 +87,7 @@ class _DumpSession(_Session):
         dev.set_input(self.cases[0].data.tobytes())
         frames = dev.dump(timeout=self.timeout)
         frames[-1] = dev.get_output(int(info["output_bytes"]))
+        _check_stack(dev.info(), where)  # the dump hook sends from inside the model: a deeper stack
         return frames
 
 
