@@ -21,6 +21,9 @@ TINYML_KERNEL void conv2d_1x1_s8(const conv2d_params_t *p, const int8_t *input, 
     /* three pixels at a time (the compiler plans blocks of three); ARMv6-M: two, its engine pairs pixels (its
      * inputs are read before outputs are written, so smaller blocks keep the planner's overlap safe) */
     if (!TINYML_ARMV6M && p->in_c % 8 == 0 && out_c % 2 == 0) {
+        if (p->stride_h == 1 && p->stride_w == 1) { /* consecutive pixels: one run where the kernel has one */
+            i = 3 * tinyml_mat3_run_s8(input, n / 3, p->in_c, p->weights, out_c, &q, scratch, output);
+        }
         for (; i + 3 <= n; i += 3) {
             tinyml_mat3_s8(pixel(p, input, i), pixel(p, input, i + 1), pixel(p, input, i + 2), p->in_c, p->weights,
                            out_c, &q, scratch, output + i * out_c, output + (i + 1) * out_c,
