@@ -76,6 +76,29 @@ static void gather(const conv2d_params_t *p, const int8_t *input, int32_t i, int
     }
 }
 
+/* gather's whole-window-inside case for kernel rows of 9 to 12 bytes (3x3 on RGB), inlined in the three-patch
+ * loop: three words a row, no call (the call, its division and checks cost about 4x the copy). Returns 0 where
+ * gather must do it (border, or the last word would read past the input). */
+static inline int gather_words3(const conv2d_params_t *p, const int8_t *input, int32_t oy, int32_t ox,
+                                int8_t *dst) {
+    const int32_t iy0 = oy * p->stride_h - p->pad_top, ix0 = ox * p->stride_w - p->pad_left;
+    if (iy0 < 0 || iy0 + p->k_h > p->in_h || ix0 < 0 || ix0 + p->k_w > p->in_w) {
+        return 0;
+    }
+    const int32_t stride = p->in_w * p->in_c, row = p->k_w * p->in_c;
+    const int8_t *src = input + (iy0 * p->in_w + ix0) * p->in_c;
+    if (src + (p->k_h - 1) * stride + 12 > input + p->in_h * stride) {
+        return 0;
+    }
+    for (int32_t ky = 0; ky < p->k_h; ++ky, src += stride, dst += row) { /* as gather: may write 3 bytes past */
+        const int32_t v0 = tinyml_load32(src), v1 = tinyml_load32(src + 4), v2 = tinyml_load32(src + 8);
+        memcpy(dst, &v0, 4);
+        memcpy(dst + 4, &v1, 4);
+        memcpy(dst + 8, &v2, 4);
+    }
+    return 1;
+}
+
 TINYML_KERNEL void conv2d_im2col_s8(const conv2d_params_t *p, const int8_t *input, int8_t *output) {
     const int32_t n = p->out_h * p->out_w, out_c = p->out_c, patch = p->k_h * p->k_w * p->in_c;
     const int three = out_c % 2 == 0; /* three patches at a time: the compiler pads them to a multiple of 8 */
@@ -85,12 +108,24 @@ TINYML_KERNEL void conv2d_im2col_s8(const conv2d_params_t *p, const int8_t *inpu
     int8_t *pa = (int8_t *)((tinyml_channel_t *)p->scratch + out_c), *pb = pa + depth, *pc = pb + depth;
     int32_t i = 0;
     if (three && !TINYML_ARMV6M) { /* ARMv6-M: two patches at a time (its engine pairs them) */
+        const int words3 = p->dil_h == 1 && p->dil_w == 1 && (p->k_w * p->in_c + 3) / 4 == 3;
+        int32_t oy = 0, ox = 0; /* of patch i */
         for (; i + 3 <= n; i += 3) {
-            gather(p, input, i, pa, depth);
-            gather(p, input, i + 1, pb, depth);
-            gather(p, input, i + 2, pc, depth);
-            tinyml_mat3_s8(pa, pb, pc, depth, p->weights, out_c, &q, pc + depth, output + i * out_c,
-                           output + (i + 1) * out_c, output + (i + 2) * out_c);
+            int8_t *dst = pa;
+            for (int32_t k = 0; k < 3; ++k, dst += depth) {
+                if (!words3 || !gather_words3(p, input, oy, ox, dst)) {
+                    gather(p, input, i + k, dst, depth);
+                }
+                if (++ox == p->out_w) {
+                    ox = 0;
+                    ++oy;
+                }
+            }
+            /* the three patches follow each other, as their outputs do: one block of a run */
+            if (!tinyml_mat3_run_s8(pa, 1, depth, p->weights, out_c, &q, pc + depth, output + i * out_c)) {
+                tinyml_mat3_s8(pa, pb, pc, depth, p->weights, out_c, &q, pc + depth, output + i * out_c,
+                               output + (i + 1) * out_c, output + (i + 2) * out_c);
+            }
         }
     }
     for (; i < n; i += 2) {
