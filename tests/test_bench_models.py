@@ -20,9 +20,12 @@ def bm():
 
 
 def test_design_floors_follow_the_inner_loops(bm):
-    # pointwise: 27 cycles per 24 MACs plus 60 per pair of channels over 3 pixels x 2 channels x depth
+    # pointwise: 27 cycles per 24 MACs plus 60 per pair of channels over 3 pixels x 2 channels x depth, and
+    # the widening (27 per group of 4 depth values) of each block of 3 pixels over its 3 x depth x out_c MACs
     assert bm.floor_per_mac("conv2d_1x1_s8", 128) == pytest.approx((27 * 32 + 60) / (6 * 128))
-    assert bm.floor_per_mac("conv2d_1x1_s8", 8) == pytest.approx((27 * 2 + 60) / 48)
+    assert bm.floor_per_mac("conv2d_1x1_s8", 128, 128) == pytest.approx(
+        (27 * 32 + 60) / (6 * 128) + 27 * 32 / (3 * 128 * 128))
+    assert bm.floor_per_mac("conv2d_1x1_s8", 8, 16) == pytest.approx((27 * 2 + 60) / 48 + 54 / 384)
     # im2col: the 27-value patch is padded to 32 for the same engine
     assert bm.floor_per_mac("conv2d_im2col_s8", 27) == pytest.approx((27 * 8 + 60) / (6 * 27))
     assert bm.floor_per_mac("depthwise_conv2d_3x3_s8", 9) == pytest.approx(3.5)
