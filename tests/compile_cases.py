@@ -104,6 +104,8 @@ CASES: tuple[Case, ...] = (
     ),
     Case("dw3x3_s2_same_odd", (13, 11, 5), _dw(3, 2, "same"), lo=0.0, hi=1.0),
     Case("dw3x3_relu_c10", (7, 6, 10), _dw(3, 1, "same", act="relu"), lo=0.0, hi=1.0),  # border patches
+    # stride 1, in_c % 4 == 0, ReLU: interior runs of 5 pixels, two pairs (dw_pairs_relu) and one single
+    Case("dw3x3_relu_c12_pairs", (6, 7, 12), _dw(3, 1, "same", act="relu"), lo=0.0, hi=1.0),
     Case("dw5x5_valid_dm2", (11, 9, 3), _dw(5, 1, "valid", dm=2)),
     Case("dw3x3_s2_dm8_1ch", (17, 17, 1), _dw(3, 2, "same", dm=8, act="relu6")),
     Case("dw3x3_dil2", (12, 12, 4), _dw(3, 1, "same", d=2)),

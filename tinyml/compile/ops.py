@@ -505,7 +505,8 @@ def depthwise_conv2d(ctx: OpContext, reference: bool = False) -> Layer:
         # of in_zp, then a border pixel's 3x3 window
         scratch = 136 * ((ic + 3) // 4) + (ic + 3) // 4 * 4 + 9 * (ic // 4 * 4)
         params_q = tuple((k, 0 if k == "ch" else v) for k, v in rq.params)
-        gap = inplace_gap((ih, iw), ic, (oh, ow), oc, (kh, kw), (sh, sw), (pt, pl), 1)
+        # stride 1: interior pixels go in pairs (dw_pairs_relu writes a pair's outputs group by group)
+        gap = inplace_gap((ih, iw), ic, (oh, ow), oc, (kh, kw), (sh, sw), (pt, pl), 2 if sw == 1 else 1)
         consts = (weights, *_channel_pack(rq))
     else:
         kernel = "depthwise_conv2d_s8"

@@ -136,6 +136,116 @@ static void interior_full(const int8_t *x, int32_t c, int32_t row, const tinyml_
 }
 
 #undef DW_GROUP
+
+/* Pairs of horizontally adjacent interior pixels (stride 1, in_c % 4 == 0, TINYML_FULL_RELU): the four input
+ * columns of a window row serve both pixels (A reads columns 0-2, B columns 1-3), so each word is loaded and
+ * widened once for up to two taps, and each weight word once for two pixels. Per group of four channels two
+ * passes of two channels (lanes 0,2 then 1,3 of SXTB16): accumulators A and B of both channels (r4-r7), two
+ * input columns (r8, r9), the row's three weight words (r10-r12), x (r0), c (r1), row (r2), the group (r3), lr
+ * for the output: all 14 registers, so the output pointer and the loop bounds live in the frame (this struct,
+ * copied there by LDM/PUSH). Cortex-M4 cycles (CYCLES.md rules) per window row and pass: 7 loads in 9, 4 SXTB16,
+ * 12 MACs, 2 address adds = 27 for 12 MACs (interior_full: 30); per pass biases 5 and four requantized stores
+ * sharing their parameters 26: about 3.2 cycles/MAC (interior_full about 3.7). Group records: tinyml_dw_group_t
+ * (bias 0, rq 16, w 64, 136 bytes). */
+typedef struct {
+    const int8_t *x;                 /* [sp, #0]  window of pixel A of the first pair */
+    int32_t c, row;                  /* [sp, #4]  channel stride, [sp, #8] row stride (bytes) */
+    const tinyml_dw_group_t *g;      /* [sp, #12] first group */
+    int8_t *out;                     /* [sp, #16] output of pixel A */
+    const tinyml_dw_group_t *g_end;  /* [sp, #20] past the last group */
+    int32_t pairs;                   /* [sp, #24] pairs left */
+    int32_t pad;                     /* [sp, #28] */
+} dw_pairs_args_t;
+
+/* One window row of one pass: ROT "" (lanes 0,2) or ", ror #8" (1,3); W the offset of its first tap's weight word;
+ * NEXT moves x to the next row (after the row's last address use). */
+#define DWP_ROW(ROT, W, NEXT)                    \
+    "ldr    r8, [r0]\n\t"                        \
+    "ldr    r9, [r0, r1]\n\t"                    \
+    "ldr    r10, [r3, #" W "]\n\t"               \
+    "ldr    r11, [r3, #" W " + 8]\n\t"           \
+    "ldr    r12, [r3, #" W " + 16]\n\t"          \
+    "sxtb16 r8, r8" ROT "\n\t"                   \
+    "sxtb16 r9, r9" ROT "\n\t"                   \
+    "smlabb r4, r8, r10, r4\n\t"                 \
+    "smlatt r5, r8, r10, r5\n\t"                 \
+    "smlabb r4, r9, r11, r4\n\t"                 \
+    "smlatt r5, r9, r11, r5\n\t"                 \
+    "smlabb r6, r9, r10, r6\n\t"                 \
+    "smlatt r7, r9, r10, r7\n\t"                 \
+    "add    r10, r0, r1, lsl #1\n\t"             \
+    "ldr    r8, [r0, r1, lsl #1]\n\t"            \
+    "ldr    r9, [r10, r1]\n\t"                   \
+    NEXT                                         \
+    "sxtb16 r8, r8" ROT "\n\t"                   \
+    "sxtb16 r9, r9" ROT "\n\t"                   \
+    "smlabb r4, r8, r12, r4\n\t"                 \
+    "smlatt r5, r8, r12, r5\n\t"                 \
+    "smlabb r6, r8, r11, r6\n\t"                 \
+    "smlatt r7, r8, r11, r7\n\t"                 \
+    "smlabb r6, r9, r12, r6\n\t"                 \
+    "smlatt r7, r9, r12, r7\n\t"
+/* Requantize (SMMLAR by M plus radd, >> rshift, saturate) accumulators a (pixel A) and b (pixel B) of the
+ * channel whose rq row is at RQ. */
+#define DWP_RQ2(a, b, RQ)                        \
+    "ldr    r10, [r3, #" RQ "]\n\t"              \
+    "ldr    r11, [r3, #" RQ " + 4]\n\t"          \
+    "ldr    r12, [r3, #" RQ " + 8]\n\t"          \
+    "smmlar " a ", " a ", r10, r12\n\t"           \
+    "asr    " a ", " a ", r11\n\t"                \
+    "ssat   " a ", #8, " a "\n\t"                 \
+    "smmlar " b ", " b ", r10, r12\n\t"           \
+    "asr    " b ", " b ", r11\n\t"                \
+    "ssat   " b ", #8, " b "\n\t"
+/* One pass: channels LO and HI of the group (bias offsets BL, BH; rq rows RL, RH; output bytes OL, OH). */
+#define DWP_PASS(ROT, W, BL, BH, RL, RH, OL, OH)                                        \
+    "ldr    r4, [r3, #" BL "]\n\t"                                                      \
+    "ldr    r5, [r3, #" BH "]\n\t"                                                      \
+    "mov    r6, r4\n\t"                                                                 \
+    "mov    r7, r5\n\t"                                                                 \
+    DWP_ROW(ROT, W, "add    r0, r0, r2\n\t") DWP_ROW(ROT, W " + 24", "add    r0, r0, r2\n\t") \
+    DWP_ROW(ROT, W " + 48", "")                                                         \
+    "sub    r0, r0, r2, lsl #1\n\t"                                                     \
+    "ldr    lr, [sp, #16]\n\t"                                                          \
+    DWP_RQ2("r4", "r6", RL) DWP_RQ2("r5", "r7", RH)                                     \
+    "add    r8, lr, r1\n\t"                                                             \
+    "strb   r4, [lr, #" OL "]\n\t"                                                      \
+    "strb   r5, [lr, #" OH "]\n\t"                                                      \
+    "strb   r6, [r8, #" OL "]\n\t"                                                      \
+    "strb   r7, [r8, #" OH "]\n\t"
+__attribute__((naked, noinline)) static void dw_pairs_relu(__attribute__((unused)) const dw_pairs_args_t *a) {
+    __asm__ volatile(
+        "push   {r4-r11, lr}\n\t"
+        "ldm    r0, {r4-r11}\n\t"
+        "push   {r4-r11}\n\t"                 /* the frame: the struct above */
+        "mov    r0, r4\n\t"
+        "mov    r1, r5\n\t"
+        "mov    r2, r6\n\t"
+        "mov    r3, r7\n\t"
+        "1:\n\t"                              /* per group of four channels */
+        DWP_PASS("", "64", "0", "8", "16", "40", "0", "2")
+        DWP_PASS(", ror #8", "68", "4", "12", "28", "52", "1", "3")
+        "add    r0, r0, #4\n\t"
+        "add    r3, r3, #136\n\t"
+        "add    lr, lr, #4\n\t"
+        "ldr    r8, [sp, #20]\n\t"
+        "str    lr, [sp, #16]\n\t"
+        "cmp    r3, r8\n\t"
+        "bne    1b\n\t"
+        "ldr    r3, [sp, #12]\n\t"            /* next pair: x and out one more pixel on (they moved by c) */
+        "add    r0, r0, r1\n\t"
+        "add    lr, lr, r1\n\t"
+        "ldr    r8, [sp, #24]\n\t"
+        "str    lr, [sp, #16]\n\t"
+        "subs   r8, r8, #1\n\t"
+        "str    r8, [sp, #24]\n\t"
+        "bne    1b\n\t"
+        "add    sp, sp, #32\n\t"
+        "pop    {r4-r11, pc}\n\t");
+}
+#undef DWP_PASS
+#undef DWP_RQ2
+#undef DWP_ROW
 #undef DW_NEXT_ROW
 #undef DW_RQ
 #undef DW_TAP
@@ -194,7 +304,17 @@ TINYML_KERNEL void depthwise_conv2d_3x3_s8(const depthwise_conv2d_params_t *p, c
             if (interior && relu && c % 4 == 0) { /* the run of interior pixels from here, in one call */
                 int32_t n = (p->in_w - 3 - ix0) / p->stride_w + 1;
                 n = n < p->out_w - ox ? n : p->out_w - ox;
-                interior_full(input + (iy0 * p->in_w + ix0) * c, c, row, groups, c / 4, output, n, p->stride_w * c);
+                const int8_t *x = input + (iy0 * p->in_w + ix0) * c;
+                int32_t done = 0;
+                if (p->stride_w == 1 && n >= 2) { /* pairs of pixels (the compiler's in-place gap allows it) */
+                    const dw_pairs_args_t a = {x, c, row, groups, output, groups + c / 4, n / 2, 0};
+                    dw_pairs_relu(&a);
+                    done = n & ~1;
+                }
+                if (done < n) {
+                    interior_full(x + done * p->stride_w * c, c, row, groups, c / 4, output + done * c, n - done,
+                                  p->stride_w * c);
+                }
                 ox += n - 1;
                 output += (n - 1) * c;
                 continue;
