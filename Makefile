@@ -50,6 +50,11 @@ clean:
 bench-models: setup
 	@$(PY) scripts/bench_models.py --out runs/bench-models --cores --kernels-doc docs/m4-kernels.md
 
+# Issue 17: linked RAM and instructions with --patch off and auto, both models, every emulated board (bit-exact).
+.PHONY: bench-boards
+bench-boards: setup
+	@$(PY) scripts/bench_models.py --boards --out runs/bench-boards
+
 # Training throughput (images/s with 0/1/2 DataLoader workers, one full epoch), dataset-cache build rate and
 # RssAnon on a generated 40,000-image folder (~15 min on 2 cores); results in runs/bench-train/.
 .PHONY: bench-train

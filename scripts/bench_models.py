@@ -16,8 +16,14 @@ floor (what its inner loop costs by the TRM rules) and what is left to 1.20 cycl
 
 Writes OUT/results.json, OUT/results.csv, OUT/per_layer.csv and OUT/results.md, and prints the Markdown.
 
+Each model also runs once with `--patch auto` (the CLI default; instructions, linked RAM, flash, the
+compiler's choice), reported beside the `off` figures. `--boards` instead measures linked RAM and
+instructions, `--patch off` and `auto`, bit-exact, on every emulated board (or the ones named):
+OUT/boards.{md,json,csv}.
+
     .venv/bin/python scripts/bench_models.py [--models DIR] [--out DIR] [--board cortex-m] [--no-per-layer]
         [--cores] [--kernels-doc docs/m4-kernels.md]
+    .venv/bin/python scripts/bench_models.py --boards [all|BOARD,...] [--out DIR]
 """
 
 from __future__ import annotations
@@ -55,11 +61,12 @@ TFLM: dict[str, dict[str, int]] = {
 PUBLISHED_CYCLES = {"vww_96_int8": {"X-CUBE-AI": 10_670_000, "Plumerai": 11_850_000}}
 L4R5_WAIT_STATES = 5
 # targets: instructions and flash (issue 8; flash raised by issue 16 to 248,344 B at its filing + 10%), linked
-# firmware RAM with --patch off (issue 17)
+# firmware RAM with --patch off / auto (issue 17)
 TARGETS: dict[str, dict[str, int | None]] = {
-    "person_detect": {"instructions": 11_500_000, "ram": 49_152, "flash": 273_000},
-    "vww_96_int8": {"instructions": 12_000_000, "ram": 65_536, "flash": None},
+    "person_detect": {"instructions": 11_500_000, "ram": 49_152, "ram_auto": 32_768, "flash": 273_000},
+    "vww_96_int8": {"instructions": 12_000_000, "ram": 65_536, "ram_auto": 49_152, "flash": None},
 }
+PATCHES = ("off", "auto")
 DEFAULT_MODELS = Path(__file__).resolve().parent.parent / "examples" / "models"
 # the other emulated cores with the DSP extension (--cores): board -> core, as the tables label them
 DSP_BOARDS = {"cortex-m": "M4", "mps2-an500": "M7", "mps2-an505": "M33", "mps3-an547": "M55"}
@@ -145,16 +152,17 @@ def floor_per_mac(kernel: str, macs_per_output: float, out_c: int = 0) -> float 
 
 
 def run_bench(
-    model: Path, board: str, per_layer: bool, json_path: Path, cycles: bool = True
+    model: Path, board: str, per_layer: bool, json_path: Path, cycles: bool = True, patch: str = "off",
+    random: int = 2,
 ) -> dict[str, Any]:
-    """`tinyml bench --model M --board B --random 2 --runs 1 [--per-layer] [--cycles] --json PATH`, in
-    process."""
+    """`tinyml bench --model M --board B --random 2 --runs 1 --patch off [--per-layer] [--cycles] --json P`,
+    in process. `off` (whole layers) gives the kernels' figures, whatever the CLI default."""
     from tinyml.device import cli
 
     p = argparse.ArgumentParser()
     cli.add_arguments(p)
-    argv = ["--model", str(model), "--board", board, "--random", "2", "--runs", "1", "--json", str(json_path)]
-    argv += ["--patch", "off"]  # whole layers: the kernels' figures, whatever the CLI default
+    argv = ["--model", str(model), "--board", board, "--random", str(random), "--runs", "1", "--json",
+            str(json_path), "--patch", patch]
     argv += ["--cycles", "--flash-wait-states", str(L4R5_WAIT_STATES)] if cycles else []
     args = p.parse_args(argv + (["--per-layer"] if per_layer else []))
     out = io.StringIO()
@@ -401,7 +409,8 @@ def markdown(rows: list[dict[str, Any]], board: str) -> str:
         "over layers of the arena bytes a layer needs (inputs + output + scratch, an in-place input/output "
         "pair as its overlapped span); max(in + out): the same without in-place overlap or scratch.",
         "",
-        "| model | TFLM ref | TFLM + CMSIS-NN | tinyml | target | speed-up vs CMSIS-NN | arena (TFLM) "
+        "| model (`--patch off`) | TFLM ref | TFLM + CMSIS-NN | tinyml | target | speed-up vs CMSIS-NN "
+        "| arena (TFLM) "
         "| linked RAM (target) | = arena + stack + runtime | arena lower bound | max(in + out) | flash (TFLM+CMSIS-NN) | flash target "
         "| bit-exact |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|",
@@ -423,6 +432,7 @@ def markdown(rows: list[dict[str, Any]], board: str) -> str:
             f"| {r['flash_bytes']:,} B ({t['flash_cmsis']:,} B) | {flash_t} "
             f"| {'yes' if r['bit_exact'] else 'NO'} |"
         )
+    lines += patch_markdown(rows)
     lines += cycles_markdown(rows)
     for r in rows:
         if not r.get("per_layer"):
@@ -462,10 +472,14 @@ def main(argv: list[str] | None = None) -> int:
         "--kernels-doc", type=Path, metavar="PATH",
         help="write the per-layer cycles/MAC against the kernels' design floors (docs/m4-kernels.md)",
     )
+    ap.add_argument("--boards", nargs="?", const="all", metavar="all|BOARD,...",
+                    help="instead: linked RAM and instructions, --patch off and auto, on each emulated board")
     a = ap.parse_args(argv)
     if a.kernels_doc and (a.no_per_layer or a.no_cycles):
         ap.error("--kernels-doc needs the per-layer cycle estimates (drop --no-per-layer / --no-cycles)")
     a.out.mkdir(parents=True, exist_ok=True)
+    if a.boards:
+        return boards_main(a)
     rows: list[dict[str, Any]] = []
     for name in TFLM:
         model = a.models / f"{name}.tflite"
@@ -487,6 +501,10 @@ def main(argv: list[str] | None = None) -> int:
             **{f"tflm_{k}": v for k, v in TFLM[name].items()},
             **{f"target_{k}": v for k, v in TARGETS[name].items()},
         }
+        u = run_bench(model, a.board, False, a.out / f"{name}.auto.json", False, "auto")
+        row["auto"] = {"instructions": int(u["max"]), "ram_bytes": int(u["ram_bytes"]),
+                       "arena_bytes": int(u["arena_bytes"]), "flash_bytes": int(u["flash_bytes"]),
+                       "bit_exact": bool(u["bit_exact"]), "patch_choice": patch_line(u)}
         if not a.no_per_layer:
             pl = run_bench(model, a.board, True, a.out / f"{name}.per_layer.json", not a.no_cycles)
             info = layer_info(c)
@@ -501,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
             }
         rows.append(row)
     (a.out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
-    scalar = [k for k in rows[0] if k != "per_layer"]
+    scalar = [k for k in rows[0] if k not in ("per_layer", "auto", "cores")]
     with open(a.out / "results.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=scalar, extrasaction="ignore")
         w.writeheader()
@@ -521,10 +539,96 @@ def main(argv: list[str] | None = None) -> int:
     if a.kernels_doc:
         write_text_atomic(a.kernels_doc, kernels_doc(rows, a.board))
         print(f"written: {a.kernels_doc}")
-    exact = all(r["bit_exact"] for r in rows) and all(
+    exact = all(r["bit_exact"] and r["auto"]["bit_exact"] for r in rows) and all(
         v["bit_exact"] for r in rows for v in r.get("cores", {}).values()
     )
     return 0 if exact else 1
+
+
+def patch_line(b: dict[str, Any]) -> str:
+    from tinyml.compile.patch import report_line
+
+    return report_line(b["patch"]) if b.get("patch") else "-"
+
+
+def overhead(instructions: int, off: int) -> str:
+    return f"{instructions / off - 1:+.1%}"
+
+
+def choice(line: str) -> str:
+    """'layers 0-3 in 6 row bands' out of a report line."""
+    return line.split(" -> ", 1)[-1].split(",", 1)[0]
+
+
+def patch_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    """The same models with `--patch auto` (the CLI default): measured against the `off` row above."""
+    lines = ["", "| model (`--patch auto`, the default) | tinyml | vs off | linked RAM (target) | arena "
+             "| flash | bit-exact | the compiler's choice |", "|---|---:|---:|---:|---:|---:|---|---|"]
+    for r in rows:
+        u, g = r["auto"], TARGETS[r["model"]]
+        lines.append(
+            f"| `{r['model']}` | **{mega(u['instructions'])}** "
+            f"| {overhead(u['instructions'], r['instructions'])} "
+            f"| **{u['ram_bytes']:,} B** ({g['ram_auto']:,} B, {verdict(u['ram_bytes'], g['ram_auto'])}) "
+            f"| {u['arena_bytes']:,} B | {u['flash_bytes']:,} B | {'yes' if u['bit_exact'] else 'NO'} "
+            f"| {choice(u['patch_choice'])} |"
+        )
+    return lines
+
+
+def emulated_boards(spec: str) -> list[str]:
+    from tinyml.firmware.boards import board_names, load_board
+
+    names = board_names() if spec == "all" else spec.split(",")
+    return [n for n in names if load_board(n).emulated]
+
+
+def boards_main(a: argparse.Namespace) -> int:
+    """Both models, off and auto, on every emulated board: linked RAM, instructions, bit-exact (1 random
+    input, 1 run: the counts are exact and repeatable)."""
+    rows: list[dict[str, Any]] = []
+    for board in emulated_boards(a.boards):
+        for name, patch in ((n, p) for n in TFLM for p in PATCHES):
+            print(f"bench-boards: {board} {name} --patch {patch}", file=sys.stderr, flush=True)
+            b = run_bench(a.models / f"{name}.tflite", board, False, a.out / f"{board}.{name}.{patch}.json",
+                          False, patch, random=1)
+            rows.append({"board": board, "core": b["device"].get("cpu", ""), "model": name, "patch": patch,
+                         "ram_bytes": int(b["ram_bytes"]), "arena_bytes": int(b["arena_bytes"]),
+                         "stack_bytes": int(b["stack_bytes"]), "flash_bytes": int(b["flash_bytes"]),
+                         "instructions": int(b["max"]), "bit_exact": bool(b["bit_exact"]),
+                         "patch_choice": patch_line(b)})
+    (a.out / "boards.json").write_text(json.dumps(rows, indent=2) + "\n")
+    with open(a.out / "boards.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    md = boards_markdown(rows)
+    (a.out / "boards.md").write_text(md)
+    print(md)
+    print(f"written: {a.out}/boards.json, boards.csv, boards.md")
+    return 0 if all(r["bit_exact"] for r in rows) else 1
+
+
+def boards_markdown(rows: list[dict[str, Any]]) -> str:
+    """One line per board and model: linked RAM and instructions with --patch off and auto."""
+    lines = [
+        "| board (core) | model | linked RAM off | linked RAM auto | instructions off | instructions auto "
+        "| overhead | flash | auto's choice | bit-exact |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    by = {(r["board"], r["model"], r["patch"]): r for r in rows}
+    for (board, model, patch), r in by.items():
+        if patch != "off" or (board, model, "auto") not in by:
+            continue
+        u = by[(board, model, "auto")]
+        lines.append(
+            f"| {board} ({r['core']}) | {model} | {r['ram_bytes']:,} B | **{u['ram_bytes']:,} B** "
+            f"| {r['instructions']:,} | {u['instructions']:,} "
+            f"| {overhead(u['instructions'], r['instructions'])} "
+            f"| {u['flash_bytes'] - r['flash_bytes']:+,} B | {choice(u['patch_choice'])} "
+            f"| {'yes' if r['bit_exact'] and u['bit_exact'] else 'NO'} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -114,7 +114,7 @@ def test_person_detect_instruction_count_is_exact_and_below_tflm(person, refdata
     assert again.counts == [person.inputs[0].counts[0]]
     assert again.flash_bytes == person.flash_bytes and 200_000 < person.flash_bytes < 382_508
     # one RAM figure, the linked one: the arena (input and output inside it) + the derived stack + the runtime
-    assert person.arena_bytes + person.stack_bytes < person.ram_bytes <= 49_152  # issue 17: --patch off
+    assert person.arena_bytes + person.stack_bytes < person.ram_bytes <= 32_768  # issue 17: --patch auto
     assert 0 < person.stack_peak_bytes < person.stack_bytes < 2048
 
 
@@ -143,8 +143,13 @@ def test_per_layer_profile(refdata, artifacts):
         per_layer=True,
         build_dir=artifacts / "fw-person-profile",
     )
-    layers = analyze(model).layers
-    assert [(la.index, la.op, la.macs) for la in r.per_layer] == [(la.index, la.op, la.macs) for la in layers]
+    c = analyze(model, patch_setting="auto")  # the default: the patched stage is one entry, named
+    layers, s = c.layers, c.patch.stage
+    assert r.patch["bands"] == c.patch.n and r.patch["stage_layers"] == [0, 1, 2, 3]
+    assert r.per_layer[0].op == f"layers 0-3 (patched, {c.patch.n} bands)" in r.layer_table()
+    assert r.per_layer[0].macs == sum(la.macs for la in layers[:s])
+    assert [(la.index, la.op, la.macs) for la in r.per_layer[1:]] == [(la.index, la.op, la.macs)
+                                                                      for la in layers[s:]]
     assert sum(la.macs for la in r.per_layer) == 7_157_888
     total = sum(la.count for la in r.per_layer)
     assert abs(total - r.counts[0]) < 0.001 * r.counts[0]  # marks cost almost nothing and are taken out

@@ -117,31 +117,46 @@ def test_export_refuses_a_directory_it_did_not_make(tmp_path, small_model):  # n
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
 
-# (flash, RAM of the board, what the refusal must say)
+# (flash, RAM of the board, --patch, what the refusal must say)
 REFUSALS = [
-    (4 << 20, 32 << 10, [r"needs about {ram} B RAM (arena {arena} B, peak at layer 1 (DEPTHWISE_CONV_2D",
-                         r"board tiny has 32,768 B"]),
-    (128 << 10, 4 << 20, [r"needs about {flash} B flash, board tiny has 131,072 B"]),
-    (128 << 10, 32 << 10, [r"{ram} B RAM", r"{flash} B flash"]),
+    (4 << 20, 24 << 10, "auto", [r"needs about {ram} B RAM (arena {arena} B, peak at {peak})",
+                                 r"board tiny has 24,576 B"]),
+    (4 << 20, 32 << 10, "off", [r"needs about {ram} B RAM (arena {arena} B, peak at layer 1 (DEPTHWISE",
+                                r"board tiny has 32,768 B"]),
+    (128 << 10, 4 << 20, "auto", [r"needs about {flash} B flash, board tiny has 131,072 B"]),
+    (128 << 10, 24 << 10, "auto", [r"{ram} B RAM", r"{flash} B flash"]),
 ]
 
 
-@pytest.mark.parametrize("flash,ram,messages", REFUSALS)
-def test_model_too_big_is_refused_before_building(tmp_path, refdata, flash, ram, messages):
+@pytest.mark.parametrize("flash,ram,patch,messages", REFUSALS)
+def test_model_too_big_is_refused_before_building(tmp_path, refdata, flash, ram, patch, messages):
+    """The refusal names the bytes needed, the layer (or patch stage) where the arena peaks and the board's
+    budget, with the default patches and without."""
     from tinyml.compile import compile_tflite
 
     model = refdata / "models" / "person_detect.tflite"
     board = load_board(board_variant(tmp_path, "tiny", flash, ram))
     with pytest.raises(BudgetExceeded, match="model person_detect does not fit") as e:
-        export_project(model, board, tmp_path / "proj")
+        export_project(model, board, tmp_path / "proj", patch=None if patch == "auto" else patch)
     assert (e.value.board, e.value.ram_size, e.value.flash_size) == ("tiny", ram, flash)
     assert not (tmp_path / "proj").exists()
-    c = compile_tflite(model, tmp_path / "compiled")
-    est = estimate_footprint(read_model_info(tmp_path / "compiled"), board)
+    c = compile_tflite(model, tmp_path / "compiled", patch_setting=patch)
+    info = read_model_info(tmp_path / "compiled")
+    est = estimate_footprint(info, board)
     assert e.value.needs == est and est.ram_bytes > c.plan.arena_bytes >= 9216  # the input is in the arena
     for msg in messages:
         assert msg.format(ram=f"{est.ram_bytes:,}", flash=f"{est.flash_bytes:,}",
-                          arena=f"{c.plan.arena_bytes:,}") in str(e.value)
+                          arena=f"{c.plan.arena_bytes:,}", peak=info.peak_layer) in str(e.value)
+
+
+def test_patches_fit_a_board_that_refuses_the_model_without(tmp_path, refdata):
+    """person_detect on a 32 KiB board: --patch off is refused (37,608 B arena), the default (auto) fits."""
+    model = refdata / "models" / "person_detect.tflite"
+    board = load_board(board_variant(tmp_path, "tiny", None, 32 << 10))
+    with pytest.raises(BudgetExceeded, match="board tiny has 32,768 B"):
+        export_project(model, board, tmp_path / "off", patch="off")
+    m = export_project(model, board, tmp_path / "auto").model
+    assert m.patch["bands"] >= 2 and m.arena_bytes == m.patch["arena_bytes"] < 32 << 10
 
 
 def test_fitting_estimate_is_close_to_the_linked_image(tmp_path, refdata):

@@ -41,12 +41,15 @@ def analyze(
         return plans[key].arena_bytes
 
     chosen = patch.choose(layers, model, patch_setting, overhead, arena_of)
+    setting = patch.parse_setting(patch_setting)
+    unpatched = Compiled(model, tuple(layers), plan_off, name, patch_setting=setting, patch_overhead=overhead)
     if chosen is None:
-        return Compiled(model, tuple(layers), plan_off, name)
+        return unpatched
     final = planner.plan(patch.planning_layers(layers, model, chosen), model)
-    if final.arena_bytes >= plan_off.arena_bytes and patch_setting == "auto":
-        return Compiled(model, tuple(layers), plan_off, name)
-    return Compiled(model, tuple(layers), final, name, chosen, plan_off)
+    if final.arena_bytes >= plan_off.arena_bytes and setting == "auto":
+        return unpatched
+    patch.check_plan(layers, model, chosen, final)  # band rows, buffers and the stage's place, as for layers
+    return Compiled(model, tuple(layers), final, name, chosen, plan_off, setting, overhead)
 
 
 def compile_tflite(

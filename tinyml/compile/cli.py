@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
         f"  {args.name}.h: {args.name}_invoke(), arena {c.plan.arena_bytes:,} B "
         f"(lower bound {c.plan.lower_bound:,} B), kernels: {', '.join(c.kernels)}"
     )
+    print(f"  {patch.report_line(patch.report(c))}")
     if args.verbose:
         print(ram_headline(c))
     return 0

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from tinyml.compile.ops import ConstArray, Layer, Params, Ref, Scratch, shape_str
-from tinyml.compile.patch import PatchPlan
+from tinyml.compile.patch import DEFAULT_OVERHEAD, PatchPlan
+from tinyml.compile.patch import report as patch_report
 from tinyml.compile.planner import MemoryPlan
 from tinyml.compile.tflite import TfliteModel
 from tinyml.errors import TinymlError
@@ -48,6 +49,8 @@ class Compiled:
     name: str
     patch: PatchPlan | None = None  # the leading layers run in row bands (None: layer by layer)
     plan_off: MemoryPlan | None = None  # the plan without patches (for the report), when patched
+    patch_setting: str | int = "off"  # what was asked for (auto, off or a band count)
+    patch_overhead: float = DEFAULT_OVERHEAD  # auto's budget of extra instructions
 
     def plan_pos(self, i: int) -> int:
         """Position in the planned layer list of layer position i (the patch stage is one planned layer)."""
@@ -310,6 +313,7 @@ def manifest(c: Compiled, source: str) -> dict:
         "arena_peak_layer": _layer_name(c, c.plan.peak_layer),
         "const_bytes": c.const_bytes,
         "kernels": list(c.kernels),
+        "patch": patch_report(c),
         # per layer: what runs it, so the firmware stage can say which layers miss the SIMD kernels
         "layer_kernels": [{"index": la.index, "op": la.op, "kernel": la.kernel, "macs": la.macs}
                           for la in c.layers],
@@ -317,6 +321,13 @@ def manifest(c: Compiled, source: str) -> dict:
 
 
 def _layer_name(c: Compiled, pos: int) -> str:
+    """The layer at planned position pos (a patch stage is position 0 of a patched plan)."""
+    if c.patch is not None:
+        from tinyml.compile.patch import stage_name
+
+        if pos == 0:
+            return stage_name(list(c.layers), c.patch)
+        pos += c.patch.stage - 1
     la = c.layers[pos] if c.layers else None
     return f"layer {la.index} ({la.op} {shape_str(la.out_shape)})" if la else "no layer"
 

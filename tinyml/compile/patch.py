@@ -22,6 +22,9 @@ from tinyml.compile.tflite import TfliteModel
 from tinyml.errors import UsageError
 
 PATCH_OPS = {"conv2d_params_t", "depthwise_conv2d_params_t"}
+# The default of every command (compile, export, bench, sweep): measured on both reference models, auto lowers
+# the linked RAM by 13.2 KB / 3.8 KB for +3.0% / +10.0% instructions, bit-exact (docs/guide.md).
+DEFAULT_SETTING = "auto"
 DEFAULT_OVERHEAD = 0.15
 # The overhead estimate, calibrated on the emulated Cortex-M4 (person_detect 6 bands: +2.9%,
 # vww_96_int8 24 bands: +21.1% measured): a model costs ~1.55 instructions per MAC; a recomputed halo MAC
@@ -148,6 +151,53 @@ def planning_layers(layers: list[Layer], model: TfliteModel, p: PatchPlan | None
     return list(layers) if p is None else [stage_layer(layers, model, p), *layers[p.stage:]]
 
 
+def check_plan(layers: list[Layer], model: TfliteModel, p: PatchPlan, plan) -> None:
+    """A patched plan passes the same bounds check as an unpatched one: the stage's place in the arena (its
+    band buffers and kernel scratch as the stage's scratch, its output over the input at the stage gap), and
+    per band and layer: rows inside the tensor, each layer's input rows exactly what the previous one wrote,
+    the halo and top padding the layer's geometry needs, every band's rows within its ping-pong buffer, and
+    the last layer's bands covering the stage output once. Raises an internal compiler error otherwise."""
+    from tinyml.compile import planner
+
+    planner.check_bounds(planning_layers(layers, model, p), plan, model, extents_from=1)
+    stage = layers[: p.stage]
+
+    def fail(la: Layer, k: int, msg: str):
+        return planner.bounds_error(model, la, f"patch band {k}: {msg}")
+
+    if plan.scratch.get(0) is None and p.scratch_bytes or p.kscratch < max(la.scratch_bytes for la in stage):
+        raise fail(stage[0], 0, "the stage's band buffers and kernel scratch have no room in the arena")
+    covered = 0
+    for k, band in enumerate(p.bands):
+        if len(band) != p.stage:
+            raise fail(stage[0], k, f"{len(band)} layers in the band, the stage has {p.stage}")
+        for j, (la, bl) in enumerate(zip(stage, band, strict=True)):
+            _check_band_layer(la, bl, band[j - 1].out_rows if j else None, fail, k)
+            if j < p.stage - 1:
+                need = (bl.out_rows[1] - bl.out_rows[0]) * _p(la, "out_w") * _p(la, "out_c")
+                if need > p.buf_bytes[j % 2]:
+                    raise fail(la, k, f"writes {need} B into band buffer {j % 2} of {p.buf_bytes[j % 2]} B")
+        if band[-1].out_rows[0] != covered:
+            raise fail(stage[-1], k, f"output rows start at {band[-1].out_rows[0]}, not {covered}")
+        covered = band[-1].out_rows[1]
+    if covered != _p(stage[-1], "out_h"):
+        raise fail(stage[-1], p.n - 1, f"the bands cover {covered} of {_p(stage[-1], 'out_h')} output rows")
+
+
+def _check_band_layer(la: Layer, bl: BandLayer, prev: tuple[int, int] | None, fail, k: int) -> None:
+    """One layer of one band: its rows inside its tensors, its input what it needs and what was written."""
+    (a, b), (g0, g1) = bl.out_rows, bl.in_rows
+    s, kh, d, pad, ih = (_p(la, x) for x in ("stride_h", "k_h", "dil_h", "pad_top", "in_h"))
+    if not (0 <= a < b <= _p(la, "out_h") and 0 <= g0 < g1 <= ih):
+        raise fail(la, k, f"rows out [{a}, {b}) / in [{g0}, {g1}) leave the tensors")
+    lo, hi = a * s - pad, (b - 1) * s - pad + (kh - 1) * d + 1
+    if (g0, g1, bl.pad_top) != (max(0, lo), min(ih, hi), max(0, lo) - lo):
+        raise fail(la, k, f"input rows [{g0}, {g1}) with top padding {bl.pad_top} are not the rows output "
+                          f"rows [{a}, {b}) need")
+    if prev is not None and prev != (g0, g1):
+        raise fail(la, k, f"reads rows [{g0}, {g1}), the previous layer wrote [{prev[0]}, {prev[1]})")
+
+
 def parse_setting(setting: str | int | None) -> str | int:
     """'auto', 'off' or a band count (int >= 2); anything else is one clear error."""
     if setting is None or setting in ("off", "auto"):
@@ -205,14 +255,50 @@ def choose(layers: list[Layer], model: TfliteModel, setting: str | int | None, o
     return best
 
 
-def add_arguments(p, default: str = "off") -> None:
+def stage_name(layers: list[Layer], p: PatchPlan) -> str:
+    """'layers 0-3 (patched, 6 bands)': how reports name the stage (it runs, and is timed, as one unit)."""
+    return f"{span(layers[0].index, layers[p.stage - 1].index)} (patched, {p.n} bands)"
+
+
+def span(first: int, last: int) -> str:
+    return f"layer {first}" if first == last else f"layers {first}-{last}"
+
+
+def report(c) -> dict:
+    """The patch choice of a Compiled, JSON-ready: what was asked, what was chosen, what it saves, costs."""
+    p, off = c.patch, c.plan_off or c.plan
+    return {
+        "setting": str(c.patch_setting),
+        "overhead_budget": c.patch_overhead,
+        "stage_layers": [la.index for la in c.layers[: p.stage]] if p else [],
+        "bands": p.n if p else 0,
+        "arena_bytes": c.plan.arena_bytes,
+        "arena_bytes_off": off.arena_bytes,
+        "est_overhead": p.est_overhead if p else 0.0,
+    }
+
+
+def report_line(doc: dict) -> str:
+    """One line from report(): 'patches: auto -> layers 0-3 in 6 row bands, arena X B vs Y B off, ...'."""
+    setting, arena, off = doc["setting"], doc["arena_bytes"], doc["arena_bytes_off"]
+    if doc["bands"]:
+        layers = span(doc["stage_layers"][0], doc["stage_layers"][-1])
+        return (f"patches: {setting} -> {layers} in {doc['bands']} row bands, arena {arena:,} B "
+                f"vs {off:,} B off, est. +{doc['est_overhead']:.1%} instructions")
+    if setting == "off":
+        return f"patches: off, arena {arena:,} B"
+    return (f"patches: {setting} -> none (no split lowers the arena within est. "
+            f"+{doc['overhead_budget']:.0%} instructions), arena {arena:,} B")
+
+
+def add_arguments(p, default: str = DEFAULT_SETTING) -> None:
     """--patch and --patch-overhead, shared by compile, export, bench and sweep."""
     p.add_argument(
         "--patch",
         default=default,
         metavar="auto|off|N",
         help="run the leading high-resolution layers in N row bands (auto: the split and band count that "
-        f"minimise the arena within --patch-overhead; default {default})",
+        f"minimise the arena within --patch-overhead, or none if no split lowers it; default {default})",
     )
     p.add_argument(
         "--patch-overhead",

@@ -281,18 +281,27 @@ def _extents(layer: Layer) -> tuple[list[int], int]:
     raise AssertionError(f"no bounds rule for {layer.params_type}")
 
 
-def check_bounds(layers: list[Layer], plan_: MemoryPlan, model: TfliteModel) -> None:
+def bounds_error(model: TfliteModel, layer: Layer, msg: str):
+    """The error of a plan that would read or write out of bounds: a compiler bug, never a user's."""
+    from tinyml.errors import TinymlError
+
+    return TinymlError(
+        f"{model.path}: op {layer.index} ({layer.op}): internal compiler error (please report): {msg}"
+    )
+
+
+def check_bounds(layers: list[Layer], plan_: MemoryPlan, model: TfliteModel, extents_from: int = 0) -> None:
     """Every kernel's reads and writes stay inside its buffers, and no two arena buffers alive together share
     bytes except an in-place pair at its kernel's gap: raised as an internal error (a compiler bug, never a
-    user's) before any C is written, so a bad plan can never become an out-of-bounds write on a device."""
+    user's) before any C is written, so a bad plan can never become an out-of-bounds write on a device.
+    extents_from: the first layer whose kernel extents are checked here (a patch stage checks its own bands,
+    patch.check_plan)."""
     from tinyml.errors import TinymlError
 
     def fail(layer: Layer, msg: str) -> TinymlError:
-        return TinymlError(
-            f"{model.path}: op {layer.index} ({layer.op}): internal compiler error (please report): {msg}"
-        )
+        return bounds_error(model, layer, msg)
 
-    for layer in layers:
+    for layer in layers[extents_from:]:
         consts = {c.name: c.values.size if not c.rows else len(c.rows) for c in layer.consts}
         reads, writes = _extents(layer)
         out = model.tensors[layer.output]

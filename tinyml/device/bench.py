@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyml.compile.patch import DEFAULT_OVERHEAD, DEFAULT_SETTING
 from tinyml.cycles.firmware import CycleReport
 from tinyml.device.inputs import BenchInput, random_inputs
 from tinyml.device.protocol import Device, DeviceError, DeviceTimeout
@@ -111,6 +112,7 @@ class BenchResult:
     wall_s: float = 0.0
     warnings: tuple[str, ...] = ()  # layers running plain-C kernels on a DSP core
     cycles: CycleReport | None = None  # estimated cycles (--cycles, emulated boards)
+    patch: dict | None = None  # the compiler's patch choice (compile.patch.report); None: not known
 
     @property
     def counts(self) -> list[int]:
@@ -168,6 +170,7 @@ class BenchResult:
             "arena_bytes": self.arena_bytes,
             "stack_bytes": self.stack_bytes,
             "stack_peak_bytes": self.stack_peak_bytes,
+            "patch": self.patch,
             "ram_breakdown": {
                 "arena_bytes": self.arena_bytes,
                 "stack_bytes": self.stack_bytes,
@@ -227,6 +230,10 @@ class BenchResult:
             f"{self.ram_bytes - self.arena_bytes - self.stack_bytes:,} B)",
             f"outputs vs TFLM: {sum(r.bit_exact for r in self.inputs)}/{len(self.inputs)} bit-exact",
         ]
+        if self.patch:
+            from tinyml.compile.patch import report_line
+
+            lines.insert(3, report_line(self.patch))
         lines += [f"warning: {w}" for w in self.warnings]
         if self.cycles is not None:
             lines += self._cycle_notes()
@@ -310,10 +317,10 @@ class BenchResult:
                 "cycles/MAC": round(c / macs, 2) if macs else None}
 
 
-def default_build_dir(model: Path, board: Board, per_layer: bool, patch: str | int = "off",
+def default_build_dir(model: Path, board: Board, per_layer: bool, patch: str | int = DEFAULT_SETTING,
                       defines: Sequence[str] = ()) -> Path:
     digest = hashlib.sha256(model.read_bytes()).hexdigest()[:8]
-    tag = "" if str(patch) == "off" else f"-patch{patch}"
+    tag = "" if str(patch) == DEFAULT_SETTING else f"-patch{patch}"
     if defines:  # a dump build (find-layer) or a test build never shares a directory with the normal one
         tag += "-" + hashlib.sha256(" ".join(defines).encode()).hexdigest()[:6]
     return (
@@ -340,7 +347,7 @@ def build_firmware(
     board: str | Board = DEFAULT_BOARD,
     build_dir: str | Path | None = None,
     per_layer: bool = False,
-    patch: str | int = "off",
+    patch: str | int = DEFAULT_SETTING,
     patch_overhead: float | None = None,
     defines: Sequence[str] = (),
 ) -> Path:
@@ -372,7 +379,7 @@ def bench_model(
     progress: bool = False,
     cycles: bool = False,
     flash_wait_states: int | None = None,
-    patch: str | int = "off",
+    patch: str | int = DEFAULT_SETTING,
     patch_overhead: float | None = None,
     defines: Sequence[str] = (),
 ) -> BenchResult:
@@ -383,7 +390,11 @@ def bench_model(
     `cycles` (emulated boards) also runs the cycle profiler and adds estimated cycles (`result.cycles`),
     with a flash-wait-state upper bound when the board file (or `flash_wait_states`) gives wait states.
     `defines`: extra C macros for the firmware (tests break a layer on purpose with them).
+    `patch` / `patch_overhead`: as `tinyml compile --patch` (with `port`: what the flashed firmware was
+    exported with); the choice is reported in `result.patch`, and a patched stage is one per-layer entry.
     """
+    from tinyml.compile import analyze
+    from tinyml.compile.patch import report
     from tinyml.tflm import TflmReference
 
     t0 = time.monotonic()
@@ -399,6 +410,8 @@ def bench_model(
     if not cases:
         raise TinymlError("no inputs to run (give --input files or --random N with N >= 1)")
     board = load_board(board) if isinstance(board, str) else board
+    compiled = analyze(model, patch_setting=patch,
+                       overhead=DEFAULT_OVERHEAD if patch_overhead is None else patch_overhead)
     session = _Session(model, model_bytes, ref, cases, runs, warmup, per_layer, timeout, progress)
     if port is not None:
         if cycles:
@@ -421,7 +434,27 @@ def bench_model(
             board = load_board(result.board)
         except TinymlError:
             pass
-    return replace(result, wall_s=time.monotonic() - t0, warnings=tuple(_fallbacks(model, board)))
+    result = _merge_stage(result, compiled)
+    return replace(result, wall_s=time.monotonic() - t0, warnings=tuple(_fallbacks(compiled.layers, board)),
+                   patch=report(compiled))
+
+
+def _merge_stage(result: BenchResult, c) -> BenchResult:
+    """A patched stage runs its layers band by band, interleaved: its time is one entry, named after the
+    layers inside it (the device reports it at the stage's last layer, the others near 0)."""
+    if c.patch is None or result.per_layer is None:
+        return result
+    from tinyml.compile.patch import stage_name
+
+    s = c.patch.stage
+    inside = result.per_layer[:s]
+    stage = LayerResult(inside[0].index, stage_name(list(c.layers), c.patch),
+                        "+".join(dict.fromkeys(la.kernel for la in inside)), sum(la.macs for la in inside),
+                        sum(la.count for la in inside))
+    cycles = result.cycles
+    if cycles is not None and cycles.layers is not None:
+        cycles = replace(cycles, layers=(sum(cycles.layers[:s]), *cycles.layers[s:]))
+    return replace(result, per_layer=(stage, *result.per_layer[s:]), cycles=cycles)
 
 
 def _run_qemu(session: _Session, board: Board, elf: Path, extra_args: Sequence[str] = ()) -> BenchResult:
@@ -461,13 +494,11 @@ def _run_profiled(session: _Session, board: Board, elf: Path, wait_states: int |
     return replace(result, cycles=report)
 
 
-def _fallbacks(model: Path, board: Board) -> list[str]:
+def _fallbacks(layers, board: Board) -> list[str]:
     """The compiler's kernel choice per layer, checked against the board's DSP extension."""
-    from tinyml.compile import analyze
     from tinyml.firmware.project import dsp_fallback_warnings
 
-    layers = [{"index": la.index, "op": la.op, "kernel": la.kernel, "macs": la.macs}
-              for la in analyze(model).layers]
+    layers = [{"index": la.index, "op": la.op, "kernel": la.kernel, "macs": la.macs} for la in layers]
     return dsp_fallback_warnings(layers, board)
 
 

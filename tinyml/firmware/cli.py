@@ -58,6 +58,10 @@ def run(args: argparse.Namespace) -> int:
         + (", per-layer marks on" if args.profile else "")
         + (", layer dumps on" if args.dump_layers else "")
     )
+    if m.patch:
+        from tinyml.compile.patch import report_line
+
+        print(f"  {report_line(m.patch)}")
     for line in dsp_fallback_warnings(m.layer_kernels, board):
         print(f"warning: {line}", file=sys.stderr)
     if args.build:

@@ -65,6 +65,7 @@ class ModelInfo:
     output_bytes: int
     layer_kernels: tuple[dict, ...] = ()  # {index, op, kernel, macs} per layer (compile manifest)
     peak_layer: str = ""  # where the arena peaks, e.g. "layer 3 (DEPTHWISE_CONV_2D 24x24x16)"
+    patch: dict | None = None  # the compiler's patch choice (compile.patch.report), None for older outputs
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,7 @@ def read_model_info(model_dir: Path, name: str | None = None) -> ModelInfo:
         output_bytes=define("MODEL_OUTPUT_BYTES"),
         layer_kernels=tuple(meta.get("layer_kernels", ())),
         peak_layer=str(meta.get("arena_peak_layer", "")),
+        patch=meta.get("patch"),
     )
 
 
@@ -302,7 +304,7 @@ def export_project(
     profile: bool = False,
     opt: str = DEFAULT_OPT,
     name: str | None = None,
-    patch: str | int | None = "off",
+    patch: str | int | None = None,
     patch_overhead: float | None = None,
     defines: Sequence[str] = (),
 ) -> Project:
@@ -326,10 +328,10 @@ def export_project(
             compiled = model
         else:
             from tinyml.compile import compile_tflite
-            from tinyml.compile.patch import DEFAULT_OVERHEAD
+            from tinyml.compile.patch import DEFAULT_OVERHEAD, DEFAULT_SETTING
 
             compiled = Path(tmp) / "model"
-            compile_tflite(model, compiled, patch_setting=patch,
+            compile_tflite(model, compiled, patch_setting=DEFAULT_SETTING if patch is None else patch,
                            overhead=DEFAULT_OVERHEAD if patch_overhead is None else patch_overhead)
         info = read_model_info(compiled, name or (None if model.is_dir() else model.stem))
         check_budget(estimate_footprint(info, board, profile), board, info.name, info.peak_layer)

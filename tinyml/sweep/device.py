@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from tinyml.compile.patch import DEFAULT_SETTING
 from tinyml.sweep.points import Point
 from tinyml.util import write_json_atomic, write_text_atomic
 
@@ -58,23 +59,26 @@ def quantize_stage(point: Point, ctx: Any, pdir: Path, record: dict[str, Any]) -
 
 def build_stage(point: Point, ctx: Any, pdir: Path, record: dict[str, Any]) -> dict[str, Any]:
     """Compile, export and build the firmware in POINT/fw; a model too big is recorded, not raised."""
+    from tinyml.compile.patch import report_line
     from tinyml.device.bench import build_firmware
-    from tinyml.firmware.project import BudgetExceeded, image_footprint
+    from tinyml.firmware.project import BudgetExceeded, image_footprint, read_model_info
 
     board = board_of(ctx)
     out: dict[str, Any] = {"board": board.name, "flash_size": board.flash_size, "ram_size": board.ram_size,
                            "clock_hz": board.clock_hz}
     try:
-        elf = build_firmware(record["tflite"], board, pdir / "fw", patch=ctx.option("patch", "off"),
+        elf = build_firmware(record["tflite"], board, pdir / "fw", patch=ctx.option("patch", DEFAULT_SETTING),
                              patch_overhead=ctx.option("patch_overhead"))
     except BudgetExceeded as e:
         needs = e.needs
         return {**out, "fits": False, "fit_error": str(e), "footprint_exact": needs.exact,
                 "flash_bytes": needs.flash_bytes or None, "ram_bytes": needs.ram_bytes or None}
     fp = image_footprint(elf)
+    chosen = read_model_info(pdir / "fw" / "model").patch or {}
     return {**out, "fits": True, "footprint_exact": True, "flash_bytes": fp.flash_bytes,
             "ram_bytes": fp.ram_bytes, "arena_bytes": fp.arena_bytes, "stack_bytes": fp.stack_bytes,
-            "patch": ctx.option("patch", "off"), "elf": str(elf)}
+            "patch": ctx.option("patch", DEFAULT_SETTING), "arena_bytes_off": chosen.get("arena_bytes_off"),
+            "patch_choice": report_line(chosen) if chosen else None, "elf": str(elf)}
 
 
 def bench_inputs(ctx: Any, checkpoint: str, n: int) -> list[Any]:
@@ -114,7 +118,7 @@ def bench_stage(point: Point, ctx: Any, pdir: Path, record: dict[str, Any]) -> d
     r = bench_model(record["tflite"], board, runs=int(ctx.option("bench_runs", DEFAULT_BENCH_RUNS)),
                     warmup=int(ctx.option("warmup", DEFAULT_WARMUP)), inputs=inputs, build_dir=pdir / "fw",
                     port=port, baud=ctx.option("baud"), cycles=not port and board.emulated,
-                    patch=ctx.option("patch", "off"), patch_overhead=ctx.option("patch_overhead"))
+                    patch=ctx.option("patch", DEFAULT_SETTING), patch_overhead=ctx.option("patch_overhead"))
     write_json_atomic(pdir / "bench.json", r.to_json())
     write_text_atomic(pdir / "bench.txt", r.summary() + "\n")
     s = r.stats
