@@ -101,8 +101,8 @@ def test_person_detect_firmware_flash(refdata, tmp_path):
     from tinyml.firmware.boards import load_board
     from tinyml.firmware.project import build_project, export_project
 
-    project = export_project(  # issue 8's target is the layer-by-layer firmware's (auto's bands: +1.7 KB)
-        refdata / "models" / "person_detect.tflite", load_board("cortex-m"), tmp_path / "p", patch="off"
+    project = export_project(
+        refdata / "models" / "person_detect.tflite", load_board("cortex-m"), tmp_path / "p"
     )
     fp = build_project(project).footprint
     print(f"person_detect firmware on cortex-m: flash {fp.flash_bytes:,} B, RAM {fp.ram_bytes:,} B")

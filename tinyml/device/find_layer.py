@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyml.compile.patch import DEFAULT_SETTING
 from tinyml.compile.verify_cli import LayerComparison, compare_layers
 from tinyml.device.bench import _check_stack, _run_qemu, _Session, build_firmware
 from tinyml.device.inputs import BenchInput
@@ -100,7 +101,7 @@ def find_layer(
     port: str | None = None,
     baud: int | None = None,
     timeout: float = 60.0,
-    patch: str | int = "off",
+    patch: str | int = DEFAULT_SETTING,
     patch_overhead: float | None = None,
     defines: Sequence[str] = (),
 ) -> FindLayerResult:
