@@ -20,6 +20,17 @@ static inline void copy_small(int8_t *dst, const int8_t *src, int32_t n) {
     }
 }
 
+/* k_h kernel rows of 9 to 12 bytes, `stride` apart, into dst (row bytes apart), three words a row: may write up
+ * to 3 bytes past a row (see gather). */
+static inline void copy_rows_words3(const int8_t *src, int32_t stride, int32_t k_h, int8_t *dst, int32_t row) {
+    for (int32_t ky = 0; ky < k_h; ++ky, src += stride, dst += row) {
+        const int32_t v0 = tinyml_load32(src), v1 = tinyml_load32(src + 4), v2 = tinyml_load32(src + 8);
+        memcpy(dst, &v0, 4);
+        memcpy(dst + 4, &v1, 4);
+        memcpy(dst + 8, &v2, 4);
+    }
+}
+
 static void gather(const conv2d_params_t *p, const int8_t *input, int32_t i, int8_t *patch, int32_t depth) {
     const int32_t oy = i / p->out_w, ox = i - oy * p->out_w, c = p->in_c;
     const int32_t iy0 = oy * p->stride_h - p->pad_top, ix0 = ox * p->stride_w - p->pad_left;
@@ -35,12 +46,7 @@ static void gather(const conv2d_params_t *p, const int8_t *input, int32_t i, int
         const int8_t *src = input + (iy0 * p->in_w + ix0) * c;
         if (src + (p->k_h - 1) * stride + 4 * words <= input + p->in_h * stride) {
             if (words == 3) { /* e.g. 3x3 on RGB: 9 bytes a row, straight-line */
-                for (int32_t ky = 0; ky < p->k_h; ++ky, src += stride, dst += row) {
-                    const int32_t v0 = tinyml_load32(src), v1 = tinyml_load32(src + 4), v2 = tinyml_load32(src + 8);
-                    memcpy(dst, &v0, 4);
-                    memcpy(dst + 4, &v1, 4);
-                    memcpy(dst + 8, &v2, 4);
-                }
+                copy_rows_words3(src, stride, p->k_h, dst, row);
                 return;
             }
             for (int32_t ky = 0; ky < p->k_h; ++ky, src += stride, dst += row) {
@@ -90,11 +96,27 @@ static inline int gather_words3(const conv2d_params_t *p, const int8_t *input, i
     if (src + (p->k_h - 1) * stride + 12 > input + p->in_h * stride) {
         return 0;
     }
-    for (int32_t ky = 0; ky < p->k_h; ++ky, src += stride, dst += row) { /* as gather: may write 3 bytes past */
-        const int32_t v0 = tinyml_load32(src), v1 = tinyml_load32(src + 4), v2 = tinyml_load32(src + 8);
-        memcpy(dst, &v0, 4);
-        memcpy(dst + 4, &v1, 4);
-        memcpy(dst + 8, &v2, 4);
+    copy_rows_words3(src, stride, p->k_h, dst, row);
+    return 1;
+}
+
+/* The three patches of output pixels (oy, ox..ox+2) when all three windows are inside (one output row) and their
+ * kernel rows are 9 to 12 bytes: one pointer walk, stepping stride_w pixels a patch, no per-patch checks.
+ * Returns 0 where the caller gathers them one by one. */
+static inline int gather3_words3(const conv2d_params_t *p, const int8_t *input, int32_t oy, int32_t ox, int8_t *dst,
+                                 int32_t depth) {
+    const int32_t iy0 = oy * p->stride_h - p->pad_top, ix0 = ox * p->stride_w - p->pad_left;
+    if (ox + 2 >= p->out_w || iy0 < 0 || iy0 + p->k_h > p->in_h || ix0 < 0 ||
+        ix0 + 2 * p->stride_w + p->k_w > p->in_w) {
+        return 0;
+    }
+    const int32_t c = p->in_c, stride = p->in_w * c, row = p->k_w * c, step = p->stride_w * c;
+    const int8_t *src = input + (iy0 * p->in_w + ix0) * c;
+    if (src + 2 * step + (p->k_h - 1) * stride + 12 > input + p->in_h * stride) {
+        return 0;
+    }
+    for (int32_t k = 0; k < 3; ++k, src += step, dst += depth) {
+        copy_rows_words3(src, stride, p->k_h, dst, row);
     }
     return 1;
 }
@@ -111,14 +133,22 @@ TINYML_KERNEL void conv2d_im2col_s8(const conv2d_params_t *p, const int8_t *inpu
         const int words3 = p->dil_h == 1 && p->dil_w == 1 && (p->k_w * p->in_c + 3) / 4 == 3;
         int32_t oy = 0, ox = 0; /* of patch i */
         for (; i + 3 <= n; i += 3) {
-            int8_t *dst = pa;
-            for (int32_t k = 0; k < 3; ++k, dst += depth) {
-                if (!words3 || !gather_words3(p, input, oy, ox, dst)) {
-                    gather(p, input, i + k, dst, depth);
-                }
-                if (++ox == p->out_w) {
+            if (words3 && gather3_words3(p, input, oy, ox, pa, depth)) {
+                ox += 3;
+                if (ox == p->out_w) {
                     ox = 0;
                     ++oy;
+                }
+            } else {
+                int8_t *dst = pa;
+                for (int32_t k = 0; k < 3; ++k, dst += depth) {
+                    if (!words3 || !gather_words3(p, input, oy, ox, dst)) {
+                        gather(p, input, i + k, dst, depth);
+                    }
+                    if (++ox == p->out_w) {
+                        ox = 0;
+                        ++oy;
+                    }
                 }
             }
             /* the three patches follow each other, as their outputs do: one block of a run */
