@@ -87,10 +87,14 @@ overhead):
   activations (`widen3`: 27 cycles per group, shared by all channels): floor = (27 x depth/4 + 60) /
   (6 x depth) + 27 x depth/4 / (3 x depth x out_c), 1.22 at 128 -> 128, 2.52 at 8 -> 16. All 14 registers
   are taken (6 accumulators, 4 weight halves, 2 activation words, 2 pointers), so no bigger block fits.
-- depthwise 3x3 (`interior_full`): per tap of 4 channels 3 `LDR`s (4 cycles), 2 `SXTB16`, 4 single
-  MACs (`SMLABB`/`SMLATT`) = 10 cycles for 4 MACs; per output 8 (3 parameter loads, `SMMLAR`, `ASR`,
-  `SSAT`, `STRB`) over 9 MACs; biases 4 per group: 126 cycles per 36 MACs = 3.50 cycles/MAC. Border
-  pixels copy their window into a patch first (small maps are mostly border).
+- depthwise 3x3, stride 1 (`dw_pairs_relu`, interior pixels in pairs): per window row and pass (2 channels
+  of 2 pixels) the 4 input columns serve both pixels: 7 loads in 9 cycles, 4 `SXTB16`, 12 single MACs
+  (`SMLABB`/`SMLATT`), 2 address adds = 27 for 12 MACs; per pass biases 5 and 4 requantized stores 27
+  (parameters shared by both pixels); group loop 10: 236 cycles per 72 MACs = 3.28 cycles/MAC.
+  Stride 2 (`interior_full`, one pixel): per tap of 4 channels 3 `LDR`s (4 cycles), 2 `SXTB16`, 4 single
+  MACs = 10 cycles for 4 MACs; per output 8 (3 parameter loads, `SMMLAR`, `ASR`, `SSAT`, `STRB`) over 9
+  MACs; biases 4 per group: 126 cycles per 36 MACs = 3.50. Border pixels copy their window into a patch
+  first and run one at a time (small maps are mostly border).
 - first layer, grayscale (`conv2d_3x3_1ch_s8`): per output channel 10 words in runs of `LDR`s (13
   cycles), 6 `SMLAD` (x3 meets a zero weight), requantize and store 4, loop 4: 27 cycles per 9 MACs =
   3.0 cycles/MAC. The im2col first layer (RGB, `conv2d_im2col_s8`) runs the pointwise engine on its
@@ -111,13 +115,12 @@ class table), so the targets need new loop designs, not tuning:
   per-pair cost (60 cycles: 0.63 cycles/MAC at depth 16, 1.25 at depth 8) makes the thin early layers the
   worst; a thin-layer kernel holding the whole widened input of a pixel in registers and streaming the
   weights would cut it.
-- **Depthwise from 3.5 towards 1.5.** Single 16x16 MACs (`SMLABB`/`SMLATT`) cost one cycle per MAC before
-  any load; `SMLAD` (2 MACs) needs two taps of one channel in one word, which the channel-interleaved
-  (NHWC) input does not give without a `PKHBT` per pair; that only pays when a packed pair serves several
-  output pixels (stride-1 rows sharing columns). Two pixels per pass sharing the weight loads need 8
-  accumulators: with 4 channels more than 14 registers; with 2 channels x 2 pixels about 3.2 cycles/MAC
-  (estimated, not built). Border pixels (the 6x6 and 3x3 maps are mostly border) pay a window copy first:
-  those layers are the furthest above the floor in the tables.
+- **Depthwise from 3.3-3.5 towards 1.5.** Single 16x16 MACs (`SMLABB`/`SMLATT`) cost one cycle per MAC
+  before any load; `SMLAD` (2 MACs) needs two taps of one channel in one word, which the
+  channel-interleaved (NHWC) input does not give without a `PKHBT` per pair; that only pays when a packed
+  pair serves several output pixels (stride-1 rows sharing columns), or if the producing pointwise layer
+  wrote a pixel-pair-interleaved layout for it. Border pixels (the 6x6 and 3x3 maps are mostly border) pay a
+  window copy and run one at a time: those layers are the furthest above the floor in the tables.
 - **First layer.** Grayscale 3x3 (one input channel): 27 cycles per 9 MACs, of which 13 are loading its
   weights, bias and requantization parameters, which no other pixel shares in registers. RGB im2col: the
   pointwise engine on 27-value patches padded to 32 (with 8 output channels its per-pair and widening costs
@@ -128,11 +131,12 @@ is X-CUBE-AI at 10.67 M cycles, 1.42 cycles/MAC.
 """
 
 
-def floor_per_mac(kernel: str, macs_per_output: float, out_c: int = 0) -> float | None:
+def floor_per_mac(kernel: str, macs_per_output: float, out_c: int = 0, stride_w: int = 1) -> float | None:
     """Design floor of a kernel: est. Cortex-M4 cycles per MAC its current loops cannot go below (CYCLES.md
     rules, every load pipelined as the code allows, no call or border overhead); None for kernels without one.
     d = MACs per output value (the dot product's depth: in_c for 1x1, the patch for im2col, 9 for 3x3);
-    out_c: output channels (pointwise: the widening of each block of 3 pixels is shared by them)."""
+    out_c: output channels (pointwise: the widening of each block of 3 pixels is shared by them); stride_w:
+    depthwise pairs interior pixels at stride 1."""
     d = macs_per_output
     if kernel in ("conv2d_1x1_s8", "conv2d_im2col_s8"):
         # pw3x2_relu: a group of 4 depth values x 2 channels x 3 pixels = 24 MACs in 27 cycles (4 LDRs back
@@ -142,8 +146,12 @@ def floor_per_mac(kernel: str, macs_per_output: float, out_c: int = 0) -> float 
         widen = 27 * groups / (3 * d * out_c) if out_c else 0.0
         return (27 * groups + 60) / (6 * d) + widen
     if kernel == "depthwise_conv2d_3x3_s8":
-        # interior group of 4 channels: 9 taps x 10 (3 LDRs 4, 2 SXTB16, 4 SMLAxy), 4 biases +4, 4 outputs x 8
-        # (3 LDRs 4, SMMLAR, ASR, SSAT, STRB) = 126 cycles for 36 MACs
+        if stride_w == 1:
+            # dw_pairs_relu, 2 pixels x 4 channels = 72 MACs: two passes of 2 channels, each 3 window rows x
+            # 27 (7 LDRs 9, 4 SXTB16, 12 SMLAxy, 2 adds), biases 5, 4 requantized stores 27; group loop 10
+            return 236 / 72
+        # interior_full, a group of 4 channels: 9 taps x 10 (3 LDRs 4, 2 SXTB16, 4 SMLAxy), 4 biases +4,
+        # 4 outputs x 8 (3 LDRs 4, SMMLAR, ASR, SSAT, STRB) = 126 cycles for 36 MACs
         return 126 / 36
     if kernel == "conv2d_3x3_1ch_s8":
         # per output channel: 10 words in runs of LDRs (13), 6 SMLAD, requantize and store (4), SUBS + BNE (4)
@@ -193,7 +201,9 @@ def layer_info(c: Any) -> dict[int, dict[str, Any]]:
         out[la.index] = {
             "shape": la.summary.split(";")[0],
             "macs_per_output": d,
-            "floor_per_mac": floor_per_mac(la.kernel, d, la.out_shape[-1]) if la.macs else None,
+            "floor_per_mac": floor_per_mac(la.kernel, d, la.out_shape[-1], dict(la.params).get("stride_w", 1))
+            if la.macs
+            else None,
         }
     return out
 

@@ -28,7 +28,8 @@ def test_design_floors_follow_the_inner_loops(bm):
     assert bm.floor_per_mac("conv2d_1x1_s8", 8, 16) == pytest.approx((27 * 2 + 60) / 48 + 54 / 384)
     # im2col: the 27-value patch is padded to 32 for the same engine
     assert bm.floor_per_mac("conv2d_im2col_s8", 27) == pytest.approx((27 * 8 + 60) / (6 * 27))
-    assert bm.floor_per_mac("depthwise_conv2d_3x3_s8", 9) == pytest.approx(3.5)
+    assert bm.floor_per_mac("depthwise_conv2d_3x3_s8", 9, 8, 2) == pytest.approx(3.5)
+    assert bm.floor_per_mac("depthwise_conv2d_3x3_s8", 9, 8, 1) == pytest.approx(236 / 72)  # pixel pairs
     assert bm.floor_per_mac("conv2d_3x3_1ch_s8", 9) == pytest.approx(3.0)
     assert bm.floor_per_mac("avg_pool2d_s8", 9) is None
 
