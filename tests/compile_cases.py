@@ -108,6 +108,9 @@ CASES: tuple[Case, ...] = (
     Case("dw3x3_relu_c12_pairs", (6, 7, 12), _dw(3, 1, "same", act="relu"), lo=0.0, hi=1.0),
     Case("dw5x5_valid_dm2", (11, 9, 3), _dw(5, 1, "valid", dm=2)),
     Case("dw3x3_s2_dm8_1ch", (17, 17, 1), _dw(3, 2, "same", dm=8, act="relu6")),
+    # one channel, stride 1, ReLU: rows of interior pixels in one run (run_full_relu), the last row's 4-byte
+    # loads stopping one pixel early
+    Case("conv3x3_1ch_relu_s1", (9, 11, 1), _conv(3, 1, "same", 6, "relu"), lo=0.0, hi=1.0),
     Case("dw3x3_dil2", (12, 12, 4), _dw(3, 1, "same", d=2)),
     Case(
         "avgpool3x3_s2_same",
