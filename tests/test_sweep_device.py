@@ -39,6 +39,7 @@ def test_device_sweep_fits_bit_exact_resume(tiny_base, tmp_path, capsys):
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "do not fit small-flash: base" in printed
+    assert f"patches: {CUT} auto -> " in printed  # the compiler's choice per point, --patch auto the default
 
     rows = {r["id"]: r for r in json.loads((out / "results.json").read_text())["points"]}
     assert set(rows) == {"base", CUT}
@@ -57,6 +58,8 @@ def test_device_sweep_fits_bit_exact_resume(tiny_base, tmp_path, capsys):
     # the cut point fits: built, run over serial, every output equal to TFLM's
     assert cut["fits"] is True and cut["bit_exact"] is True
     assert 0 < cut["flash_bytes"] <= SMALL_FLASH and cut["ram_bytes"] > 0
+    assert cut["patch"] == "auto" and cut["patch_choice"].startswith("patches: auto -> ")
+    assert cut["arena_bytes"] <= cut["arena_bytes_off"]
     assert cut["latency_unit"] == "instructions" and cut["clock_hz"] == 25_000_000
     # estimated cycles beside the exact instructions (an M4 spends more than one cycle per instruction)
     assert cut["cycle_rules"] == "cortex-m4/trm-r0p1" and cut["est_cycles_mean"] > cut["latency_mean"]

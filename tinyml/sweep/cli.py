@@ -195,6 +195,9 @@ def run(args: argparse.Namespace) -> int:
     rows, failed = collect(ctx.out, ctx.settings(), ctx.stages)
     written = write_results(ctx.out, rows, failed, ctx.settings())
     print(terminal_table(rows))
+    choices = [f"{r['id']} {r['patch_choice'].split(': ', 1)[-1]}" for r in rows if r.get("patch_choice")]
+    if choices:
+        print("patches: " + "; ".join(choices))
     no_fit = [r["id"] for r in rows if r.get("fits") is False]
     if no_fit:
         print(f"do not fit {ctx.option('board_name')}: {', '.join(no_fit)} (see results.md)")
