@@ -70,6 +70,7 @@ def test_profile_macs_and_arena(refdata, name, macs):
     assert totals["macs"] == macs == sum(r["macs"] for r in rows)
     assert len(rows) == 31
     assert 0 < totals["arena_bytes"] < totals["tflm_arena_bytes"] and totals["arena_lower_bound"] > 0
+    assert totals["arena_bytes_patched"] < totals["arena_bytes"]  # the default patches lower it
     assert totals["model_bytes"] == (refdata / "models" / f"{name}.tflite").stat().st_size
 
 
