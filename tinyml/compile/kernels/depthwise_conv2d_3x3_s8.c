@@ -3,10 +3,10 @@
  * accumulators come out as the 2 * acc the fast requantization takes), built in scratch when the layer starts
  * from the 18 bytes a channel kept in flash. On DSP cores an interior pixel runs each group in one block of
  * 105 instructions for 36 MACs (SXTB16 splits an input word into lanes 0,2 and 1,3; SMLABB/SMLATT multiply
- * them by the weights); border pixels read taps in the padding from a row of in_zp bytes in scratch (or, ReLU
- * with out_zp -128, are copied into a 3x3 patch in scratch that the interior code runs on). Pixels are
- * processed in order, so the output may overlap the input as far as the planner allows. Needs the fast
- * requantization (the compiler checks). */
+ * them by the weights), stride-1 runs in pairs of pixels (dw_pairs_relu); border pixels read taps in the padding
+ * from a row of in_zp bytes in scratch (ReLU with out_zp -128: through a table of 9 tap pointers, border_full).
+ * Pixels are processed in order (pairs: both pixels' outputs group by group), so the output may overlap the input
+ * as far as the planner allows. Needs the fast requantization (the compiler checks). */
 #include "tinyml_kernels.h"
 
 static const int32_t lane[4] = {0, 2, 1, 3};
@@ -246,6 +246,33 @@ __attribute__((naked, noinline)) static void dw_pairs_relu(__attribute__((unused
 #undef DWP_PASS
 #undef DWP_RQ2
 #undef DWP_ROW
+/* A border pixel (TINYML_FULL_RELU): tap t of every group of four channels at tap[t] + off, where tap[t] is the
+ * input pixel or, in the padding, the row of in_zp bytes; no window copy. Cortex-M4 cycles per tap of four
+ * channels: the tap's pointer and its word (2 + 2: the second load's address is the first's result), the two
+ * weight words 2, 2 SXTB16, 4 MACs = 12 (interior_full 10, but a copied window cost about 8 more a tap). */
+#define DW_BTAP(t, woff) "ldr    %[v], [%[tp], #" t "]\n\t" DW_TAP("[%[v], %[off]]", woff, "")
+static void border_full(const int8_t *const tap[9], const tinyml_dw_group_t *g, int32_t groups, int8_t *out) {
+    int32_t a0, a1, a2, a3, v, vo, we, wo;
+    for (int32_t off = 0; off < 4 * groups; off += 4, ++g) {
+        __asm__ volatile(
+            "ldr    %[a0], [%[g]]\n\t"
+            "ldr    %[a1], [%[g], #4]\n\t"
+            "ldr    %[a2], [%[g], #8]\n\t"
+            "ldr    %[a3], [%[g], #12]\n\t"
+            DW_BTAP("0", "64") DW_BTAP("4", "72") DW_BTAP("8", "80") DW_BTAP("12", "88") DW_BTAP("16", "96")
+            DW_BTAP("20", "104") DW_BTAP("24", "112") DW_BTAP("28", "120") DW_BTAP("32", "128")
+            DW_RQ("%[a0]", "16", "24", "[%[out]], #4", TINYML_RQ_MUL_RELU)
+            DW_RQ("%[a1]", "28", "36", "[%[out], #-3]", TINYML_RQ_MUL_RELU)
+            DW_RQ("%[a2]", "40", "48", "[%[out], #-2]", TINYML_RQ_MUL_RELU)
+            DW_RQ("%[a3]", "52", "60", "[%[out], #-1]", TINYML_RQ_MUL_RELU)
+            : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [v] "=&r"(v), [vo] "=&r"(vo),
+              [we] "=&r"(we), [wo] "=&r"(wo), [out] "+r"(out)
+            : [tp] "r"(tap), [off] "r"(off), [g] "r"(g)
+            : "memory");
+    }
+}
+#undef DW_BTAP
+
 #undef DW_NEXT_ROW
 #undef DW_RQ
 #undef DW_TAP
@@ -323,31 +350,16 @@ TINYML_KERNEL void depthwise_conv2d_3x3_s8(const depthwise_conv2d_params_t *p, c
                 interior_full(input + (iy0 * p->in_w + ix0) * c, c, row, groups, c / 4, output, 1, 0);
                 c0 = c & ~3;
             } else if (relu && c >= 4) {
-                /* border pixel: its 3x3 window (the groups of four channels) copied into a patch, in_zp where
-                 * a tap is in the padding, then the interior code on the patch */
-                const int32_t cg = c & ~3;
-                int8_t *patch = pad + ((c + 3) & ~3);
+                /* border pixel: the groups of four channels read their taps through a table of 9 pointers, the
+                 * row of in_zp bytes for taps in the padding */
+                const int8_t *tap[9];
                 for (int32_t t = 0; t < 9; ++t) {
                     const int32_t iy = iy0 + t / 3, ix = ix0 + t % 3;
                     const int inside = iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w;
-                    const int8_t *src = inside ? input + (iy * p->in_w + ix) * c : pad;
-                    int8_t *dst = patch + t * cg;
-                    int32_t j = 0;
-                    for (; j + 16 <= cg; j += 16) { /* four words a pass: the loads pipeline, one branch */
-                        const int32_t v0 = tinyml_load32(src + j), v1 = tinyml_load32(src + j + 4);
-                        const int32_t v2 = tinyml_load32(src + j + 8), v3 = tinyml_load32(src + j + 12);
-                        memcpy(dst + j, &v0, 4);
-                        memcpy(dst + j + 4, &v1, 4);
-                        memcpy(dst + j + 8, &v2, 4);
-                        memcpy(dst + j + 12, &v3, 4);
-                    }
-                    for (; j < cg; j += 4) {
-                        const int32_t v = tinyml_load32(src + j);
-                        memcpy(dst + j, &v, 4);
-                    }
+                    tap[t] = inside ? input + (iy * p->in_w + ix) * c : pad;
                 }
-                interior_full(patch, cg, 3 * cg, groups, c / 4, output, 1, 0);
-                c0 = cg;
+                border_full(tap, groups, c / 4, output);
+                c0 = c & ~3;
             } else {
                 const int8_t *tap[9];
                 for (int32_t t = 0; t < 9; ++t) {

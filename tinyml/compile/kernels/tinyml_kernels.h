@@ -88,7 +88,7 @@ typedef struct {
  * weights [k_h][k_w][out_c] int8 (the model's layout). Reference kernel depthwise_conv2d_s8: q.ch per channel.
  * depthwise_conv2d_3x3_s8 (3x3, depth_mult 1, dilation 1): q.ch NULL, the channels in pack; it builds its
  * tinyml_dw_group_t records (in_c / 4 rounded up) in scratch, then a row of in_c bytes of in_zp (rounded up to
- * 4), then 9 * (in_c rounded down to 4) bytes (a border pixel's window). */
+ * 4), then 9 * (in_c rounded down to 4) bytes (a border pixel's window, on ARMv6-M). */
 typedef struct {
     int16_t in_h, in_w, in_c, out_h, out_w, out_c;
     int16_t k_h, k_w, depth_mult;
