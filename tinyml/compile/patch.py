@@ -23,7 +23,8 @@ from tinyml.errors import UsageError
 
 PATCH_OPS = {"conv2d_params_t", "depthwise_conv2d_params_t"}
 # The default of every command (compile, export, bench, sweep): measured on both reference models, auto lowers
-# the linked RAM by 13.2 KB / 3.8 KB for +3.0% / +10.0% instructions, bit-exact (docs/guide.md).
+# the linked RAM by 13.2 KB / 3.8 KB for +3.0% / +9.8% instructions on the M4 (at most +11.5%, vww on the M0),
+# bit-exact on every emulated board (docs/guide.md, make bench-boards).
 DEFAULT_SETTING = "auto"
 DEFAULT_OVERHEAD = 0.15
 # The overhead estimate, calibrated on the emulated Cortex-M4 (person_detect 6 bands: +2.9%,
