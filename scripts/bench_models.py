@@ -98,7 +98,7 @@ overhead):
 - first layer, grayscale (`conv2d_3x3_1ch_s8`): per output channel 10 words in runs of `LDR`s (13
   cycles), 6 `SMLAD` (x3 meets a zero weight), requantize and store 4, loop 4: 27 cycles per 9 MACs =
   3.0 cycles/MAC. The im2col first layer (RGB, `conv2d_im2col_s8`) runs the pointwise engine on its
-  27-value patches padded to 32 plus the gathering.
+  27-value patches padded to 28 (to 32 unless ReLU with out_zp -128) plus the gathering.
 """
 
 
@@ -123,7 +123,7 @@ class table), so the targets need new loop designs, not tuning:
   window copy and run one at a time: those layers are the furthest above the floor in the tables.
 - **First layer.** Grayscale 3x3 (one input channel): 27 cycles per 9 MACs, of which 13 are loading its
   weights, bias and requantization parameters, which no other pixel shares in registers. RGB im2col: the
-  pointwise engine on 27-value patches padded to 32 (with 8 output channels its per-pair and widening costs
+  pointwise engine on 27-value patches padded to 28 (with 8 output channels its per-pair and widening costs
   weigh most), plus the gathering.
 
 For scale: the published real-silicon leader on this model class (MLPerf Tiny VWW on an STM32L4R5 Cortex-M4)
@@ -131,18 +131,21 @@ is X-CUBE-AI at 10.67 M cycles, 1.42 cycles/MAC.
 """
 
 
-def floor_per_mac(kernel: str, macs_per_output: float, out_c: int = 0, stride_w: int = 1) -> float | None:
+def floor_per_mac(
+    kernel: str, macs_per_output: float, out_c: int = 0, stride_w: int = 1, align: int = 8
+) -> float | None:
     """Design floor of a kernel: est. Cortex-M4 cycles per MAC its current loops cannot go below (CYCLES.md
     rules, every load pipelined as the code allows, no call or border overhead); None for kernels without one.
     d = MACs per output value (the dot product's depth: in_c for 1x1, the patch for im2col, 9 for 3x3);
     out_c: output channels (pointwise: the widening of each block of 3 pixels is shared by them); stride_w:
-    depthwise pairs interior pixels at stride 1."""
+    depthwise pairs interior pixels at stride 1; align: what im2col pads its patches to (4 under ReLU with
+    out_zp -128, else 8)."""
     d = macs_per_output
     if kernel in ("conv2d_1x1_s8", "conv2d_im2col_s8"):
         # pw3x2_relu: a group of 4 depth values x 2 channels x 3 pixels = 24 MACs in 27 cycles (4 LDRs back
         # to back 5, 2 LDRD 6, 4 SXTB16, 12 SMLAD); per pair of channels 60 (biases, entry, 6 requantized
-        # stores); per block of 3 pixels widen3, 27 per group; the depth padded to a multiple of 8
-        groups = -(-d // 8) * 2
+        # stores); per block of 3 pixels widen3, 27 per group; the depth padded to a multiple of `align`
+        groups = -(-d // align) * align // 4
         widen = 27 * groups / (3 * d * out_c) if out_c else 0.0
         return (27 * groups + 60) / (6 * d) + widen
     if kernel == "depthwise_conv2d_3x3_s8":
@@ -194,6 +197,9 @@ def layer_info(c: Any) -> dict[int, dict[str, Any]]:
     """Per layer index: its shape, MACs per output value and its kernel's design floor (cycles/MAC)."""
     out = {}
     for la in c.layers:
+        prm = dict(la.params)
+        q = dict(prm.get("q", ()))
+        align = 4 if (q.get("act_min"), q.get("act_max"), q.get("out_zp")) == (-128, 127, -128) else 8
         outputs = 1
         for n in la.out_shape:
             outputs *= n
@@ -201,7 +207,7 @@ def layer_info(c: Any) -> dict[int, dict[str, Any]]:
         out[la.index] = {
             "shape": la.summary.split(";")[0],
             "macs_per_output": d,
-            "floor_per_mac": floor_per_mac(la.kernel, d, la.out_shape[-1], dict(la.params).get("stride_w", 1))
+            "floor_per_mac": floor_per_mac(la.kernel, d, la.out_shape[-1], prm.get("stride_w", 1), align)
             if la.macs
             else None,
         }

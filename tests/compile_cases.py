@@ -85,6 +85,8 @@ CASES: tuple[Case, ...] = (
     ),
     Case("conv3x3_s2_same_odd", (15, 15, 5), _conv(3, 2, "same", 7, "relu"), lo=0.0, hi=2.0),
     Case("conv5x3_s2_valid", (16, 11, 4), _conv((5, 3), 2, "valid", 6)),
+    # RGB 3x3 ReLU, even out_c (as vww's first layer): 27-value patches padded to 28, three at a time
+    Case("conv3x3_rgb_relu_s2", (13, 14, 3), _conv(3, 2, "same", 8, "relu"), lo=0.0, hi=1.0),
     Case("conv3x3_dil2_same", (13, 12, 3), _conv(3, 1, "same", 4, d=2)),
     Case("conv1x1_pointwise", (9, 7, 10), _conv(1, 1, "valid", 13, "relu6"), lo=-0.2, hi=3.0),
     Case("conv1x1_s2", (9, 9, 6), _conv(1, 2, "same", 5)),

@@ -26,8 +26,9 @@ def test_design_floors_follow_the_inner_loops(bm):
     assert bm.floor_per_mac("conv2d_1x1_s8", 128, 128) == pytest.approx(
         (27 * 32 + 60) / (6 * 128) + 27 * 32 / (3 * 128 * 128))
     assert bm.floor_per_mac("conv2d_1x1_s8", 8, 16) == pytest.approx((27 * 2 + 60) / 48 + 54 / 384)
-    # im2col: the 27-value patch is padded to 32 for the same engine
+    # im2col: the 27-value patch is padded to 32 for the same engine, to 28 under ReLU with out_zp -128
     assert bm.floor_per_mac("conv2d_im2col_s8", 27) == pytest.approx((27 * 8 + 60) / (6 * 27))
+    assert bm.floor_per_mac("conv2d_im2col_s8", 27, align=4) == pytest.approx((27 * 7 + 60) / (6 * 27))
     assert bm.floor_per_mac("depthwise_conv2d_3x3_s8", 9, 8, 2) == pytest.approx(3.5)
     assert bm.floor_per_mac("depthwise_conv2d_3x3_s8", 9, 8, 1) == pytest.approx(236 / 72)  # pixel pairs
     assert bm.floor_per_mac("conv2d_3x3_1ch_s8", 9) == pytest.approx(3.0)

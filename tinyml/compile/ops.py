@@ -362,9 +362,13 @@ def _conv_layer(
         block = 3 if ic % 8 == 0 and oc % 2 == 0 else 2
         scratch = 2 * block * ic
     elif fast:
-        # three patches at a time (tinyml_mat3_s8: the patch padded to a multiple of 8) when out_c is even
+        # three patches at a time (tinyml_mat3_s8: the patch padded to a multiple of 8, or of 4 where the
+        # requantization is TINYML_FULL_RELU: its asm engine takes any number of groups of 4) when out_c is
+        # even
+        q = dict(rq.params)
+        relu_full = (q["act_min"], q["act_max"], q["out_zp"]) == (-128, 127, -128)
         block = 3 if oc % 2 == 0 else 2
-        align = 8 if block == 3 else 4
+        align = 8 if block == 3 and not relu_full else 4
         kernel, depth = "conv2d_im2col_s8", (kh * kw * ic + align - 1) // align * align
         scratch = 9 * depth if block == 3 else 6 * depth
     if fast:

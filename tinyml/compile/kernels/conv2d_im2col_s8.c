@@ -1,7 +1,8 @@
 /* CONV_2D, any kernel size, stride, dilation and padding (no groups): each output pixel's receptive field is
  * gathered into a patch (taps outside the image read the input zero point, matching the folded bias), then
- * three patches at a time go through tinyml_mat3_s8 (out_c even; patch padded to a multiple of 8), else two
- * through tinyml_mat2_s8 (padded to a multiple of 4). Weights: pair-blocked over the padded patch.
+ * three patches at a time go through tinyml_mat3_s8 (out_c even; patch padded to a multiple of 8, of 4 for
+ * TINYML_FULL_RELU), else two through tinyml_mat2_s8 (padded to a multiple of 4). Weights: pair-blocked over
+ * the padded patch.
  * scratch: the channel table (16 * out_c bytes), three (two) patches, then the widened vectors (6 (4) bytes per
  * patch byte); the gather of a patch may write up to 3 bytes past it. */
 #include "tinyml_kernels.h"
@@ -123,8 +124,9 @@ static inline int gather3_words3(const conv2d_params_t *p, const int8_t *input, 
 
 TINYML_KERNEL void conv2d_im2col_s8(const conv2d_params_t *p, const int8_t *input, int8_t *output) {
     const int32_t n = p->out_h * p->out_w, out_c = p->out_c, patch = p->k_h * p->k_w * p->in_c;
-    const int three = out_c % 2 == 0; /* three patches at a time: the compiler pads them to a multiple of 8 */
-    const int32_t depth = three ? (patch + 7) & ~7 : (patch + 3) & ~3;
+    /* three patches at a time: the compiler pads them to a multiple of 8, of 4 for TINYML_FULL_RELU */
+    const int three = out_c % 2 == 0;
+    const int32_t depth = three && tinyml_rq_mode(&p->q) != TINYML_FULL_RELU ? (patch + 7) & ~7 : (patch + 3) & ~3;
     tinyml_requant_t q = p->q;
     q.ch = tinyml_unpack_channels(&p->pack, out_c, q.out_zp, (tinyml_channel_t *)p->scratch);
     int8_t *pa = (int8_t *)((tinyml_channel_t *)p->scratch + out_c), *pb = pa + depth, *pc = pb + depth;

@@ -161,13 +161,14 @@ void pad_s8(const pad_params_t *p, const int8_t *input, int8_t *output);
 void tinyml_mat2_s8(const int8_t *xa, const int8_t *xb, int32_t depth, const int8_t *weights, int32_t out_c,
                     const tinyml_requant_t *q, void *scratch, int8_t *ya, int8_t *yb);
 
-/* `blocks` x three consecutive vectors of x (depth % 8 == 0, out_c even), their outputs consecutive from y: the
+/* `blocks` x three consecutive vectors of x (depth % 4 == 0, out_c even), their outputs consecutive from y: the
  * same as tinyml_mat3_s8 per block, with the per-block set-up done once. Returns the blocks done: all of them,
  * or 0 where only tinyml_mat3_s8 can (no DSP extension, or not TINYML_FULL_RELU). */
 int32_t tinyml_mat3_run_s8(const int8_t *x, int32_t blocks, int32_t depth, const int8_t *weights, int32_t out_c,
                         const tinyml_requant_t *q, void *scratch, int8_t *y);
 
-/* Three input vectors (depth % 8 == 0, out_c even) at a time; scratch: 6 * depth bytes. */
+/* Three input vectors (depth % 8 == 0, or % 4 for TINYML_FULL_RELU; out_c even) at a time; scratch: 6 * depth
+ * bytes. */
 void tinyml_mat3_s8(const int8_t *xa, const int8_t *xb, const int8_t *xc, int32_t depth, const int8_t *weights,
                     int32_t out_c, const tinyml_requant_t *q, void *scratch, int8_t *ya, int8_t *yb, int8_t *yc);
 

@@ -146,7 +146,8 @@ TINYML_KERNEL void tinyml_mat2_s8(const int8_t *xa, const int8_t *xb, int32_t de
     }
 }
 
-/* ---- three vectors at a time (depth % 8 == 0, out_c even): every weight word serves three pixels ---- */
+/* ---- three vectors at a time (depth % 8 == 0, or % 4 for TINYML_FULL_RELU; out_c even): every weight word serves
+ * three pixels ---- */
 
 #if defined(__ARM_FEATURE_DSP)
 /* acc[0..5] (channels 2j, 2j+1 of pixels a, b, c; in: the biases, out: the sums) += the widened vectors s
