@@ -89,8 +89,8 @@ overhead):
   are taken (6 accumulators, 4 weight halves, 2 activation words, 2 pointers), so no bigger block fits.
 - depthwise 3x3, stride 1 (`dw_pairs_relu`, interior pixels in pairs): per window row and pass (2 channels
   of 2 pixels) the 4 input columns serve both pixels: 7 loads in 9 cycles, 4 `SXTB16`, 12 single MACs
-  (`SMLABB`/`SMLATT`), 2 address adds = 27 for 12 MACs; per pass biases 5 and 4 requantized stores 27
-  (parameters shared by both pixels); group loop 10: 236 cycles per 72 MACs = 3.28 cycles/MAC.
+  (`SMLABB`/`SMLATT`), 2 address adds = 27 for 12 MACs; per pass biases 5 and 4 requantized stores 25
+  (parameters shared by both pixels); group loop 9: 231 cycles per 72 MACs = 3.21 cycles/MAC.
   Stride 2 (`interior_full`, one pixel): per tap of 4 channels 3 `LDR`s (4 cycles), 2 `SXTB16`, 4 single
   MACs = 10 cycles for 4 MACs; per output 8 (3 parameter loads, `SMMLAR`, `ASR`, `SSAT`, `STRB`) over 9
   MACs; biases 4 per group: 126 cycles per 36 MACs = 3.50. Border pixels copy their window into a patch
@@ -151,8 +151,8 @@ def floor_per_mac(
     if kernel == "depthwise_conv2d_3x3_s8":
         if stride_w == 1:
             # dw_pairs_relu, 2 pixels x 4 channels = 72 MACs: two passes of 2 channels, each 3 window rows x
-            # 27 (7 LDRs 9, 4 SXTB16, 12 SMLAxy, 2 adds), biases 5, 4 requantized stores 27; group loop 10
-            return 236 / 72
+            # 27 (7 LDRs 9, 4 SXTB16, 12 SMLAxy, 2 adds), biases 5, 4 requantized stores 25; group loop 9
+            return 231 / 72
         # interior_full, a group of 4 channels: 9 taps x 10 (3 LDRs 4, 2 SXTB16, 4 SMLAxy), 4 biases +4,
         # 4 outputs x 8 (3 LDRs 4, SMMLAR, ASR, SSAT, STRB) = 126 cycles for 36 MACs
         return 126 / 36

@@ -142,16 +142,16 @@ static void interior_full(const int8_t *x, int32_t c, int32_t row, const tinyml_
  * widened once for up to two taps, and each weight word once for two pixels. Per group of four channels two
  * passes of two channels (lanes 0,2 then 1,3 of SXTB16): accumulators A and B of both channels (r4-r7), two
  * input columns (r8, r9), the row's three weight words (r10-r12), x (r0), c (r1), row (r2), the group (r3), lr
- * for the output: all 14 registers, so the output pointer and the loop bounds live in the frame (this struct,
- * copied there by LDM/PUSH). Cortex-M4 cycles (CYCLES.md rules) per window row and pass: 7 loads in 9, 4 SXTB16,
- * 12 MACs, 2 address adds = 27 for 12 MACs (interior_full: 30); per pass biases 5 and four requantized stores
- * sharing their parameters 26: about 3.2 cycles/MAC (interior_full about 3.7). Group records: tinyml_dw_group_t
- * (bias 0, rq 16, w 64, 136 bytes). */
+ * the output pointer: all 14 registers, so the loop bounds live in the frame (this struct, copied there by
+ * LDM/PUSH). Cortex-M4 cycles (CYCLES.md rules) per window row and pass: 7 loads in 9, 4 SXTB16, 12 MACs, 2
+ * address adds = 27 for 12 MACs (interior_full: 30); per pass biases 5 and four requantized stores sharing their
+ * parameters 25; group loop 9: 231 per 72 MACs, 3.2 cycles/MAC (interior_full about 3.6). Group records:
+ * tinyml_dw_group_t (bias 0, rq 16, w 64, 136 bytes). */
 typedef struct {
     const int8_t *x;                 /* [sp, #0]  window of pixel A of the first pair */
     int32_t c, row;                  /* [sp, #4]  channel stride, [sp, #8] row stride (bytes) */
     const tinyml_dw_group_t *g;      /* [sp, #12] first group */
-    int8_t *out;                     /* [sp, #16] output of pixel A */
+    int8_t *out;                     /* [sp, #16] output of pixel A (kept in lr) */
     const tinyml_dw_group_t *g_end;  /* [sp, #20] past the last group */
     int32_t pairs;                   /* [sp, #24] pairs left */
     int32_t pad;                     /* [sp, #28] */
@@ -206,7 +206,6 @@ typedef struct {
     DWP_ROW(ROT, W, "add    r0, r0, r2\n\t") DWP_ROW(ROT, W " + 24", "add    r0, r0, r2\n\t") \
     DWP_ROW(ROT, W " + 48", "")                                                         \
     "sub    r0, r0, r2, lsl #1\n\t"                                                     \
-    "ldr    lr, [sp, #16]\n\t"                                                          \
     DWP_RQ2("r4", "r6", RL) DWP_RQ2("r5", "r7", RH)                                     \
     "add    r8, lr, r1\n\t"                                                             \
     "strb   r4, [lr, #" OL "]\n\t"                                                      \
@@ -222,6 +221,7 @@ __attribute__((naked, noinline)) static void dw_pairs_relu(__attribute__((unused
         "mov    r1, r5\n\t"
         "mov    r2, r6\n\t"
         "mov    r3, r7\n\t"
+        "mov    lr, r8\n\t"                   /* out: lr is free of the rows' work, so it stays there */
         "1:\n\t"                              /* per group of four channels */
         DWP_PASS("", "64", "0", "8", "16", "40", "0", "2")
         DWP_PASS(", ror #8", "68", "4", "12", "28", "52", "1", "3")
@@ -229,14 +229,12 @@ __attribute__((naked, noinline)) static void dw_pairs_relu(__attribute__((unused
         "add    r3, r3, #136\n\t"
         "add    lr, lr, #4\n\t"
         "ldr    r8, [sp, #20]\n\t"
-        "str    lr, [sp, #16]\n\t"
         "cmp    r3, r8\n\t"
         "bne    1b\n\t"
         "ldr    r3, [sp, #12]\n\t"            /* next pair: x and out one more pixel on (they moved by c) */
         "add    r0, r0, r1\n\t"
         "add    lr, lr, r1\n\t"
         "ldr    r8, [sp, #24]\n\t"
-        "str    lr, [sp, #16]\n\t"
         "subs   r8, r8, #1\n\t"
         "str    r8, [sp, #24]\n\t"
         "bne    1b\n\t"
