@@ -202,11 +202,30 @@ __attribute__((naked, noinline)) static void dot3x2_half(UNUSED const int32_t *s
                      "b      .Ltinyml_dot3x2_half\n\t");
 }
 
+/* One group of the three vectors widened (pw3x2_relu between blocks, widen3): raw words a in r5, b in r7, c in r9
+ * -> a02, a13, b02, b13, c02, c13 doubled in r4-r9, stored at r3 (advanced by 24). */
+#define WIDEN_GROUP                        \
+    "sxtb16 r4, r5\n\t"                   \
+    "sxtb16 r5, r5, ror #8\n\t"           \
+    "sxtb16 r6, r7\n\t"                   \
+    "sxtb16 r7, r7, ror #8\n\t"           \
+    "sxtb16 r8, r9\n\t"                   \
+    "sxtb16 r9, r9, ror #8\n\t"           \
+    "sadd16 r4, r4, r4\n\t"               \
+    "sadd16 r5, r5, r5\n\t"               \
+    "sadd16 r6, r6, r6\n\t"               \
+    "sadd16 r7, r7, r7\n\t"               \
+    "sadd16 r8, r8, r8\n\t"               \
+    "sadd16 r9, r9, r9\n\t"               \
+    "stm    r3!, {r4-r9}\n\t"
+
 /* The whole 3-pixel product of a TINYML_FULL_RELU layer in one asm routine: for every pair of output channels,
  * the biases, the depth loop (twelve groups of 4 depth values per pass: 1 KB of code, longer passes would cost
  * flash for under 0.01 cycles/MAC), the requantization and the six stores: no call, push or pop per pair and no
  * accumulator round trip through memory. The routine copies this struct into its stack frame once (LDM, PUSH) and
- * keeps the weight stream in r1 across pairs (the pairs' weights follow each other). */
+ * keeps the weight stream in r1 across pairs (the pairs' weights follow each other). After the last pair of a
+ * block it widens the next block of three vectors itself (as widen3; the caller widens the first), so a layer's
+ * run of blocks costs one call. */
 typedef struct {
     const int32_t *s_end;           /* [sp, #0]  end of the widened vectors: the last pass ends there */
     const int32_t *s;               /* [sp, #4]  widened vectors (tinyml_mat3_s8) */
@@ -216,7 +235,12 @@ typedef struct {
     int8_t *ya;                     /* [sp, #16] where its outputs go for pixel a */
     int32_t db, dc;                 /* [sp, #20] yb - ya, [sp, #24] yc - ya (bytes) */
     const tinyml_channel_t *ch_end; /* [sp, #28] ch + out_c: no pair left */
-    int32_t pad;                    /* [sp, #32] keeps sp 8-byte aligned */
+    int32_t blocks;                 /* [sp, #32] blocks of three vectors left, this one included */
+    const int8_t *x;                /* [sp, #36] the next block's three vectors: x, x + depth, x + 2 depth */
+    int32_t depth;                  /* [sp, #40] */
+    const tinyml_channel_t *ch0;    /* [sp, #44] the first pair's channel rows (each block starts there) */
+    int32_t w_bytes;                /* [sp, #48] depth * out_c: the weights of a block, rewound after it */
+    int32_t pad;                    /* [sp, #52] keeps sp 8-byte aligned */
 } pw3x2_args_t;
 
 /* Cortex-M4 cycles (CYCLES.md rules) per group (4 depth values x 2 channels x 3 pixels = 24 MACs): four LDRs
@@ -256,8 +280,12 @@ __attribute__((naked, noinline)) static void pw3x2_relu(UNUSED const pw3x2_args_
                    "asr    " acc ", " acc ", r2\n\t" "ssat   " acc ", #8, " acc "\n\t"
     __asm__ volatile(
         "push   {r4-r11, lr}\n\t"
-        "ldm    r0, {r2-r10}\n\t"
-        "push   {r2-r10}\n\t"                 /* the frame: the struct above */
+        "add    r0, r0, #40\n\t"
+        "ldm    r0, {r2-r5}\n\t"
+        "push   {r2-r5}\n\t"
+        "sub    r0, r0, #40\n\t"
+        "ldm    r0, {r2-r11}\n\t"
+        "push   {r2-r11}\n\t"                 /* the frame: the struct above */
         "movs   r3, #88\n\t"                  /* entry = top + skip * 88 bytes (checked below) */
         "muls   r4, r3, r4\n\t"
         "adr.n  r3, 2f\n\t"                   /* 16 bits: 2f is word-aligned */
@@ -308,7 +336,34 @@ __attribute__((naked, noinline)) static void pw3x2_relu(UNUSED const pw3x2_args_
         "str    r12, [sp, #12]\n\t"
         "cmp    r12, r2\n\t"
         "bne    1b\n\t"
-        "add    sp, sp, #36\n\t"
+        "ldr    r2, [sp, #32]\n\t"            /* another block? */
+        "subs   r2, r2, #1\n\t"
+        "beq    5f\n\t"
+        "str    r2, [sp, #32]\n\t"
+        "ldr    r0, [sp, #36]\n\t"            /* widen its three vectors (as widen3) */
+        "ldr    r2, [sp, #40]\n\t"
+        "ldr    r3, [sp, #4]\n\t"
+        "lsr    r12, r2, #2\n\t"
+        "4:\n\t"
+        "ldr    r7, [r0, r2]\n\t"
+        "ldr    r9, [r0, r2, lsl #1]\n\t"
+        "ldr    r5, [r0], #4\n\t"
+        WIDEN_GROUP
+        "subs   r12, r12, #1\n\t"
+        "bne    4b\n\t"
+        "add    r0, r0, r2, lsl #1\n\t"       /* x: the block after (r0 has moved by depth) */
+        "ldr    r12, [sp, #44]\n\t"           /* ch back to the first pair, ya on by 2 out_c (it moved out_c), */
+        "ldr    lr, [sp, #16]\n\t"            /* w back by the block's weights */
+        "ldr    r3, [sp, #24]\n\t"
+        "ldr    r4, [sp, #48]\n\t"
+        "str    r0, [sp, #36]\n\t"
+        "add    lr, lr, r3\n\t"
+        "sub    r1, r1, r4\n\t"
+        "str    lr, [sp, #16]\n\t"
+        "str    r12, [sp, #12]\n\t"
+        "b      1b\n\t"
+        "5:\n\t"
+        "add    sp, sp, #56\n\t"
         "pop    {r4-r11, pc}\n\t");
 #undef PW_RQ
 #undef PW_GROUP
@@ -327,24 +382,13 @@ __attribute__((naked, noinline)) static void widen3(UNUSED const int8_t *xa, UNU
                      "ldr    r5, [r0], #4\n\t"
                      "ldr    r7, [r1], #4\n\t"
                      "ldr    r9, [r2], #4\n\t"
-                     "sxtb16 r4, r5\n\t"
-                     "sxtb16 r5, r5, ror #8\n\t"
-                     "sxtb16 r6, r7\n\t"
-                     "sxtb16 r7, r7, ror #8\n\t"
-                     "sxtb16 r8, r9\n\t"
-                     "sxtb16 r9, r9, ror #8\n\t"
-                     "sadd16 r4, r4, r4\n\t"
-                     "sadd16 r5, r5, r5\n\t"
-                     "sadd16 r6, r6, r6\n\t"
-                     "sadd16 r7, r7, r7\n\t"
-                     "sadd16 r8, r8, r8\n\t"
-                     "sadd16 r9, r9, r9\n\t"
-                     "stm    r3!, {r4-r9}\n\t"
+                     WIDEN_GROUP
                      "subs   r12, r12, #1\n\t"
                      "bne    1b\n\t"
                      "pop    {r4-r9}\n\t"
                      "bx     lr\n\t");
 }
+#undef WIDEN_GROUP
 #undef UNUSED
 
 /* Any other activation range: dot3x2 per pair of channels, requantized and clamped in C. */
@@ -382,7 +426,7 @@ TINYML_KERNEL void tinyml_mat3_s8(const int8_t *xa, const int8_t *xb, const int8
     if (tinyml_rq_mode(q) == TINYML_FULL_RELU) {
         const pw3x2_args_t a = {s + 6 * groups, s, (12 - groups % 12) % 12, q->ch, ya,
                                 (int32_t)((uintptr_t)yb - (uintptr_t)ya), (int32_t)((uintptr_t)yc - (uintptr_t)ya),
-                                q->ch + out_c, 0};
+                                q->ch + out_c, 1, NULL, depth, q->ch, depth * out_c, 0};
         pw3x2_relu(&a, w);
     } else {
         mat3(s, groups, w, out_c, q, ya, yb, yc);
@@ -423,8 +467,9 @@ TINYML_KERNEL int32_t tinyml_mat3_run_s8(const int8_t *x, int32_t blocks, int32_
         const int32_t groups = depth / 4;
         int32_t *const s = (int32_t *)scratch;
         const int8_t *w = (const int8_t *)__builtin_assume_aligned(weights, 4);
-        pw3x2_args_t a = {s + 6 * groups, s, (12 - groups % 12) % 12, q->ch, y, out_c, 2 * out_c, q->ch + out_c, 0};
-        for (int32_t b = 0; b < blocks; ++b, x += 3 * depth, a.ya += 3 * out_c) {
+        if (blocks > 0) { /* the first block widened here, the others by pw3x2_relu as it goes */
+            const pw3x2_args_t a = {s + 6 * groups, s, (12 - groups % 12) % 12, q->ch, y, out_c, 2 * out_c,
+                                    q->ch + out_c, blocks, x + 3 * depth, depth, q->ch, depth * out_c, 0};
             widen3(x, x + depth, x + 2 * depth, s, groups);
             pw3x2_relu(&a, w);
         }
