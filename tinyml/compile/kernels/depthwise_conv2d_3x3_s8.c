@@ -351,10 +351,16 @@ TINYML_KERNEL void depthwise_conv2d_3x3_s8(const depthwise_conv2d_params_t *p, c
                 /* border pixel: the groups of four channels read their taps through a table of 9 pointers, the
                  * row of in_zp bytes for taps in the padding */
                 const int8_t *tap[9];
-                for (int32_t t = 0; t < 9; ++t) {
-                    const int32_t iy = iy0 + t / 3, ix = ix0 + t % 3;
-                    const int inside = iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w;
-                    tap[t] = inside ? input + (iy * p->in_w + ix) * c : pad;
+                const int32_t in_w = p->in_w, in_h = p->in_h;
+                const int col_in[3] = {ix0 >= 0 && ix0 < in_w, ix0 + 1 >= 0 && ix0 + 1 < in_w,
+                                       ix0 + 2 >= 0 && ix0 + 2 < in_w};
+                for (int32_t ky = 0; ky < 3; ++ky) { /* a row at a time: its pointer and whether it is inside */
+                    const int32_t iy = iy0 + ky;
+                    const int row_in = iy >= 0 && iy < in_h;
+                    const int8_t *px = input + (iy * in_w + ix0) * c;
+                    for (int32_t kx = 0; kx < 3; ++kx, px += c) {
+                        tap[3 * ky + kx] = row_in && col_in[kx] ? px : pad;
+                    }
                 }
                 border_full(tap, groups, c / 4, output);
                 c0 = c & ~3;
