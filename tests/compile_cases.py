@@ -93,8 +93,10 @@ CASES: tuple[Case, ...] = (
     # depth % 8 == 0: three pixels at a time (tinyml_mat3_s8), with tails of 2 and 1 pixels and every
     # requantization mode (bounded, ReLU with out_zp -128, none)
     Case("conv1x1_deep_relu6", (5, 7, 32), _conv(1, 1, "valid", 10, "relu6"), lo=-0.2, hi=3.0),
-    # 88: 22 groups, two passes of pw3x2_relu entered 10 groups late
+    # 88: 22 groups, one pass of pw3x2_relu64 entered 42 groups late
     Case("conv1x1_deep_relu", (4, 4, 88), _conv(1, 1, "valid", 6, "relu"), lo=0.0, hi=1.0),
+    # 264: 66 groups, over 64: six passes of pw3x2_relu's twelve groups, the first entered 6 groups late
+    Case("conv1x1_deeper_relu", (3, 3, 264), _conv(1, 1, "valid", 4, "relu"), lo=0.0, hi=1.0),
     Case("conv1x1_deep_linear", (3, 5, 24), _conv(1, 1, "valid", 4)),  # 6 groups: dot3x2_half
     Case(
         "dw3x3_s1_same_relu6",

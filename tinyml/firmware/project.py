@@ -41,15 +41,16 @@ DEFAULT_OPT = "-O2"
 DUMP_DEFINE = "TINYML_DEBUG"  # layer dumps: the generated model's per-layer hook (model.h.j2) and DUMP
 # The runtime's own share, for the budget check before building. Measured on the emulated boards (-O2): the
 # runtime's static RAM (the serial frame, profile marks) is about 1.1 KiB (+0.5 KiB profiled); the derived
-# stack reservation is 0.9-1.3 KiB; flash beyond the model's const arrays is about 11-20.5 KiB of runtime and
-# kernels (the DSP kernels the larger: issue 16's asm routines; --patch adds its band code) plus ~100 B per
-# layer (call, params). Rounded up. (Fast kernels keep compact const arrays: 9 bytes a channel, int8 depthwise
-# weights.)
+# stack reservation is 0.9-1.3 KiB; flash beyond the model's const arrays is about 11-15 KiB of runtime and
+# kernels on cores without the DSP extension and up to 27 KiB with it (issue 16's unrolled asm kernels;
+# --patch adds its band code), plus ~100 B per layer (call, params). Rounded up. (Fast kernels keep compact
+# const arrays: 9 bytes a channel, int8 depthwise weights.)
 RUNTIME_RAM_BYTES = 1152
 PROFILE_RAM_PER_LAYER = 16  # a profiled build's timer marks and counts (two u64 per layer)
 STACK_ESTIMATE_BYTES = 1280  # before the first link; the link then reserves the derived worst case
 PROVISIONAL_STACK_BYTES = 2048  # what stack.ld holds until tinyml derives the reservation after a link
-RUNTIME_FLASH_BYTES = 21 * 1024
+RUNTIME_FLASH_BYTES = 16 * 1024
+RUNTIME_FLASH_DSP_BYTES = 28 * 1024
 FLASH_PER_LAYER_BYTES = 96
 
 
@@ -168,7 +169,8 @@ def estimate_footprint(model: ModelInfo, board: Board, profile: bool = False) ->
     The arena holds the model's input and output too, so it is the model's whole share."""
     marks = PROFILE_RAM_PER_LAYER * (model.layers + 1) if profile else 0
     ram = model.arena_bytes + RUNTIME_RAM_BYTES + marks + STACK_ESTIMATE_BYTES
-    flash = model.const_bytes + RUNTIME_FLASH_BYTES + FLASH_PER_LAYER_BYTES * model.layers
+    runtime = RUNTIME_FLASH_DSP_BYTES if board.dsp else RUNTIME_FLASH_BYTES
+    flash = model.const_bytes + runtime + FLASH_PER_LAYER_BYTES * model.layers
     return Footprint(flash_bytes=flash, ram_bytes=ram, exact=False, arena_bytes=model.arena_bytes,
                      stack_bytes=STACK_ESTIMATE_BYTES)
 

@@ -251,7 +251,6 @@ typedef struct {
  * weight halves (r2, r3, r10, r11), two activation words (r12, lr) and the two streams (r0 = s, r1 = w), hence
  * the state in the frame. Every group is 88 bytes of 32-bit instructions (checked at assembly), so a pair enters
  * its first pass `skip` groups late by a computed jump, not a remainder loop. */
-__attribute__((naked, noinline)) static void pw3x2_relu(UNUSED const pw3x2_args_t *a, UNUSED const int8_t *w) {
 #define PW_GROUP                           \
     "ldr    r2, [r1], #4\n\t"             \
     "ldr    r3, [r1], #4\n\t"             \
@@ -278,95 +277,125 @@ __attribute__((naked, noinline)) static void pw3x2_relu(UNUSED const pw3x2_args_
 /* requantize acc (TINYML_FULL_RELU: SMMLAR by M in r0 plus radd in r3, >> rshift in r2, saturate) */
 #define PW_RQ(acc) TINYML_RQ_MUL_RELU(acc, "r0", "", "r3") \
                    "asr    " acc ", " acc ", r2\n\t" "ssat   " acc ", #8, " acc "\n\t"
-    __asm__ volatile(
-        "push   {r4-r11, lr}\n\t"
-        "add    r0, r0, #40\n\t"
-        "ldm    r0, {r2-r5}\n\t"
-        "push   {r2-r5}\n\t"
-        "sub    r0, r0, #40\n\t"
-        "ldm    r0, {r2-r11}\n\t"
-        "push   {r2-r11}\n\t"                 /* the frame: the struct above */
-        "movs   r3, #88\n\t"                  /* entry = top + skip * 88 bytes (checked below) */
-        "muls   r4, r3, r4\n\t"
-        "adr.n  r3, 2f\n\t"                   /* 16 bits: 2f is word-aligned */
-        "add    r3, r3, r4\n\t"
-        "str    r3, [sp, #8]\n\t"
-        "mov    r12, r5\n\t"                  /* ch */
-        "1:\n\t"                              /* per pair of channels: r12 = ch, r1 = its weights */
-        "ldr    r4, [r12]\n\t"                /* doubled biases of both channels */
-        "ldr    r5, [r12, #16]\n\t"
-        "ldr    r0, [sp, #4]\n\t"             /* s */
-        "ldr    r3, [sp, #8]\n\t"             /* entry */
-        "mov    r6, r4\n\t"
-        "mov    r7, r5\n\t"
-        "mov    r8, r4\n\t"
-        "mov    r9, r5\n\t"
-        "mov    pc, r3\n\t"
-        ".p2align 2\n\t"                      /* (padding never runs: after the jump) */
-        "2:\n\t" PW_GROUP "3:\n\t"
-        ".if 3b - 2b - 88\n\t.error \"pw3x2_relu: a group is not 88 bytes\"\n\t.endif\n\t"
-        PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP
-        "ldr    r2, [sp]\n\t"                 /* s_end: another pass? */
-        "cmp    r0, r2\n\t"
-        "bne    2b\n\t"
-        "ldr    r12, [sp, #12]\n\t"           /* ch, ya; channel 0: M, rshift, radd (loads back to back) */
-        "ldr    lr, [sp, #16]\n\t"
-        "ldr    r0, [r12, #4]\n\t"
-        "ldr    r2, [r12, #8]\n\t"
-        "ldr    r3, [r12, #12]\n\t"
-        PW_RQ("r4") PW_RQ("r6") PW_RQ("r8")
-        "ldr    r0, [r12, #20]\n\t"           /* channel 1; yb - ya, yc - ya */
-        "ldr    r2, [r12, #24]\n\t"
-        "ldr    r3, [r12, #28]\n\t"
-        "ldr    r10, [sp, #20]\n\t"
-        "ldr    r11, [sp, #24]\n\t"
-        "add    r10, r10, lr\n\t"
-        "add    r11, r11, lr\n\t"
-        PW_RQ("r5") PW_RQ("r7") PW_RQ("r9")
-        "strb   r4, [lr]\n\t"
-        "strb   r5, [lr, #1]\n\t"
-        "strb   r6, [r10]\n\t"
-        "strb   r7, [r10, #1]\n\t"
-        "strb   r8, [r11]\n\t"
-        "strb   r9, [r11, #1]\n\t"
-        "add    lr, lr, #2\n\t"
-        "add    r12, r12, #32\n\t"
-        "ldr    r2, [sp, #28]\n\t"            /* ch_end */
-        "str    lr, [sp, #16]\n\t"
-        "str    r12, [sp, #12]\n\t"
-        "cmp    r12, r2\n\t"
-        "bne    1b\n\t"
-        "ldr    r2, [sp, #32]\n\t"            /* another block? */
-        "subs   r2, r2, #1\n\t"
-        "beq    5f\n\t"
-        "str    r2, [sp, #32]\n\t"
-        "ldr    r0, [sp, #36]\n\t"            /* widen its three vectors (as widen3) */
-        "ldr    r2, [sp, #40]\n\t"
-        "ldr    r3, [sp, #4]\n\t"
-        "lsr    r12, r2, #2\n\t"
-        "4:\n\t"
-        "ldr    r7, [r0, r2]\n\t"
-        "ldr    r9, [r0, r2, lsl #1]\n\t"
-        "ldr    r5, [r0], #4\n\t"
-        WIDEN_GROUP
-        "subs   r12, r12, #1\n\t"
-        "bne    4b\n\t"
-        "add    r0, r0, r2, lsl #1\n\t"       /* x: the block after (r0 has moved by depth) */
-        "ldr    r12, [sp, #44]\n\t"           /* ch back to the first pair, ya on by 2 out_c (it moved out_c), */
-        "ldr    lr, [sp, #16]\n\t"            /* w back by the block's weights */
-        "ldr    r3, [sp, #24]\n\t"
-        "ldr    r4, [sp, #48]\n\t"
-        "str    r0, [sp, #36]\n\t"
-        "add    lr, lr, r3\n\t"
-        "sub    r1, r1, r4\n\t"
-        "str    lr, [sp, #16]\n\t"
-        "str    r12, [sp, #12]\n\t"
-        "b      1b\n\t"
-        "5:\n\t"
-        "add    sp, sp, #56\n\t"
+/* The routine: after the first group, GROUPS more, then PASS_END (the test for another pass, or nothing when
+ * one pass always covers the depth). */
+#define PW3X2_ASM(GROUPS, PASS_END)                                                                                \
+    __asm__ volatile(                                                                                              \
+        "push   {r4-r11, lr}\n\t"                                                                                  \
+        "add    r0, r0, #40\n\t"                                                                                   \
+        "ldm    r0, {r2-r5}\n\t"                                                                                   \
+        "push   {r2-r5}\n\t"                                                                                       \
+        "sub    r0, r0, #40\n\t"                                                                                   \
+        "ldm    r0, {r2-r11}\n\t"                                                                                  \
+        "push   {r2-r11}\n\t"                 /* the frame: the struct above */                                    \
+        "movs   r3, #88\n\t"                  /* entry = top + skip * 88 bytes (checked below) */                  \
+        "muls   r4, r3, r4\n\t"                                                                                    \
+        "adr.n  r3, 2f\n\t"                   /* 16 bits: 2f is word-aligned */                                    \
+        "add    r3, r3, r4\n\t"                                                                                    \
+        "str    r3, [sp, #8]\n\t"                                                                                  \
+        "mov    r12, r5\n\t"                  /* ch */                                                             \
+        "1:\n\t"                              /* per pair of channels: r12 = ch, r1 = its weights */               \
+        "ldr    r4, [r12]\n\t"                /* doubled biases of both channels */                                \
+        "ldr    r5, [r12, #16]\n\t"                                                                                \
+        "ldr    r0, [sp, #4]\n\t"             /* s */                                                              \
+        "ldr    r3, [sp, #8]\n\t"             /* entry */                                                          \
+        "mov    r6, r4\n\t"                                                                                        \
+        "mov    r7, r5\n\t"                                                                                        \
+        "mov    r8, r4\n\t"                                                                                        \
+        "mov    r9, r5\n\t"                                                                                        \
+        "mov    pc, r3\n\t"                                                                                        \
+        ".p2align 2\n\t"                      /* (padding never runs: after the jump) */                           \
+        "2:\n\t" PW_GROUP "3:\n\t"                                                                                 \
+        ".if 3b - 2b - 88\n\t.error \"pw3x2_relu: a group is not 88 bytes\"\n\t.endif\n\t"                         \
+        GROUPS PASS_END                                                                                            \
+        "ldr    r12, [sp, #12]\n\t"           /* ch, ya; channel 0: M, rshift, radd (loads back to back) */        \
+        "ldr    lr, [sp, #16]\n\t"                                                                                 \
+        "ldr    r0, [r12, #4]\n\t"                                                                                 \
+        "ldr    r2, [r12, #8]\n\t"                                                                                 \
+        "ldr    r3, [r12, #12]\n\t"                                                                                \
+        PW_RQ("r4") PW_RQ("r6") PW_RQ("r8")                                                                        \
+        "ldr    r0, [r12, #20]\n\t"           /* channel 1; yb - ya, yc - ya */                                    \
+        "ldr    r2, [r12, #24]\n\t"                                                                                \
+        "ldr    r3, [r12, #28]\n\t"                                                                                \
+        "ldr    r10, [sp, #20]\n\t"                                                                                \
+        "ldr    r11, [sp, #24]\n\t"                                                                                \
+        "add    r10, r10, lr\n\t"                                                                                  \
+        "add    r11, r11, lr\n\t"                                                                                  \
+        PW_RQ("r5") PW_RQ("r7") PW_RQ("r9")                                                                        \
+        "strb   r4, [lr]\n\t"                                                                                      \
+        "strb   r5, [lr, #1]\n\t"                                                                                  \
+        "strb   r6, [r10]\n\t"                                                                                     \
+        "strb   r7, [r10, #1]\n\t"                                                                                 \
+        "strb   r8, [r11]\n\t"                                                                                     \
+        "strb   r9, [r11, #1]\n\t"                                                                                 \
+        "add    lr, lr, #2\n\t"                                                                                    \
+        "add    r12, r12, #32\n\t"                                                                                 \
+        "ldr    r2, [sp, #28]\n\t"            /* ch_end */                                                         \
+        "str    lr, [sp, #16]\n\t"                                                                                 \
+        "str    r12, [sp, #12]\n\t"                                                                                \
+        "cmp    r12, r2\n\t"                                                                                       \
+        "bne    1b\n\t"                                                                                            \
+        "ldr    r2, [sp, #32]\n\t"            /* another block? */                                                 \
+        "subs   r2, r2, #1\n\t"                                                                                    \
+        "beq    5f\n\t"                                                                                            \
+        "str    r2, [sp, #32]\n\t"                                                                                 \
+        "ldr    r0, [sp, #36]\n\t"            /* widen its three vectors (as widen3) */                            \
+        "ldr    r2, [sp, #40]\n\t"                                                                                 \
+        "ldr    r3, [sp, #4]\n\t"                                                                                  \
+        "lsr    r12, r2, #2\n\t"                                                                                   \
+        "4:\n\t"                                                                                                   \
+        "ldr    r7, [r0, r2]\n\t"                                                                                  \
+        "ldr    r9, [r0, r2, lsl #1]\n\t"                                                                          \
+        "ldr    r5, [r0], #4\n\t"                                                                                  \
+        WIDEN_GROUP                                                                                                \
+        "subs   r12, r12, #1\n\t"                                                                                  \
+        "bne    4b\n\t"                                                                                            \
+        "add    r0, r0, r2, lsl #1\n\t"       /* x: the block after (r0 has moved by depth) */                     \
+        "ldr    r12, [sp, #44]\n\t"           /* ch back to the first pair, ya on by 2 out_c (it moved out_c), */  \
+        "ldr    lr, [sp, #16]\n\t"            /* w back by the block's weights */                                  \
+        "ldr    r3, [sp, #24]\n\t"                                                                                 \
+        "ldr    r4, [sp, #48]\n\t"                                                                                 \
+        "str    r0, [sp, #36]\n\t"                                                                                 \
+        "add    lr, lr, r3\n\t"                                                                                    \
+        "sub    r1, r1, r4\n\t"                                                                                    \
+        "str    lr, [sp, #16]\n\t"                                                                                 \
+        "str    r12, [sp, #12]\n\t"                                                                                \
+        "b      1b\n\t"                                                                                            \
+        "5:\n\t"                                                                                                   \
+        "add    sp, sp, #56\n\t"                                                                                   \
         "pop    {r4-r11, pc}\n\t");
+
+/* Any depth: passes of twelve groups (1 KB of code), the first entered `skip` = (12 - groups % 12) % 12 late. */
+__attribute__((naked, noinline)) static void pw3x2_relu(UNUSED const pw3x2_args_t *a, UNUSED const int8_t *w) {
+    PW3X2_ASM(PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP,
+              "ldr    r2, [sp]\n\t"             /* s_end: another pass? */
+              "cmp    r0, r2\n\t"
+              "bne    2b\n\t");
+}
+
+/* Up to 64 groups (depth 256): one pass of 64 groups (5.6 KB of code), entered `skip` = 64 - groups late, so no
+ * pass test at all (4 est. M4 cycles per pair of channels, 6 more per extra pass of the loop above: about 1.3% of
+ * either reference model). */
+#define PW_GROUPS8 PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP
+__attribute__((naked, noinline)) static void pw3x2_relu64(UNUSED const pw3x2_args_t *a, UNUSED const int8_t *w) {
+    PW3X2_ASM(PW_GROUPS8 PW_GROUPS8 PW_GROUPS8 PW_GROUPS8 PW_GROUPS8 PW_GROUPS8 PW_GROUPS8
+              PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP, "");
+}
+#undef PW_GROUPS8
+#undef PW3X2_ASM
 #undef PW_RQ
 #undef PW_GROUP
+
+/* The routine for `groups` and the entry offset it takes. */
+static inline int32_t pw3x2_skip(int32_t groups) {
+    return groups <= 64 ? 64 - groups : (12 - groups % 12) % 12;
+}
+static inline void pw3x2_call(const pw3x2_args_t *a, const int8_t *w, int32_t groups) {
+    if (groups <= 64) {
+        pw3x2_relu64(a, w);
+    } else {
+        pw3x2_relu(a, w);
+    }
 }
 /* The three vectors widened into s as the 3-pixel routines read them: per group of 4 depth values the words
  * a02, a13, b02, b13, c02, c13 (lanes 0,2 and 1,3 as SXTB16 gives them), doubled so the sums come out as the
@@ -424,10 +453,10 @@ TINYML_KERNEL void tinyml_mat3_s8(const int8_t *xa, const int8_t *xb, const int8
     widen3(xa, xb, xc, s, groups);
     const int8_t *w = (const int8_t *)__builtin_assume_aligned(weights, 4);
     if (tinyml_rq_mode(q) == TINYML_FULL_RELU) {
-        const pw3x2_args_t a = {s + 6 * groups, s, (12 - groups % 12) % 12, q->ch, ya,
+        const pw3x2_args_t a = {s + 6 * groups, s, pw3x2_skip(groups), q->ch, ya,
                                 (int32_t)((uintptr_t)yb - (uintptr_t)ya), (int32_t)((uintptr_t)yc - (uintptr_t)ya),
                                 q->ch + out_c, 1, NULL, depth, q->ch, depth * out_c, 0};
-        pw3x2_relu(&a, w);
+        pw3x2_call(&a, w, groups);
     } else {
         mat3(s, groups, w, out_c, q, ya, yb, yc);
     }
@@ -468,10 +497,10 @@ TINYML_KERNEL int32_t tinyml_mat3_run_s8(const int8_t *x, int32_t blocks, int32_
         int32_t *const s = (int32_t *)scratch;
         const int8_t *w = (const int8_t *)__builtin_assume_aligned(weights, 4);
         if (blocks > 0) { /* the first block widened here, the others by pw3x2_relu as it goes */
-            const pw3x2_args_t a = {s + 6 * groups, s, (12 - groups % 12) % 12, q->ch, y, out_c, 2 * out_c,
+            const pw3x2_args_t a = {s + 6 * groups, s, pw3x2_skip(groups), q->ch, y, out_c, 2 * out_c,
                                     q->ch + out_c, blocks, x + 3 * depth, depth, q->ch, depth * out_c, 0};
             widen3(x, x + depth, x + 2 * depth, s, groups);
-            pw3x2_relu(&a, w);
+            pw3x2_call(&a, w, groups);
         }
         return blocks;
     }
