@@ -79,7 +79,7 @@ FLOORS_TEXT = """\
 counted from their instructions (every load pipelined as the code allows; no call, loop or border
 overhead):
 
-- pointwise 1x1 (`pw3x2_relu`, and im2col through it): a group of 4 depth values x 2 output channels x 3
+- pointwise 1x1 (`pw3x2_relu64`, and im2col through it): a group of 4 depth values x 2 output channels x 3
   pixels is 24 MACs in 27 cycles: 8 words loaded in 11 (four `LDR`s back to back 2+1+1+1, two `LDRD` 3
   each), 4 `SXTB16` (the weights), 12 `SMLAD`; that is 0.33 loads, 0.17 `SXTB16` and 0.5 `SMLAD` per
   MAC, 1.125 cycles/MAC. Per pair of channels 60 more (biases, the entry jump, six requantized stores:
