@@ -93,8 +93,9 @@ overhead):
   (parameters shared by both pixels); group loop 9: 231 cycles per 72 MACs = 3.21 cycles/MAC.
   Stride 2 (`interior_full`, one pixel): per tap of 4 channels 3 `LDR`s (4 cycles), 2 `SXTB16`, 4 single
   MACs = 10 cycles for 4 MACs; per output 8 (3 parameter loads, `SMMLAR`, `ASR`, `SSAT`, `STRB`) over 9
-  MACs; biases 4 per group: 126 cycles per 36 MACs = 3.50. Border pixels copy their window into a patch
-  first and run one at a time (small maps are mostly border).
+  MACs; biases 4 per group: 126 cycles per 36 MACs = 3.50. Border pixels run one at a time and read each tap
+  through a table of 9 pointers (the padding reads a row of in_zp): 12 cycles a tap of 4 channels, not 10
+  (small maps are mostly border).
 - first layer, grayscale (`conv2d_3x3_1ch_s8`): per output channel 10 words in runs of `LDR`s (13
   cycles), 6 `SMLAD` (x3 meets a zero weight), requantize and store 4, loop 4: 27 cycles per 9 MACs =
   3.0 cycles/MAC. The im2col first layer (RGB, `conv2d_im2col_s8`) runs the pointwise engine on its
@@ -119,8 +120,8 @@ class table), so the targets need new loop designs, not tuning:
   before any load; `SMLAD` (2 MACs) needs two taps of one channel in one word, which the
   channel-interleaved (NHWC) input does not give without a `PKHBT` per pair; that only pays when a packed
   pair serves several output pixels (stride-1 rows sharing columns), or if the producing pointwise layer
-  wrote a pixel-pair-interleaved layout for it. Border pixels (the 6x6 and 3x3 maps are mostly border) pay a
-  window copy and run one at a time: those layers are the furthest above the floor in the tables.
+  wrote a pixel-pair-interleaved layout for it. Border pixels (the 6x6 and 3x3 maps are mostly border) run
+  one at a time with a tap-pointer load per tap: those layers are the furthest above the floor in the tables.
 - **First layer.** Grayscale 3x3 (one input channel): 27 cycles per 9 MACs, of which 13 are loading its
   weights, bias and requantization parameters, which no other pixel shares in registers. RGB im2col: the
   pointwise engine on 27-value patches padded to 28 (with 8 output channels its per-pair and widening costs
