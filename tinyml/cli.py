@@ -92,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print(f"tinyml {args.verb}: interrupted (finished work was saved)", file=sys.stderr)
+        if "ray" in sys.modules:  # a Ray driver leaves without Ray's teardown
+            from tinyml.sweep.ray_executor import abandon_driver
+
+            abandon_driver(EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
 
 

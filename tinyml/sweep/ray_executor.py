@@ -12,14 +12,15 @@ flashes a real board (only the node with the probe offers it; emulated boards ne
 
 Faults: a task whose worker process or node dies is rerun by Ray, at most `max_retries` times; a point that
 fails for its own reasons comes back as a record with an `error` and is not retried
-(`retry_exceptions=False`); Ctrl-C cancels every task (`ray.cancel(force=True)`): finished points are
-already written, the others run again on the next run.
+(`retry_exceptions=False`); Ctrl-C ends the driver at once, which ends its Ray job, and Ray kills the job's
+workers: finished points are already written, the others run again on the next run.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import socket
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -184,6 +185,9 @@ def _host_port(address: str) -> tuple[str, int]:
                           "6379 by default) or auto") from None
 
 
+_OWN_DRIVER = True  # `connected` started the driver (False: it runs inside someone else's)
+
+
 @contextmanager
 def connected(address: str) -> Iterator[None]:
     """Join the cluster at `address` (`auto`: RAY_ADDRESS or the cluster started on this machine).
@@ -192,9 +196,12 @@ def connected(address: str) -> Iterator[None]:
     """
     import ray
 
+    global _OWN_DRIVER
     if ray.is_initialized():  # already inside a Ray driver (e.g. a Ray job): use its connection
+        _OWN_DRIVER = False
         yield
         return
+    _OWN_DRIVER = True
     kwargs: dict[str, Any] = {}
     if address != "auto":
         host, port = _host_port(address)
@@ -214,8 +221,30 @@ def connected(address: str) -> Iterator[None]:
         raise TinymlError(f"cannot join the Ray cluster at {address}: {str(e).splitlines()[0]}") from None
     try:
         yield
-    finally:
+    except KeyboardInterrupt:
+        raise  # no teardown: the process leaves by abandon_driver() (see there)
+    except BaseException:
         ray.shutdown()
+        raise
+    ray.shutdown()
+
+
+def abandon_driver(code: int) -> None:
+    """After Ctrl-C, leave at once with `code` if a Ray driver of ours is connected: the job ends with the
+    process and Ray kills its workers; finished points are already written.
+
+    A graceful ray.shutdown() (or ray.cancel()) here races the replies of running tasks: in Ray 2.60 that
+    trips a RAY_CHECK ("Tried to complete task that was not pending", the race of ray-project/ray#54798) that
+    aborts the driver with exit code 1 and a C++ stack trace instead of a clean interruption.
+    """
+    import sys
+
+    ray = sys.modules.get("ray")
+    if ray is None or not _OWN_DRIVER or not ray.is_initialized():
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _failed_record(ctx: SweepContext, point: Point, message: str) -> dict[str, Any]:
@@ -338,19 +367,55 @@ def _run_tasks(todo: Sequence[Point], ctx: SweepContext, max_retries: int,
         pending[task.remote(p.fields(), ctx, ship, files)] = p
         progress.set(p.id, "queued")
     try:
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.25)
-            _poll(ship.status, progress)
-            for ref in ready:
-                p = pending.pop(ref)
-                rec = _finish(ref, p, ctx, max_retries)
-                progress.set(p.id, "failed" if rec.get("error") else "done")
-                if on_done:
-                    on_done(rec)
+        with _ctrl_c_between_calls() as interrupted:
+            _wait_all(pending, interrupted, ship, ctx, max_retries, on_done, progress)
     except BaseException:  # Ctrl-C (or a driver error): stop every task; finished points are written
-        for ref in pending:
-            ray.cancel(ref, force=True)
+        # Our own driver leaves at once (abandon_driver): the job ends and Ray kills its workers.
+        # ray.cancel() only for a driver we do not own (it races the tasks' replies, see abandon_driver).
+        if not _OWN_DRIVER:
+            for ref in pending:
+                ray.cancel(ref, force=True)
         raise
+
+
+def _wait_all(pending: dict[Any, Point], interrupted: list[bool], ship: Shipment, ctx: SweepContext,
+              max_retries: int, on_done: Callable[[dict[str, Any]], None] | None, progress: Progress) -> None:
+    """Collect the points as they finish; a Ctrl-C is raised here, between Ray calls."""
+    import ray
+
+    while pending:
+        if interrupted[0]:
+            raise KeyboardInterrupt
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.25)
+        _poll(ship.status, progress)
+        for ref in ready:
+            p = pending.pop(ref)
+            rec = _finish(ref, p, ctx, max_retries)
+            progress.set(p.id, "failed" if rec.get("error") else "done")
+            if on_done:
+                on_done(rec)
+
+
+@contextmanager
+def _ctrl_c_between_calls() -> Iterator[list[bool]]:
+    """SIGINT only sets a flag, which the wait loop turns into KeyboardInterrupt: raised inside a Ray call,
+    it leaves Ray's driver state half updated (see abandon_driver)."""
+    import signal
+    import threading
+
+    flag = [False]
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        flag[0] = True
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _poll(status: Any, progress: Progress) -> None:
