@@ -185,7 +185,7 @@ def _host_port(address: str) -> tuple[str, int]:
                           "6379 by default) or auto") from None
 
 
-_OWN_DRIVER = True  # `connected` started the driver (False: it runs inside someone else's)
+_OWN_DRIVER = False  # True once `connected` has started a driver of ours (not when inside someone else's)
 
 
 @contextmanager
@@ -201,7 +201,6 @@ def connected(address: str) -> Iterator[None]:
         _OWN_DRIVER = False
         yield
         return
-    _OWN_DRIVER = True
     kwargs: dict[str, Any] = {}
     if address != "auto":
         host, port = _host_port(address)
@@ -219,6 +218,7 @@ def connected(address: str) -> Iterator[None]:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise TinymlError(f"cannot join the Ray cluster at {address}: {str(e).splitlines()[0]}") from None
+    _OWN_DRIVER = True
     try:
         yield
     except KeyboardInterrupt:

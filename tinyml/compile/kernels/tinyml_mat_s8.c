@@ -150,20 +150,15 @@ TINYML_KERNEL void tinyml_mat2_s8(const int8_t *xa, const int8_t *xb, int32_t de
  * three pixels ---- */
 
 #if defined(__ARM_FEATURE_DSP)
-/* acc[0..5] (channels 2j, 2j+1 of pixels a, b, c; in: the biases, out: the sums) += the widened vectors s
- * (6 words per group of 4 depth values: a even, a odd, b even, b odd, c even, c odd) times one pair-blocked
- * weight pair, `iters` times 4 groups (dot3x2_half: groups % 4 == 2). 24 MACs in 20 instructions: six accumulators, four weight halves, two
- * input halves and the two pointers take all 14 registers, so the loop counter lives on the stack. */
-#define UNUSED __attribute__((unused)) /* a naked function reads its arguments in registers r0-r3 */
-__attribute__((naked, noinline)) static void dot3x2(UNUSED const int32_t *s, UNUSED const int8_t *w,
-                                                    UNUSED int32_t iters, UNUSED int32_t *acc) {
-#define DOT3X2_GROUP                       \
-    "ldrd   r2, r3, [r1], #8\n\t"         \
+/* One group's work once its words are loaded (weights r2, r3; pixel a's input r12, lr): the weights widened
+ * into halves (SXTB16), then 24 MACs into acc r4-r9 (SMLAD), loading pixels b and c on the way. Shared by
+ * dot3x2 and pw3x2_relu, which differ only in how they load the first words. */
+#define WIDEN_W                            \
     "sxtb16 r10, r2, ror #8\n\t"          \
     "sxtb16 r2, r2\n\t"                   \
     "sxtb16 r11, r3, ror #8\n\t"          \
-    "sxtb16 r3, r3\n\t"                   \
-    "ldrd   r12, lr, [r0], #8\n\t"        \
+    "sxtb16 r3, r3\n\t"
+#define MAC3X2                             \
     "smlad  r4, r12, r2, r4\n\t"          \
     "smlad  r4, lr, r10, r4\n\t"          \
     "smlad  r5, r12, r3, r5\n\t"          \
@@ -178,6 +173,19 @@ __attribute__((naked, noinline)) static void dot3x2(UNUSED const int32_t *s, UNU
     "smlad  r8, lr, r10, r8\n\t"          \
     "smlad  r9, r12, r3, r9\n\t"          \
     "smlad  r9, lr, r11, r9\n\t"
+
+/* acc[0..5] (channels 2j, 2j+1 of pixels a, b, c; in: the biases, out: the sums) += the widened vectors s
+ * (6 words per group of 4 depth values: a even, a odd, b even, b odd, c even, c odd) times one pair-blocked
+ * weight pair, `iters` times 4 groups (dot3x2_half: groups % 4 == 2). 24 MACs in 20 instructions: six accumulators, four weight halves, two
+ * input halves and the two pointers take all 14 registers, so the loop counter lives on the stack. */
+#define UNUSED __attribute__((unused)) /* a naked function reads its arguments in registers r0-r3 */
+__attribute__((naked, noinline)) static void dot3x2(UNUSED const int32_t *s, UNUSED const int8_t *w,
+                                                    UNUSED int32_t iters, UNUSED int32_t *acc) {
+#define DOT3X2_GROUP                       \
+    "ldrd   r2, r3, [r1], #8\n\t"         \
+    WIDEN_W                                \
+    "ldrd   r12, lr, [r0], #8\n\t"        \
+    MAC3X2
     __asm__ volatile("push   {r4-r11, lr}\n\t"
                      "push   {r2, r3}\n\t"
                      "ldm    r3, {r4-r9}\n\t"
@@ -256,24 +264,8 @@ typedef struct {
     "ldr    r3, [r1], #4\n\t"             \
     "ldr    r12, [r0], #4\n\t"            \
     "ldr    lr, [r0], #4\n\t"             \
-    "sxtb16 r10, r2, ror #8\n\t"          \
-    "sxtb16 r2, r2\n\t"                   \
-    "sxtb16 r11, r3, ror #8\n\t"          \
-    "sxtb16 r3, r3\n\t"                   \
-    "smlad  r4, r12, r2, r4\n\t"          \
-    "smlad  r4, lr, r10, r4\n\t"          \
-    "smlad  r5, r12, r3, r5\n\t"          \
-    "smlad  r5, lr, r11, r5\n\t"          \
-    "ldrd   r12, lr, [r0], #8\n\t"        \
-    "smlad  r6, r12, r2, r6\n\t"          \
-    "smlad  r6, lr, r10, r6\n\t"          \
-    "smlad  r7, r12, r3, r7\n\t"          \
-    "smlad  r7, lr, r11, r7\n\t"          \
-    "ldrd   r12, lr, [r0], #8\n\t"        \
-    "smlad  r8, r12, r2, r8\n\t"          \
-    "smlad  r8, lr, r10, r8\n\t"          \
-    "smlad  r9, r12, r3, r9\n\t"          \
-    "smlad  r9, lr, r11, r9\n\t"
+    WIDEN_W                                \
+    MAC3X2
 /* requantize acc (TINYML_FULL_RELU: SMMLAR by M in r0 plus radd in r3, >> rshift in r2, saturate) */
 #define PW_RQ(acc) TINYML_RQ_MUL_RELU(acc, "r0", "", "r3") \
                    "asr    " acc ", " acc ", r2\n\t" "ssat   " acc ", #8, " acc "\n\t"
@@ -385,6 +377,8 @@ __attribute__((naked, noinline)) static void pw3x2_relu64(UNUSED const pw3x2_arg
 #undef PW3X2_ASM
 #undef PW_RQ
 #undef PW_GROUP
+#undef MAC3X2
+#undef WIDEN_W
 
 /* The routine for `groups` and the entry offset it takes. */
 static inline int32_t pw3x2_skip(int32_t groups) {
