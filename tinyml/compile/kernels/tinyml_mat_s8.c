@@ -237,7 +237,7 @@ __attribute__((naked, noinline)) static void dot3x2_half(UNUSED const int32_t *s
 typedef struct {
     const int32_t *s_end;           /* [sp, #0]  end of the widened vectors: the last pass ends there */
     const int32_t *s;               /* [sp, #4]  widened vectors (tinyml_mat3_s8) */
-    int32_t skip;                   /* [sp, #8]  groups the first pass leaves out: (12 - groups % 12) % 12;
+    int32_t skip;                   /* [sp, #8]  groups the first pass leaves out (after the first group);
                                                  replaced by the entry address */
     const tinyml_channel_t *ch;     /* [sp, #12] channel table rows of the next pair */
     int8_t *ya;                     /* [sp, #16] where its outputs go for pixel a */
@@ -254,11 +254,14 @@ typedef struct {
 /* Cortex-M4 cycles (CYCLES.md rules) per group (4 depth values x 2 channels x 3 pixels = 24 MACs): four LDRs
  * back to back (5: each one after the first pipelines), 4 SXTB16, 2 LDRD (6), 12 SMLAD = 27 (1.125 per MAC, the
  * floor of this block). Per pass the end test against s_end on the stack (LDR, CMP, BNE: 6 taken, over 288
- * MACs); per pair 64: biases and the entry jump 12, six requantizations 18 with their parameters 6, six stores,
- * output and channel pointers through the frame 18. All 14 registers hold the accumulators (r4-r9), the widened
+ * MACs); per pair 52: the biases and s 3 (loaded with the previous pair's stores), the entry jump 5 (LDR PC: the
+ * first group needs all 14 registers), six requantizations 18 with their parameters 7, the output and channel
+ * pointers through the frame 9, six stores 6, the end test 4. The biases start the accumulators in the first group (PW_GROUP0: pixels c and b
+ * before a, so r4 and r5 still hold them), no copies. All 14 registers hold the accumulators (r4-r9), the widened
  * weight halves (r2, r3, r10, r11), two activation words (r12, lr) and the two streams (r0 = s, r1 = w), hence
- * the state in the frame. Every group is 88 bytes of 32-bit instructions (checked at assembly), so a pair enters
- * its first pass `skip` groups late by a computed jump, not a remainder loop. */
+ * the state in the frame. Every other group is 88 bytes of 32-bit instructions (checked at assembly), so after the
+ * first group a pair enters the unrolled ones `skip` groups late by a computed jump, not a remainder loop; the
+ * jump is the loop's back edge (the pair loop falls through into the next pair's first group). */
 #define PW_GROUP                           \
     "ldr    r2, [r1], #4\n\t"             \
     "ldr    r3, [r1], #4\n\t"             \
@@ -266,11 +269,32 @@ typedef struct {
     "ldr    lr, [r0], #4\n\t"             \
     WIDEN_W                                \
     MAC3X2
+/* The first group of a pair, its biases in r4 (channel 2j) and r5 (2j+1): the same 27 cycles */
+#define PW_GROUP0                          \
+    "ldr    r2, [r1], #4\n\t"             \
+    "ldr    r3, [r1], #4\n\t"             \
+    "ldr    r12, [r0, #16]\n\t"           \
+    "ldr    lr, [r0, #20]\n\t"            \
+    WIDEN_W                                \
+    "smlad  r8, r12, r2, r4\n\t"          \
+    "smlad  r8, lr, r10, r8\n\t"          \
+    "smlad  r9, r12, r3, r5\n\t"          \
+    "smlad  r9, lr, r11, r9\n\t"          \
+    "ldrd   r12, lr, [r0, #8]\n\t"        \
+    "smlad  r6, r12, r2, r4\n\t"          \
+    "smlad  r6, lr, r10, r6\n\t"          \
+    "smlad  r7, r12, r3, r5\n\t"          \
+    "smlad  r7, lr, r11, r7\n\t"          \
+    "ldrd   r12, lr, [r0], #24\n\t"       \
+    "smlad  r4, r12, r2, r4\n\t"          \
+    "smlad  r4, lr, r10, r4\n\t"          \
+    "smlad  r5, r12, r3, r5\n\t"          \
+    "smlad  r5, lr, r11, r5\n\t"
 /* requantize acc (TINYML_FULL_RELU: SMMLAR by M in r0 plus radd in r3, >> rshift in r2, saturate) */
 #define PW_RQ(acc) TINYML_RQ_MUL_RELU(acc, "r0", "", "r3") \
                    "asr    " acc ", " acc ", r2\n\t" "ssat   " acc ", #8, " acc "\n\t"
-/* The routine: after the first group, GROUPS more, then PASS_END (the test for another pass, or nothing when
- * one pass always covers the depth). */
+/* The routine: after the first group (PW_GROUP0) and the unrolled group at 2, GROUPS more, then PASS_END (the
+ * test for another pass, or nothing when one pass always covers the depth). */
 #define PW3X2_ASM(GROUPS, PASS_END)                                                                                \
     __asm__ volatile(                                                                                              \
         "push   {r4-r11, lr}\n\t"                                                                                  \
@@ -284,18 +308,15 @@ typedef struct {
         "muls   r4, r3, r4\n\t"                                                                                    \
         "adr.n  r3, 2f\n\t"                   /* 16 bits: 2f is word-aligned */                                    \
         "add    r3, r3, r4\n\t"                                                                                    \
+        "adds   r3, r3, #1\n\t"                 /* Thumb bit: LDR PC interworks */                                   \
         "str    r3, [sp, #8]\n\t"                                                                                  \
         "mov    r12, r5\n\t"                  /* ch */                                                             \
-        "1:\n\t"                              /* per pair of channels: r12 = ch, r1 = its weights */               \
+        "1:\n\t"                              /* a block's first pair: r12 = ch, r1 = its weights */               \
         "ldr    r4, [r12]\n\t"                /* doubled biases of both channels */                                \
         "ldr    r5, [r12, #16]\n\t"                                                                                \
         "ldr    r0, [sp, #4]\n\t"             /* s */                                                              \
-        "ldr    r3, [sp, #8]\n\t"             /* entry */                                                          \
-        "mov    r6, r4\n\t"                                                                                        \
-        "mov    r7, r5\n\t"                                                                                        \
-        "mov    r8, r4\n\t"                                                                                        \
-        "mov    r9, r5\n\t"                                                                                        \
-        "mov    pc, r3\n\t"                                                                                        \
+        PW_GROUP0                                                                                                  \
+        "ldr    pc, [sp, #8]\n\t"             /* the entry */                                                      \
         ".p2align 2\n\t"                      /* (padding never runs: after the jump) */                           \
         "2:\n\t" PW_GROUP "3:\n\t"                                                                                 \
         ".if 3b - 2b - 88\n\t.error \"pw3x2_relu: a group is not 88 bytes\"\n\t.endif\n\t"                         \
@@ -314,19 +335,23 @@ typedef struct {
         "add    r10, r10, lr\n\t"                                                                                  \
         "add    r11, r11, lr\n\t"                                                                                  \
         PW_RQ("r5") PW_RQ("r7") PW_RQ("r9")                                                                        \
-        "strb   r4, [lr]\n\t"                                                                                      \
-        "strb   r5, [lr, #1]\n\t"                                                                                  \
         "strb   r6, [r10]\n\t"                                                                                     \
         "strb   r7, [r10, #1]\n\t"                                                                                 \
         "strb   r8, [r11]\n\t"                                                                                     \
         "strb   r9, [r11, #1]\n\t"                                                                                 \
-        "add    lr, lr, #2\n\t"                                                                                    \
-        "add    r12, r12, #32\n\t"                                                                                 \
+        "strb   r5, [lr, #1]\n\t"                                                                                  \
+        "strb   r4, [lr], #2\n\t"             /* ya on to the next pair */                                         \
         "ldr    r2, [sp, #28]\n\t"            /* ch_end */                                                         \
+        "ldr    r4, [r12, #32]!\n\t"          /* the next pair: ch, its biases (after the last pair: the scratch */ \
+        "ldr    r5, [r12, #16]\n\t"           /* after the table, read but unused), s */                           \
+        "ldr    r0, [sp, #4]\n\t"                                                                                  \
         "str    lr, [sp, #16]\n\t"                                                                                 \
         "str    r12, [sp, #12]\n\t"                                                                                \
         "cmp    r12, r2\n\t"                                                                                       \
-        "bne    1b\n\t"                                                                                            \
+        "beq    6f\n\t"                                                                                            \
+        PW_GROUP0                                                                                                  \
+        "ldr    pc, [sp, #8]\n\t"                                                                                  \
+        "6:\n\t"                                                                                                   \
         "ldr    r2, [sp, #32]\n\t"            /* another block? */                                                 \
         "subs   r2, r2, #1\n\t"                                                                                    \
         "beq    5f\n\t"                                                                                            \
@@ -357,7 +382,8 @@ typedef struct {
         "add    sp, sp, #56\n\t"                                                                                   \
         "pop    {r4-r11, pc}\n\t");
 
-/* Any depth: passes of twelve groups (1 KB of code), the first entered `skip` = (12 - groups % 12) % 12 late. */
+/* Any depth: the first group, then passes of twelve groups (1 KB of code), the first entered `skip` =
+ * (12 - (groups - 1) % 12) % 12 late. */
 __attribute__((naked, noinline)) static void pw3x2_relu(UNUSED const pw3x2_args_t *a, UNUSED const int8_t *w) {
     PW3X2_ASM(PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP,
               "ldr    r2, [sp]\n\t"             /* s_end: another pass? */
@@ -365,24 +391,25 @@ __attribute__((naked, noinline)) static void pw3x2_relu(UNUSED const pw3x2_args_
               "bne    2b\n\t");
 }
 
-/* Up to 64 groups (depth 256): one pass of 64 groups (5.6 KB of code), entered `skip` = 64 - groups late, so no
- * pass test at all (4 est. M4 cycles per pair of channels, 6 more per extra pass of the loop above: about 1.3% of
- * either reference model). */
+/* Up to 64 groups (depth 256): the first group, then one pass of 63 (5.5 KB of code), entered `skip` =
+ * 63 - (groups - 1) late, so no pass test at all (4 est. M4 cycles per pair of channels, 6 more per extra pass of
+ * the loop above: about 1.3% of either reference model). */
 #define PW_GROUPS8 PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP
 __attribute__((naked, noinline)) static void pw3x2_relu64(UNUSED const pw3x2_args_t *a, UNUSED const int8_t *w) {
     PW3X2_ASM(PW_GROUPS8 PW_GROUPS8 PW_GROUPS8 PW_GROUPS8 PW_GROUPS8 PW_GROUPS8 PW_GROUPS8
-              PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP, "");
+              PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP, "");
 }
 #undef PW_GROUPS8
 #undef PW3X2_ASM
 #undef PW_RQ
+#undef PW_GROUP0
 #undef PW_GROUP
 #undef MAC3X2
 #undef WIDEN_W
 
 /* The routine for `groups` and the entry offset it takes. */
 static inline int32_t pw3x2_skip(int32_t groups) {
-    return groups <= 64 ? 64 - groups : (12 - groups % 12) % 12;
+    return groups <= 64 ? 64 - groups : (12 - (groups - 1) % 12) % 12;
 }
 static inline void pw3x2_call(const pw3x2_args_t *a, const int8_t *w, int32_t groups) {
     if (groups <= 64) {
