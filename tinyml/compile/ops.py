@@ -257,6 +257,12 @@ def _folded_bias(ctx: OpContext, bias: Tensor | None, w_sums: np.ndarray, z_in: 
     return np.where(v >= 2**31, v - 2**32, v)
 
 
+def _relu_full(rq: Requant) -> bool:
+    """The asm engines' TINYML_FULL_RELU mode: full int8 range and out_zp -128 (ReLU's usual quantization)."""
+    q = dict(rq.params)
+    return (q["act_min"], q["act_max"], q["out_zp"]) == (-128, 127, -128)
+
+
 def _pair_blocked(w_rows: np.ndarray, depth_pad: int) -> np.ndarray:
     """[n, depth] -> tinyml_mat2_s8's layout: rows zero-padded to depth_pad, then for each pair of output
     channels the groups of 4 interleaved (4 bytes of channel 2j, 4 of 2j+1, ...); a last odd row alone."""
@@ -349,6 +355,7 @@ def _conv_layer(
     if fast and (ic, kh, kw, dh, dw) != (1, 3, 3, 1, 1) and int(spec.w_rows.min(initial=0)) == -128:
         fast = False  # the ARMv6-M engine (tinyml_mat_v6m_s8.c) sums two products per 16-bit lane: |w| <= 127
     weights16 = None
+    dsp_block = 0  # blocks of pixels the DSP cores' kernel takes where the others take `block`
     if fast and ic == 1 and (kh, kw, dh, dw) == (3, 3, 1, 1):
         kernel, depth, scratch, block = "conv2d_3x3_1ch_s8", 0, 0, 1
         rows = spec.w_rows.reshape(oc, 3, 3).astype(np.int64) * 2  # doubled: the kernel accumulates 2 * acc
@@ -361,6 +368,9 @@ def _conv_layer(
         # blocks of three pixels (tinyml_mat3_s8) where the kernel takes them, else two (tinyml_mat2_s8)
         block = 3 if ic % 8 == 0 and oc % 2 == 0 else 2
         scratch = 2 * block * ic
+        if ic == 8 and (sh, sw) == (1, 1) and oc % 2 == 0 and 64 % oc == 0 and _relu_full(rq):
+            # DSP cores first run blocks of 128 / oc pixels (tinyml_mat8_run_s8) on 32 B channel records
+            dsp_block, scratch = 128 // oc, max(scratch, 32 * oc)
     elif fast:
         # three patches at a time (tinyml_mat3_s8: the patch padded to a multiple of 8, or of 4 where the
         # requantization is TINYML_FULL_RELU: its asm engine takes any number of groups of 4) when out_c is
@@ -398,7 +408,10 @@ def _conv_layer(
         ("scratch", Scratch() if scratch else 0),
     )
     gap = (
-        inplace_gap((ih, iw), ic, (oh, ow), oc, spec.k, spec.stride, spec.pad, block)
+        max(
+            inplace_gap((ih, iw), ic, (oh, ow), oc, spec.k, spec.stride, spec.pad, b)
+            for b in {block, dsp_block or block}
+        )
         if dh == dw == 1
         else None
     )

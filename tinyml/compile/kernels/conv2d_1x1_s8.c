@@ -1,7 +1,9 @@
 /* CONV_2D with a 1x1 kernel over all input channels (pointwise), any stride: a matrix product, three pixels at a
- * time (tinyml_mat3_s8) when in_c % 8 == 0 and out_c is even, else two (tinyml_mat2_s8). A 1x1 kernel never reads padding, so the folded bias is exact everywhere.
- * Needs in_c % 4 == 0, pair-blocked weights and the fast requantization (the compiler checks). Pixels are
- * processed in order, in blocks of three or two, so the output may overlap the input as far as the planner allows. */
+ * time (tinyml_mat3_s8) when in_c % 8 == 0 and out_c is even (first, where in_c is 8, pairs of pixels with their
+ * whole input in registers: tinyml_mat8_run_s8), else two (tinyml_mat2_s8). A 1x1 kernel never reads padding, so
+ * the folded bias is exact everywhere. Needs in_c % 4 == 0, pair-blocked weights and the fast requantization (the
+ * compiler checks). Pixels are processed in order, in blocks of three or two (tinyml_mat8_run_s8: 128 / out_c), so
+ * the output may overlap the input as far as the planner allows. */
 #include "tinyml_kernels.h"
 
 static const int8_t *pixel(const conv2d_params_t *p, const int8_t *input, int32_t i) {
@@ -22,7 +24,11 @@ TINYML_KERNEL void conv2d_1x1_s8(const conv2d_params_t *p, const int8_t *input, 
      * inputs are read before outputs are written, so smaller blocks keep the planner's overlap safe) */
     if (!TINYML_ARMV6M && p->in_c % 8 == 0 && out_c % 2 == 0) {
         if (p->stride_h == 1 && p->stride_w == 1) { /* consecutive pixels: one run where the kernel has one */
-            i = 3 * tinyml_mat3_run_s8(input, n / 3, p->in_c, p->weights, out_c, &q, scratch, output);
+            if (p->in_c == 8) { /* thin layers: two pixels' input in registers, where the kernel can */
+                i = tinyml_mat8_run_s8(input, n, p->weights, out_c, &q, scratch, output);
+            }
+            i += 3 * tinyml_mat3_run_s8(input + i * p->in_c, (n - i) / 3, p->in_c, p->weights, out_c, &q, scratch,
+                                        output + i * out_c);
         }
         for (; i + 3 <= n; i += 3) {
             tinyml_mat3_s8(pixel(p, input, i), pixel(p, input, i + 1), pixel(p, input, i + 2), p->in_c, p->weights,

@@ -439,6 +439,93 @@ __attribute__((naked, noinline)) static void widen3(UNUSED const int8_t *xa, UNU
                      "bx     lr\n\t");
 }
 #undef WIDEN_GROUP
+
+/* ---- depth 8 (thin layers): two pixels' whole widened input in registers, the channels streamed past it ---- */
+
+/* Per output channel, 8 words in the order the loop reads them: the doubled bias, the weights widened and doubled
+ * as int16 pairs (w0,w2), (w1,w3), (w4,w6), (w5,w7) (the lanes SXTB16 gives the input), M, radd, and rshift with
+ * bit 8 set on an odd channel that another pair of channels follows (ASR reads only the low byte). */
+enum { PW8_REC_WORDS = 8 };
+
+/* The routine's frame (copied to the stack). Pixels go in pairs k = 64 / out_c apart (pixel a, pixel a + k), so
+ * pixel b's output is always 64 bytes after pixel a's (one STRB immediate offset, no pointer for it); a block of
+ * 2k pixels is k such pairs. */
+typedef struct {
+    const int8_t *x;      /* [sp, #0]  pixel a of the next pair (8 bytes), pixel b kb bytes on */
+    const int8_t *x_end;  /* [sp, #4]  the end of the whole blocks' input */
+    int8_t *y;            /* [sp, #8]  pixel a's output (kept in r0) */
+    const int32_t *rec;   /* [sp, #12] the channel records */
+    int32_t kb;           /* [sp, #16] 8 k = 512 / out_c */
+    const int8_t *xa_end; /* [sp, #20] x + kb: the end of this block's pixels a */
+} pw8x2_args_t;
+
+/* Cortex-M4 cycles (CYCLES.md rules) per channel of a pair of pixels (16 MACs): LDM of the bias and two weight
+ * words 4, 8 SMLAD, LDM of two weight words 3, LDM of M and radd 3, LDR rshift 2, two SMMLAR, ASR, SSAT 6, two
+ * STRB 2 = 28, plus the loop test (CMP, BHS: 4) per two channels: 1.875 per MAC. The two pixels' 16 input values
+ * (8 words of int16 pairs: a in r2-r5, b in r6-r9) stay in registers for all channels; r1 streams the records,
+ * r0 the output; r10/lr accumulate pixels a/b, r11/r12 carry the loaded words. Per pair of pixels 27 (loading and
+ * widening the input, the pair and block tests). Acts are not doubled: the records' weights are. */
+#define PW8_CH                             \
+    "ldm    r1!, {r10, r11, r12}\n\t"     \
+    "smlad  lr, r6, r11, r10\n\t"         \
+    "smlad  r10, r2, r11, r10\n\t"        \
+    "smlad  r10, r3, r12, r10\n\t"        \
+    "smlad  lr, r7, r12, lr\n\t"          \
+    "ldm    r1!, {r11, r12}\n\t"          \
+    "smlad  r10, r4, r11, r10\n\t"        \
+    "smlad  lr, r8, r11, lr\n\t"          \
+    "smlad  r10, r5, r12, r10\n\t"        \
+    "smlad  lr, r9, r12, lr\n\t"          \
+    "ldm    r1!, {r11, r12}\n\t"          \
+    "smmlar r10, r10, r11, r12\n\t"       \
+    "smmlar lr, lr, r11, r12\n\t"         \
+    "ldr    r11, [r1], #4\n\t"            \
+    "asr    r10, r10, r11\n\t"            \
+    "asr    lr, lr, r11\n\t"              \
+    "ssat   r10, #8, r10\n\t"             \
+    "ssat   lr, #8, lr\n\t"               \
+    "strb   lr, [r0, #64]\n\t"            \
+    "strb   r10, [r0], #1\n\t"
+__attribute__((naked, noinline)) static void pw8x2_relu(UNUSED const pw8x2_args_t *a) {
+    __asm__ volatile("push   {r4-r11, lr}\n\t"
+                     "ldm    r0, {r1-r6}\n\t"
+                     "push   {r1-r6}\n\t"
+                     "mov    r0, r3\n\t"
+                     "1:\n\t"                         /* a pair: r1 = pixel a's input, r0 its output */
+                     "ldr    r12, [sp, #16]\n\t"
+                     "add    r12, r1, r12\n\t"
+                     "ldrd   r2, r4, [r1], #8\n\t"
+                     "ldrd   r6, r8, [r12]\n\t"
+                     "str    r1, [sp]\n\t"
+                     "sxtb16 r3, r2, ror #8\n\t"
+                     "sxtb16 r2, r2\n\t"
+                     "sxtb16 r5, r4, ror #8\n\t"
+                     "sxtb16 r4, r4\n\t"
+                     "sxtb16 r7, r6, ror #8\n\t"
+                     "sxtb16 r6, r6\n\t"
+                     "sxtb16 r9, r8, ror #8\n\t"
+                     "sxtb16 r8, r8\n\t"
+                     "ldr    r1, [sp, #12]\n\t"
+                     "2:\n\t" PW8_CH PW8_CH
+                     "cmp    r11, #256\n\t"           /* another pair of channels? */
+                     "bhs    2b\n\t"
+                     "ldr    r1, [sp]\n\t"            /* another pair of pixels in this block? */
+                     "ldr    r3, [sp, #20]\n\t"
+                     "cmp    r1, r3\n\t"
+                     "bne    1b\n\t"
+                     "ldr    r12, [sp, #16]\n\t"      /* the next block: past this one's pixels b */
+                     "ldr    r2, [sp, #4]\n\t"
+                     "add    r1, r1, r12\n\t"
+                     "add    r3, r1, r12\n\t"
+                     "add    r0, r0, #64\n\t"
+                     "str    r1, [sp]\n\t"
+                     "str    r3, [sp, #20]\n\t"
+                     "cmp    r1, r2\n\t"
+                     "bne    1b\n\t"
+                     "add    sp, sp, #24\n\t"
+                     "pop    {r4-r11, pc}\n\t");
+}
+#undef PW8_CH
 #undef UNUSED
 
 /* Any other activation range: dot3x2 per pair of channels, requantized and clamped in C. */
@@ -527,6 +614,41 @@ TINYML_KERNEL int32_t tinyml_mat3_run_s8(const int8_t *x, int32_t blocks, int32_
     }
 #endif
     (void)x, (void)blocks, (void)depth, (void)weights, (void)out_c, (void)q, (void)scratch, (void)y;
+    return 0;
+}
+
+#if defined(__ARM_FEATURE_DSP)
+/* int16 lanes (lo, hi) as one word */
+static inline int32_t pack16(int32_t lo, int32_t hi) {
+    return (int32_t)(((uint32_t)hi << 16) | ((uint32_t)lo & 0xFFFFu));
+}
+#endif
+
+TINYML_KERNEL int32_t tinyml_mat8_run_s8(const int8_t *x, int32_t n, const int8_t *weights, int32_t out_c,
+                                         const tinyml_requant_t *q, void *scratch, int8_t *y) {
+#if defined(__ARM_FEATURE_DSP)
+    const int32_t k = out_c > 0 && out_c % 2 == 0 && 64 % out_c == 0 ? 64 / out_c : 0;
+    if (k && n >= 2 * k && tinyml_rq_mode(q) == TINYML_FULL_RELU) {
+        const int32_t blocks = n / (2 * k);
+        int32_t *rec = (int32_t *)scratch;
+        for (int32_t c = 0; c < out_c; ++c, rec += PW8_REC_WORDS) {
+            const int8_t *w = weights + 16 * (c / 2) + 4 * (c % 2); /* pair-blocked: group 1 is 8 bytes on */
+            const tinyml_channel_t *ch = &q->ch[c];
+            rec[0] = ch->bias;
+            rec[1] = pack16(2 * w[0], 2 * w[2]);
+            rec[2] = pack16(2 * w[1], 2 * w[3]);
+            rec[3] = pack16(2 * w[8], 2 * w[10]);
+            rec[4] = pack16(2 * w[9], 2 * w[11]);
+            rec[5] = ch->mult;
+            rec[6] = ch->radd;
+            rec[7] = ch->rshift | (c % 2 && c + 1 < out_c ? 256 : 0);
+        }
+        const pw8x2_args_t a = {x, x + 16 * k * blocks, y, (const int32_t *)scratch, 8 * k, x + 8 * k};
+        pw8x2_relu(&a);
+        return 2 * k * blocks;
+    }
+#endif
+    (void)x, (void)n, (void)weights, (void)out_c, (void)q, (void)scratch, (void)y;
     return 0;
 }
 
