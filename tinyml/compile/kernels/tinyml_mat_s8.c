@@ -256,10 +256,10 @@ typedef struct {
  * floor of this block). Per pass the end test against s_end on the stack (LDR, CMP, BNE: 6 taken, over 288
  * MACs); per pair 52: the biases and s 3 (loaded with the previous pair's stores), the entry jump 5 (LDR PC: the
  * first group needs all 14 registers), six requantizations 18 with their parameters 7, the output and channel
- * pointers through the frame 9, six stores 6, the end test 4. The biases start the accumulators in the first group (PW_GROUP0: pixels c and b
- * before a, so r4 and r5 still hold them), no copies. All 14 registers hold the accumulators (r4-r9), the widened
- * weight halves (r2, r3, r10, r11), two activation words (r12, lr) and the two streams (r0 = s, r1 = w), hence
- * the state in the frame. Every other group is 88 bytes of 32-bit instructions (checked at assembly), so after the
+ * pointers through the frame 9, six stores 6, the end test 4. The biases start the accumulators in the first
+ * group (PW_GROUP0: pixels c and b before a, so r4 and r5 still hold them), no copies. All 14 registers hold the
+ * accumulators (r4-r9), the widened weight halves (r2, r3, r10, r11), two activation words (r12, lr) and the two
+ * streams (r0 = s, r1 = w), hence the state in the frame. Every other group is 88 bytes of 32-bit instructions (checked at assembly), so after the
  * first group a pair enters the unrolled ones `skip` groups late by a computed jump, not a remainder loop; the
  * jump is the loop's back edge (the pair loop falls through into the next pair's first group). */
 #define PW_GROUP                           \
@@ -444,7 +444,7 @@ __attribute__((naked, noinline)) static void widen3(UNUSED const int8_t *xa, UNU
 
 /* Per output channel, 8 words in the order the loop reads them: the doubled bias, the weights widened and doubled
  * as int16 pairs (w0,w2), (w1,w3), (w4,w6), (w5,w7) (the lanes SXTB16 gives the input), M, radd, and rshift with
- * bit 8 set on an odd channel that another pair of channels follows (ASR reads only the low byte). */
+ * bit 8 set on the last channel of four that more channels follow (ASR reads only the low byte). */
 enum { PW8_REC_WORDS = 8 };
 
 /* The routine's frame (copied to the stack). Pixels go in pairs k = 64 / out_c apart (pixel a, pixel a + k), so
@@ -461,7 +461,7 @@ typedef struct {
 
 /* Cortex-M4 cycles (CYCLES.md rules) per channel of a pair of pixels (16 MACs): LDM of the bias and two weight
  * words 4, 8 SMLAD, LDM of two weight words 3, LDM of M and radd 3, LDR rshift 2, two SMMLAR, ASR, SSAT 6, two
- * STRB 2 = 28, plus the loop test (CMP, BHS: 4) per two channels: 1.875 per MAC. The two pixels' 16 input values
+ * STRB 2 = 28, plus the loop test (CMP, BHS: 4) per four channels: 1.81 per MAC. The two pixels' 16 input values
  * (8 words of int16 pairs: a in r2-r5, b in r6-r9) stay in registers for all channels; r1 streams the records,
  * r0 the output; r10/lr accumulate pixels a/b, r11/r12 carry the loaded words. Per pair of pixels 27 (loading and
  * widening the input, the pair and block tests). Acts are not doubled: the records' weights are. */
@@ -506,8 +506,8 @@ __attribute__((naked, noinline)) static void pw8x2_relu(UNUSED const pw8x2_args_
                      "sxtb16 r9, r8, ror #8\n\t"
                      "sxtb16 r8, r8\n\t"
                      "ldr    r1, [sp, #12]\n\t"
-                     "2:\n\t" PW8_CH PW8_CH
-                     "cmp    r11, #256\n\t"           /* another pair of channels? */
+                     "2:\n\t" PW8_CH PW8_CH PW8_CH PW8_CH
+                     "cmp    r11, #256\n\t"           /* another four channels? */
                      "bhs    2b\n\t"
                      "ldr    r1, [sp]\n\t"            /* another pair of pixels in this block? */
                      "ldr    r3, [sp, #20]\n\t"
@@ -627,7 +627,7 @@ static inline int32_t pack16(int32_t lo, int32_t hi) {
 TINYML_KERNEL int32_t tinyml_mat8_run_s8(const int8_t *x, int32_t n, const int8_t *weights, int32_t out_c,
                                          const tinyml_requant_t *q, void *scratch, int8_t *y) {
 #if defined(__ARM_FEATURE_DSP)
-    const int32_t k = out_c > 0 && out_c % 2 == 0 && 64 % out_c == 0 ? 64 / out_c : 0;
+    const int32_t k = out_c > 0 && out_c % 4 == 0 && 64 % out_c == 0 ? 64 / out_c : 0;
     if (k && n >= 2 * k && tinyml_rq_mode(q) == TINYML_FULL_RELU) {
         const int32_t blocks = n / (2 * k);
         int32_t *rec = (int32_t *)scratch;
@@ -641,7 +641,7 @@ TINYML_KERNEL int32_t tinyml_mat8_run_s8(const int8_t *x, int32_t n, const int8_
             rec[4] = pack16(2 * w[9], 2 * w[11]);
             rec[5] = ch->mult;
             rec[6] = ch->radd;
-            rec[7] = ch->rshift | (c % 2 && c + 1 < out_c ? 256 : 0);
+            rec[7] = ch->rshift | (c % 4 == 3 && c + 1 < out_c ? 256 : 0);
         }
         const pw8x2_args_t a = {x, x + 16 * k * blocks, y, (const int32_t *)scratch, 8 * k, x + 8 * k};
         pw8x2_relu(&a);
