@@ -521,6 +521,10 @@ def depthwise_conv2d(ctx: OpContext, reference: bool = False) -> Layer:
         # tinyml_dw_group_t records built from flash when the layer starts (136 bytes per 4 channels), a row
         # of in_zp, then a border pixel's 3x3 window
         scratch = 136 * ((ic + 3) // 4) + (ic + 3) // 4 * 4 + 9 * (ic // 4 * 4)
+        if (sh, sw) == (1, 1) and ic % 4 == 0:
+            # DSP cores, ReLU: 40-byte channel records, a row of in_zp, four pixels' outputs, and the window
+            # of three rows of (out_w + 1) // 2 + 1 column pairs (window_s1)
+            scratch = max(scratch, 45 * ic + 6 * ((ow + 1) // 2 + 1) * ic)
         params_q = tuple((k, 0 if k == "ch" else v) for k, v in rq.params)
         # stride 1: interior pixels go in pairs (dw_pairs_relu writes a pair's outputs group by group)
         gap = inplace_gap((ih, iw), ic, (oh, ow), oc, (kh, kw), (sh, sw), (pt, pl), 2 if sw == 1 else 1)

@@ -137,113 +137,377 @@ static void interior_full(const int8_t *x, int32_t c, int32_t row, const tinyml_
 
 #undef DW_GROUP
 
-/* Pairs of horizontally adjacent interior pixels (stride 1, in_c % 4 == 0, TINYML_FULL_RELU): the four input
- * columns of a window row serve both pixels (A reads columns 0-2, B columns 1-3), so each word is loaded and
- * widened once for up to two taps, and each weight word once for two pixels. Per group of four channels two
- * passes of two channels (lanes 0,2 then 1,3 of SXTB16): accumulators A and B of both channels (r4-r7), two
- * input columns (r8, r9), the row's three weight words (r10-r12), x (r0), c (r1), row (r2), the group (r3), lr
- * the output pointer: all 14 registers, so the loop bounds live in the frame (this struct, copied there by
- * LDM/PUSH). Cortex-M4 cycles (CYCLES.md rules) per window row and pass: 7 loads in 9, 4 SXTB16, 12 MACs, 2
- * address adds = 27 for 12 MACs (interior_full: 30); per pass biases 5 and four requantized stores sharing their
- * parameters 25; group loop 9: 231 per 72 MACs, 3.2 cycles/MAC (interior_full about 3.6). Group records:
- * tinyml_dw_group_t (bias 0, rq 16, w 64, 136 bytes). */
+/* Stride 1 (TINYML_FULL_RELU, in_c % 4 == 0): a window of the three input rows an output row needs, kept in
+ * scratch in a pixel-pair interleaved layout, so one SMLAD multiplies two horizontally adjacent taps of one
+ * channel. Word i of a row holds padded columns 2i, 2i+1 of channels 2k, 2k+1: bytes [col 2i ch 2k, col 2i ch
+ * 2k+1, col 2i+1 ch 2k, col 2i+1 ch 2k+1]; SXTB16 gives (col 2i, col 2i+1) of channel 2k, SXTB16 ROR #8 those of
+ * channel 2k+1. Layout [channel pair][3 row slots][column pair]; the padding (and any column past the image) holds
+ * in_zp, so every output pixel is interior. Each input row is converted once (fill_row), into the slot of the
+ * row the window no longer needs: the output may overwrite input rows already converted (the planner's in-place
+ * gap for pixel pairs is more than enough). One record per channel (dw_ch_t). */
 typedef struct {
-    const int8_t *x;                 /* [sp, #0]  window of pixel A of the first pair */
-    int32_t c, row;                  /* [sp, #4]  channel stride, [sp, #8] row stride (bytes) */
-    const tinyml_dw_group_t *g;      /* [sp, #12] first group */
-    int8_t *out;                     /* [sp, #16] output of pixel A (kept in lr) */
-    const tinyml_dw_group_t *g_end;  /* [sp, #20] past the last group */
-    int32_t pairs;                   /* [sp, #24] pairs left */
-    int32_t pad;                     /* [sp, #28] */
-} dw_pairs_args_t;
+    int32_t bias, mult, rshift, radd; /* offsets 0, 4, 8, 12: 2 x folded bias, requantization */
+    int32_t w[3][2];                  /* offset 16 + 8 x row: doubled int16 pairs (w0, w1), (w1, w2) */
+} dw_ch_t;
 
-/* One window row of one pass: ROT "" (lanes 0,2) or ", ror #8" (1,3); W the offset of its first tap's weight word;
- * NEXT moves x to the next row (after the row's last address use). */
-#define DWP_ROW(ROT, W, NEXT)                    \
-    "ldr    r8, [r0]\n\t"                        \
-    "ldr    r9, [r0, r1]\n\t"                    \
-    "ldr    r10, [r3, #" W "]\n\t"               \
-    "ldr    r11, [r3, #" W " + 8]\n\t"           \
-    "ldr    r12, [r3, #" W " + 16]\n\t"          \
+/* What the row functions take (r0): the registers' starting values, then their frame, pushed as it is. */
+typedef struct {
+    const int8_t *x0, *x1, *x2; /* window rows 0-2 at the first output pixel's column pair, channel pair 0 */
+    const dw_ch_t *g;           /* channel 0's record */
+    int8_t *out;                /* output pixel (its channel 0) */
+    int32_t c;                  /* [sp, #0]  in_c: bytes between output pixels */
+    const int8_t *x0_end;       /* [sp, #4]  x0 after a channel's quads (dw_quads_relu) */
+    int32_t back;               /* [sp, #8]  bytes the row pointers move in a channel's quads */
+    int32_t out_back;           /* [sp, #12] bytes out moves in a channel's quads, less the next channel's 1 */
+    int32_t unused;             /* [sp, #16] */
+    int32_t cp_left;            /* [sp, #20] channel pairs left */
+    int32_t cps;                /* [sp, #24] bytes between channel pairs of the window */
+} dw_row_args_t;
+
+/* One window row k of four output pixels of one channel (ROT "" or ", ror #8"), three pair words P0, P2, P4 of
+ * columns 4q..4q+5 (X post-incremented by 8, to the next quad) and the row's weights (w0, w1), (w1, w2) at W:
+ *   out0 += P0 . (w0, w1) + P2.lo w2      out1 += P0.hi w0 + P2 . (w1, w2)
+ *   out2 += P2 . (w0, w1) + P4.lo w2      out3 += P2.hi w0 + P4 . (w1, w2)
+ * Cortex-M4 cycles (CYCLES.md rules): 5 loads back to back 6 (the post-increment's writeback does not stall the
+ * next load), 3 SXTB16, 8 MACs = 17 for 12 MACs. DWQ_ROW0 also loads the bias (one cycle more) into r7, the
+ * accumulate operand of every first MAC. */
+#define DWQ_LOADS(X, W, ROT)                     \
+    "ldr    r8, [" X "], #8\n\t"                 \
+    "ldr    r9, [" X ", #-4]\n\t"                \
+    "ldr    r10, [" X "]\n\t"                    \
+    "ldr    r11, [r3, #" W "]\n\t"               \
+    "ldr    r12, [r3, #" W " + 4]\n\t"
+#define DWQ_WIDEN(ROT)                           \
     "sxtb16 r8, r8" ROT "\n\t"                   \
     "sxtb16 r9, r9" ROT "\n\t"                   \
-    "smlabb r4, r8, r10, r4\n\t"                 \
-    "smlatt r5, r8, r10, r5\n\t"                 \
-    "smlabb r4, r9, r11, r4\n\t"                 \
-    "smlatt r5, r9, r11, r5\n\t"                 \
-    "smlabb r6, r9, r10, r6\n\t"                 \
-    "smlatt r7, r9, r10, r7\n\t"                 \
-    "add    r10, r0, r1, lsl #1\n\t"             \
-    "ldr    r8, [r0, r1, lsl #1]\n\t"            \
-    "ldr    r9, [r10, r1]\n\t"                   \
-    NEXT                                         \
-    "sxtb16 r8, r8" ROT "\n\t"                   \
-    "sxtb16 r9, r9" ROT "\n\t"                   \
-    "smlabb r4, r8, r12, r4\n\t"                 \
-    "smlatt r5, r8, r12, r5\n\t"                 \
-    "smlabb r6, r8, r11, r6\n\t"                 \
-    "smlatt r7, r8, r11, r7\n\t"                 \
-    "smlabb r6, r9, r12, r6\n\t"                 \
-    "smlatt r7, r9, r12, r7\n\t"
-/* Requantize (SMMLAR by M plus radd, >> rshift, saturate) accumulators a (pixel A) and b (pixel B) of the
- * channel whose rq row is at RQ. */
-#define DWP_RQ2(a, b, RQ)                        \
-    "ldr    r10, [r3, #" RQ "]\n\t"              \
-    "ldr    r11, [r3, #" RQ " + 4]\n\t"          \
-    "ldr    r12, [r3, #" RQ " + 8]\n\t"          \
-    "smmlar " a ", " a ", r10, r12\n\t"           \
-    "asr    " a ", " a ", r11\n\t"                \
-    "ssat   " a ", #8, " a "\n\t"                 \
-    "smmlar " b ", " b ", r10, r12\n\t"           \
-    "asr    " b ", " b ", r11\n\t"                \
-    "ssat   " b ", #8, " b "\n\t"
-/* One pass: channels LO and HI of the group (bias offsets BL, BH; rq rows RL, RH; output bytes OL, OH). */
-#define DWP_PASS(ROT, W, BL, BH, RL, RH, OL, OH)                                        \
-    "ldr    r4, [r3, #" BL "]\n\t"                                                      \
-    "ldr    r5, [r3, #" BH "]\n\t"                                                      \
-    "mov    r6, r4\n\t"                                                                 \
-    "mov    r7, r5\n\t"                                                                 \
-    DWP_ROW(ROT, W, "add    r0, r0, r2\n\t") DWP_ROW(ROT, W " + 24", "add    r0, r0, r2\n\t") \
-    DWP_ROW(ROT, W " + 48", "")                                                         \
-    "sub    r0, r0, r2, lsl #1\n\t"                                                     \
-    DWP_RQ2("r4", "r6", RL) DWP_RQ2("r5", "r7", RH)                                     \
-    "add    r8, lr, r1\n\t"                                                             \
-    "strb   r4, [lr, #" OL "]\n\t"                                                      \
-    "strb   r5, [lr, #" OH "]\n\t"                                                      \
-    "strb   r6, [r8, #" OL "]\n\t"                                                      \
-    "strb   r7, [r8, #" OH "]\n\t"
-__attribute__((naked, noinline)) static void dw_pairs_relu(__attribute__((unused)) const dw_pairs_args_t *a) {
+    "sxtb16 r10, r10" ROT "\n\t"
+#define DWQ_ROW0(ROT)                            \
+    DWQ_LOADS("r0", "16", ROT)                   \
+    "ldr    r7, [r3]\n\t"                        \
+    DWQ_WIDEN(ROT)                               \
+    "smlad  r4, r8, r11, r7\n\t"                 \
+    "smlatb r5, r8, r11, r7\n\t"                 \
+    "smlabt r4, r9, r12, r4\n\t"                 \
+    "smlad  r5, r9, r12, r5\n\t"                 \
+    "smlad  r6, r9, r11, r7\n\t"                 \
+    "smlatb r7, r9, r11, r7\n\t"                 \
+    "smlabt r6, r10, r12, r6\n\t"                \
+    "smlad  r7, r10, r12, r7\n\t"
+#define DWQ_ROW(X, W, ROT)                       \
+    DWQ_LOADS(X, W, ROT)                         \
+    DWQ_WIDEN(ROT)                               \
+    "smlad  r4, r8, r11, r4\n\t"                 \
+    "smlatb r5, r8, r11, r5\n\t"                 \
+    "smlabt r4, r9, r12, r4\n\t"                 \
+    "smlad  r5, r9, r12, r5\n\t"                 \
+    "smlad  r6, r9, r11, r6\n\t"                 \
+    "smlatb r7, r9, r11, r7\n\t"                 \
+    "smlabt r6, r10, r12, r6\n\t"                \
+    "smlad  r7, r10, r12, r7\n\t"
+/* A channel's requantization parameters: M r8, rshift r9, radd r10, and in_c (the output pixel stride) r11. */
+#define DWQ_PARAMS                               \
+    "ldr    r8, [r3, #4]\n\t"                    \
+    "ldr    r9, [r3, #8]\n\t"                    \
+    "ldr    r10, [r3, #12]\n\t"                  \
+    "ldr    r11, [sp]\n\t"
+/* Requantize accumulator A, after its SMMLAR by M plus radd: >> rshift, saturate. */
+#define DWQ_RQ(A)                                \
+    "asr    " A ", " A ", r9\n\t"                \
+    "ssat   " A ", #8, " A "\n\t"
+/* A channel's quads: per quad rows 17 x 3 + 1 (bias), requantization 25 (4 parameter loads 5, 4 SMMLAR, the
+ * output pointer 1, ASR and SSAT 8, 4 STRB 6 (two register offsets 2), advance 1), loop 6 (the end from the
+ * frame, CMP, the taken branch): 83 cycles for 36 MACs, 2.31 cycles/MAC. */
+#define DWQ_CHANNEL(ROT, LABEL)                  \
+    LABEL ":\n\t"                                \
+    DWQ_ROW0(ROT)                                \
+    DWQ_ROW("r1", "24", ROT)                     \
+    DWQ_ROW("r2", "32", ROT)                     \
+    DWQ_PARAMS                                   \
+    "smmlar r4, r4, r8, r10\n\t"                 \
+    "smmlar r5, r5, r8, r10\n\t"                 \
+    "smmlar r6, r6, r8, r10\n\t"                 \
+    "smmlar r7, r7, r8, r10\n\t"                 \
+    "add    r12, lr, r11, lsl #1\n\t"            \
+    DWQ_RQ("r4") DWQ_RQ("r5") DWQ_RQ("r6") DWQ_RQ("r7") \
+    "strb   r4, [lr]\n\t"                        \
+    "strb   r5, [lr, r11]\n\t"                   \
+    "strb   r6, [r12]\n\t"                       \
+    "strb   r7, [r12, r11]\n\t"                  \
+    "add    lr, lr, r11, lsl #2\n\t"             \
+    "ldr    r8, [sp, #4]\n\t"                    \
+    "cmp    r0, r8\n\t"                          \
+    "bne    " LABEL "b\n\t"                      \
+    "ldr    r8, [sp, #8]\n\t"                    \
+    "ldr    r9, [sp, #12]\n\t"                   \
+    "sub    r0, r0, r8\n\t"                      \
+    "sub    r1, r1, r8\n\t"                      \
+    "sub    r2, r2, r8\n\t"                      \
+    "sub    lr, lr, r9\n\t"                      \
+    "add    r3, r3, #40\n\t"
+/* Entry of both row functions: the frame (dw_row_args_t from c on) pushed, the registers loaded. */
+#define DW_ROW_ENTRY                             \
+    "push   {r4-r11, lr}\n\t"                    \
+    "add    r12, r0, #20\n\t"                    \
+    "ldm    r12, {r4-r10}\n\t"                   \
+    "push   {r4-r10}\n\t"                        \
+    "ldr    lr, [r0, #16]\n\t"                   \
+    "ldr    r3, [r0, #12]\n\t"                   \
+    "ldr    r2, [r0, #8]\n\t"                    \
+    "ldr    r1, [r0, #4]\n\t"                    \
+    "ldr    r0, [r0]\n\t"
+#define DW_ROW_EXIT                              \
+    "add    sp, sp, #28\n\t"                     \
+    "pop    {r4-r11, pc}\n\t"
+
+/* An output row's quads of pixels (at least one): every channel, the quads of channel 2k, then those of 2k+1
+ * from the same words (ROR #8). Per channel pair 32 cycles besides the quads (pointers back, next pair). */
+__attribute__((naked, noinline)) static void dw_quads_relu(__attribute__((unused)) const dw_row_args_t *a) {
     __asm__ volatile(
-        "push   {r4-r11, lr}\n\t"
-        "ldm    r0, {r4-r11}\n\t"
-        "push   {r4-r11}\n\t"                 /* the frame: the struct above */
-        "mov    r0, r4\n\t"
-        "mov    r1, r5\n\t"
-        "mov    r2, r6\n\t"
-        "mov    r3, r7\n\t"
-        "mov    lr, r8\n\t"                   /* out: lr is free of the rows' work, so it stays there */
-        "1:\n\t"                              /* per group of four channels */
-        DWP_PASS("", "64", "0", "8", "16", "40", "0", "2")
-        DWP_PASS(", ror #8", "68", "4", "12", "28", "52", "1", "3")
-        "add    r0, r0, #4\n\t"
-        "add    r3, r3, #136\n\t"
-        "add    lr, lr, #4\n\t"
-        "ldr    r8, [sp, #20]\n\t"
-        "cmp    r3, r8\n\t"
+        DW_ROW_ENTRY
+        "1:\n\t"
+        DWQ_CHANNEL("", "2")
+        DWQ_CHANNEL(", ror #8", "3")
+        "ldr    r8, [sp, #24]\n\t"            /* to the next channel pair: the pointers were moved back */
+        "ldr    r9, [sp, #4]\n\t"
+        "ldr    r10, [sp, #24]\n\t"
+        "add    r0, r0, r8\n\t"
+        "add    r1, r1, r8\n\t"
+        "add    r2, r2, r8\n\t"
+        "add    r9, r9, r10\n\t"
+        "str    r9, [sp, #4]\n\t"
+        "ldr    r10, [sp, #20]\n\t"
+        "subs   r10, r10, #1\n\t"
+        "str    r10, [sp, #20]\n\t"
         "bne    1b\n\t"
-        "ldr    r3, [sp, #12]\n\t"            /* next pair: x and out one more pixel on (they moved by c) */
-        "add    r0, r0, r1\n\t"
-        "add    lr, lr, r1\n\t"
-        "ldr    r8, [sp, #24]\n\t"
-        "subs   r8, r8, #1\n\t"
-        "str    r8, [sp, #24]\n\t"
-        "bne    1b\n\t"
-        "add    sp, sp, #32\n\t"
-        "pop    {r4-r11, pc}\n\t");
+        DW_ROW_EXIT);
 }
-#undef DWP_PASS
-#undef DWP_RQ2
+
+/* One window row of two output pixels of one channel: pair words P0, P2 of columns 2q..2q+3 (X unchanged). */
+#define DWP_ROW(X, W, ROT, A0, A1)               \
+    "ldr    r8, [" X "]\n\t"                     \
+    "ldr    r9, [" X ", #4]\n\t"                 \
+    "ldr    r11, [r3, #" W "]\n\t"               \
+    "ldr    r12, [r3, #" W " + 4]\n\t"           \
+    "sxtb16 r8, r8" ROT "\n\t"                   \
+    "sxtb16 r9, r9" ROT "\n\t"                   \
+    "smlad  r4, r8, r11, " A0 "\n\t"             \
+    "smlatb r5, r8, r11, " A1 "\n\t"             \
+    "smlabt r4, r9, r12, r4\n\t"                 \
+    "smlad  r5, r9, r12, r5\n\t"
+/* Two pixels of one channel: rows 5 + 2 + 4 (row 0: the bias, one more), requantization 15: 49 cycles for 18
+ * MACs. */
+#define DWP_CHANNEL(ROT)                         \
+    "ldr    r7, [r3]\n\t"                        \
+    DWP_ROW("r0", "16", ROT, "r7", "r7")         \
+    DWP_ROW("r1", "24", ROT, "r4", "r5")         \
+    DWP_ROW("r2", "32", ROT, "r4", "r5")         \
+    DWQ_PARAMS                                   \
+    "smmlar r4, r4, r8, r10\n\t"                 \
+    "smmlar r5, r5, r8, r10\n\t"                 \
+    DWQ_RQ("r4") DWQ_RQ("r5")                    \
+    "strb   r5, [lr, r11]\n\t"                   \
+    "strb   r4, [lr], #1\n\t"                    \
+    "add    r3, r3, #40\n\t"
+
+/* Two output pixels (an output row's last even pixels, or the last one and a pixel thrown away), every channel. */
+__attribute__((naked, noinline)) static void dw_pair_relu(__attribute__((unused)) const dw_row_args_t *a) {
+    __asm__ volatile(
+        DW_ROW_ENTRY
+        "1:\n\t"
+        DWP_CHANNEL("")
+        DWP_CHANNEL(", ror #8")
+        "ldr    r8, [sp, #24]\n\t"
+        "ldr    r10, [sp, #20]\n\t"
+        "add    r0, r0, r8\n\t"
+        "add    r1, r1, r8\n\t"
+        "add    r2, r2, r8\n\t"
+        "subs   r10, r10, #1\n\t"
+        "str    r10, [sp, #20]\n\t"
+        "bne    1b\n\t"
+        DW_ROW_EXIT);
+}
+#undef DWP_CHANNEL
 #undef DWP_ROW
+#undef DW_ROW_EXIT
+#undef DW_ROW_ENTRY
+#undef DWQ_CHANNEL
+#undef DWQ_RQ
+#undef DWQ_PARAMS
+#undef DWQ_ROW
+#undef DWQ_ROW0
+#undef DWQ_WIDEN
+#undef DWQ_LOADS
+
+/* The records from the packed flash form (18 bytes a channel in flash, 40 in scratch while the layer runs). */
+static const dw_ch_t *unpack_records(const depthwise_conv2d_params_t *p, dw_ch_t *ch) {
+    const int32_t c = p->in_c;
+    for (int32_t c0 = 0; c0 < c; c0 += 4) {
+        tinyml_channel_t t[4];
+        const tinyml_chpack_t pk = {p->pack.bm + 2 * c0, p->pack.rshift + c0};
+        tinyml_unpack_channels(&pk, 4, p->q.out_zp, t);
+        for (int32_t j = 0; j < 4; ++j) {
+            dw_ch_t *r = &ch[c0 + j];
+            r->bias = t[j].bias;
+            r->mult = t[j].mult;
+            r->rshift = t[j].rshift;
+            r->radd = t[j].radd;
+        }
+        const int8_t *w = p->weights + c0;
+        for (int32_t ky = 0; ky < 3; ++ky, w += 3 * c) { /* taps a, b, c of four channels, doubled int16 lanes */
+            const int32_t t0 = tinyml_load32(w), t1 = tinyml_load32(w + c), t2 = tinyml_load32(w + 2 * c);
+            const uint32_t ae = (uint32_t)__sadd16(__sxtb16(t0), __sxtb16(t0));
+            const uint32_t be = (uint32_t)__sadd16(__sxtb16(t1), __sxtb16(t1));
+            const uint32_t ce = (uint32_t)__sadd16(__sxtb16(t2), __sxtb16(t2));
+            const uint32_t ao = (uint32_t)__sadd16(tinyml_sxtb16_hi(t0), tinyml_sxtb16_hi(t0));
+            const uint32_t bo = (uint32_t)__sadd16(tinyml_sxtb16_hi(t1), tinyml_sxtb16_hi(t1));
+            const uint32_t co = (uint32_t)__sadd16(tinyml_sxtb16_hi(t2), tinyml_sxtb16_hi(t2));
+            dw_ch_t *r = &ch[c0];
+            r[0].w[ky][0] = (int32_t)((ae & 0xFFFFu) | be << 16); /* channel 0: lanes 0; 2: lanes 1 */
+            r[0].w[ky][1] = (int32_t)((be & 0xFFFFu) | ce << 16);
+            r[2].w[ky][0] = (int32_t)(ae >> 16 | (be & 0xFFFF0000u));
+            r[2].w[ky][1] = (int32_t)(be >> 16 | (ce & 0xFFFF0000u));
+            r[1].w[ky][0] = (int32_t)((ao & 0xFFFFu) | bo << 16); /* channels 1 and 3 */
+            r[1].w[ky][1] = (int32_t)((bo & 0xFFFFu) | co << 16);
+            r[3].w[ky][0] = (int32_t)(ao >> 16 | (bo & 0xFFFF0000u));
+            r[3].w[ky][1] = (int32_t)(bo >> 16 | (co & 0xFFFF0000u));
+        }
+    }
+    return ch;
+}
+
+/* One column pair of a window row from two pixels pa, pb (or the row of in_zp), every group of four channels:
+ * PKHBT gives the words of channels 4k, 4k+1, PKHTB those of 4k+2, 4k+3 (13 cycles a group). */
+static void fill_pair(const int8_t *pa, const int8_t *pb, int8_t *d, int32_t groups, int32_t cps) {
+    uint32_t a, b, t;
+    __asm__ volatile(
+        "1:\n\t"
+        "ldr    %[a], [%[pa]], #4\n\t"
+        "ldr    %[b], [%[pb]], #4\n\t"
+        "pkhbt  %[t], %[a], %[b], lsl #16\n\t"
+        "pkhtb  %[b], %[b], %[a], asr #16\n\t"
+        "str    %[t], [%[d]]\n\t"
+        "str    %[b], [%[d], %[cps]]\n\t"
+        "add    %[d], %[d], %[cps], lsl #1\n\t"
+        "subs   %[n], %[n], #1\n\t"
+        "bne    1b\n\t"
+        : [a] "=&r"(a), [b] "=&r"(b), [t] "=&r"(t), [pa] "+r"(pa), [pb] "+r"(pb), [d] "+r"(d), [n] "+r"(groups)
+        : [cps] "r"(cps)
+        : "cc", "memory");
+}
+
+/* n (even, > 0) column pairs of one group of four channels from the pixels at s (c bytes apart) into the words at
+ * lo (channels 4k, 4k+1) and hi (4k+2, 4k+3): per two pairs four loads back to back 5, the source 1, PKHBT and
+ * PKHTB 4, four stores 4, loop 4: 18 cycles for 16 bytes. */
+static void fill_run(const int8_t *s, int32_t c, int8_t *lo, int8_t *hi, int32_t n) {
+    uint32_t a0, b0, a1, b1, t;
+    __asm__ volatile(
+        "1:\n\t"
+        "ldr    %[a0], [%[s]]\n\t"
+        "ldr    %[b0], [%[s], %[c]]\n\t"
+        "ldr    %[a1], [%[s], %[c], lsl #1]\n\t"
+        "ldr    %[b1], [%[s], %[c3]]\n\t"
+        "add    %[s], %[s], %[c], lsl #2\n\t"
+        "pkhbt  %[t], %[a0], %[b0], lsl #16\n\t"
+        "pkhtb  %[b0], %[b0], %[a0], asr #16\n\t"
+        "str    %[t], [%[lo]], #4\n\t"
+        "str    %[b0], [%[hi]], #4\n\t"
+        "pkhbt  %[t], %[a1], %[b1], lsl #16\n\t"
+        "pkhtb  %[b1], %[b1], %[a1], asr #16\n\t"
+        "str    %[t], [%[lo]], #4\n\t"
+        "str    %[b1], [%[hi]], #4\n\t"
+        "subs   %[n], %[n], #2\n\t"
+        "bne    1b\n\t"
+        : [a0] "=&r"(a0), [b0] "=&r"(b0), [a1] "=&r"(a1), [b1] "=&r"(b1), [t] "=&r"(t), [s] "+r"(s), [lo] "+r"(lo),
+          [hi] "+r"(hi), [n] "+r"(n)
+        : [c] "r"(c), [c3] "r"(3 * c)
+        : "cc", "memory");
+}
+
+/* Input row iy (in_zp outside the image) into a window row slot: np words per channel pair, cps bytes apart.
+ * Column pairs with both pixels in the image go a group of four channels at a time (fill_run), the others (at
+ * most one at each end, and a row in the padding) a pair at a time (fill_pair). */
+static void fill_row(const depthwise_conv2d_params_t *p, const int8_t *input, const int8_t *zp, int32_t iy,
+                     int8_t *slot, int32_t np, int32_t cps) {
+    const int32_t c = p->in_c, w = p->in_w, pl = p->pad_left, groups = c / 4;
+    const int inside = iy >= 0 && iy < p->in_h;
+    int32_t i0 = (pl + 1) / 2, i1 = (w + pl) / 2; /* [i0, i1): both pixels in the image */
+    if (!inside) {
+        i0 = i1 = np;
+    }
+    i1 = i1 > np ? np : i1 < i0 ? i0 : i1;
+    const int32_t odd = (i1 - i0) & 1;
+    for (int32_t i = 0; i < np; ++i) {
+        if (i == i0 + odd && i1 > i) { /* the even run from here: fill_run */
+            i = i1 - 1;
+            continue;
+        }
+        const int32_t xa = 2 * i - pl, xb = xa + 1;
+        const int8_t *pa = inside && xa >= 0 && xa < w ? input + (iy * w + xa) * c : zp;
+        const int8_t *pb = inside && xb >= 0 && xb < w ? input + (iy * w + xb) * c : zp;
+        fill_pair(pa, pb, slot + 4 * i, groups, cps);
+    }
+    if (i1 - i0 - odd > 0) {
+        const int8_t *s = input + (iy * w + 2 * (i0 + odd) - pl) * c;
+        for (int32_t k = 0; k < groups; ++k) {
+            int8_t *lo = slot + 2 * k * cps + 4 * (i0 + odd);
+            fill_run(s + 4 * k, c, lo, lo + cps, i1 - i0 - odd);
+        }
+    }
+}
+
+/* A window row slot all in_zp (a row in the padding): np words per channel pair. */
+__attribute__((noinline)) static void fill_zp(int8_t *slot, uint32_t z, int32_t np, int32_t cps, int32_t pairs) {
+    for (int32_t k = 0; k < pairs; ++k, slot += cps) {
+        uint32_t *d = (uint32_t *)(void *)slot;
+        for (int32_t i = 0; i < np; ++i) {
+            d[i] = z;
+        }
+    }
+}
+
+/* The whole layer, stride 1. Scratch: records (40 x in_c), a row of in_zp (in_c), four pixels' outputs (4 x in_c:
+ * a row's last 1 or 3 pixels go there first), the window: per channel pair 3 row slots of np words. */
+static void window_s1(const depthwise_conv2d_params_t *p, const int8_t *input, int8_t *output) {
+    const int32_t c = p->in_c, ow = p->out_w, np = (ow + 1) / 2 + 1, ss = 4 * np, cps = 3 * ss;
+    const dw_ch_t *ch = unpack_records(p, (dw_ch_t *)p->scratch);
+    int8_t *zp = (int8_t *)(ch + c), *tmp = zp + c, *win = tmp + 4 * c;
+    memset(zp, (int8_t)p->q.in_zp, (size_t)c);
+    const uint32_t z = 0x01010101u * (uint8_t)p->q.in_zp;
+    const int32_t nq = ow / 4;
+    for (int32_t oy = -2; oy < p->out_h; ++oy) { /* row oy + 2 of the padded input into its slot, then row oy */
+        const int32_t iy = oy + 2 - p->pad_top;
+        int8_t *slot = win + (oy + 5) % 3 * ss;
+        if (iy >= 0 && iy < p->in_h) {
+            fill_row(p, input, zp, iy, slot, np, cps);
+        } else {
+            fill_zp(slot, z, np, cps, c / 2);
+        }
+        if (oy < 0) {
+            continue;
+        }
+        const int8_t *x0 = win + oy % 3 * ss, *x1 = win + (oy + 1) % 3 * ss, *x2 = slot;
+        int8_t *out = output + oy * ow * c;
+        dw_row_args_t a = {x0, x1, x2, ch, out, c, x0 + 8 * nq, 8 * nq, 4 * nq * c - 1, 0, c / 2, cps};
+        if (nq > 0) {
+            dw_quads_relu(&a);
+        }
+        const int32_t px = 4 * nq, left = ow - px; /* 0 to 3 pixels: a pair, or through tmp a quad or a pair */
+        if (left > 0) {
+            a.x0 = x0 + 2 * px;
+            a.x1 = x1 + 2 * px;
+            a.x2 = x2 + 2 * px;
+            a.out = left == 2 ? out + px * c : tmp;
+            a.x0_end = a.x0 + 8;
+            a.back = 8;
+            a.out_back = 4 * c - 1;
+            (left == 3 ? dw_quads_relu : dw_pair_relu)(&a);
+            if (left != 2) {
+                memcpy(out + px * c, tmp, (size_t)(left * c));
+            }
+        }
+    }
+}
+
 /* A border pixel (TINYML_FULL_RELU): tap t of every group of four channels at tap[t] + off, where tap[t] is the
  * input pixel or, in the padding, the row of in_zp bytes; no window copy. Cortex-M4 cycles per tap of four
  * channels: the tap's pointer and its word (2 + 2: the second load's address is the first's result), the two
@@ -311,9 +575,15 @@ TINYML_KERNEL void depthwise_conv2d_3x3_s8(const depthwise_conv2d_params_t *p, c
     return;
 #endif
     const int32_t c = p->in_c;
-    const tinyml_dw_group_t *groups = unpack_groups(p, (tinyml_dw_group_t *)p->scratch);
 #if defined(__ARM_FEATURE_DSP)
     const int relu = tinyml_rq_mode(&p->q) == TINYML_FULL_RELU;
+    if (relu && c % 4 == 0 && p->stride_h == 1 && p->stride_w == 1) {
+        window_s1(p, input, output);
+        return;
+    }
+#endif
+    const tinyml_dw_group_t *groups = unpack_groups(p, (tinyml_dw_group_t *)p->scratch);
+#if defined(__ARM_FEATURE_DSP)
     const int32_t row = p->in_w * c;
     int8_t *pad = (int8_t *)p->scratch + sizeof(tinyml_dw_group_t) * ((c + 3) / 4); /* in_zp bytes: what taps in
                                                                                        the padding read */
@@ -330,16 +600,7 @@ TINYML_KERNEL void depthwise_conv2d_3x3_s8(const depthwise_conv2d_params_t *p, c
                 int32_t n = (p->in_w - 3 - ix0) / p->stride_w + 1;
                 n = n < p->out_w - ox ? n : p->out_w - ox;
                 const int8_t *x = input + (iy0 * p->in_w + ix0) * c;
-                int32_t done = 0;
-                if (p->stride_w == 1 && n >= 2) { /* pairs of pixels (the compiler's in-place gap allows it) */
-                    const dw_pairs_args_t a = {x, c, row, groups, output, groups + c / 4, n / 2, 0};
-                    dw_pairs_relu(&a);
-                    done = n & ~1;
-                }
-                if (done < n) {
-                    interior_full(x + done * p->stride_w * c, c, row, groups, c / 4, output + done * c, n - done,
-                                  p->stride_w * c);
-                }
+                interior_full(x, c, row, groups, c / 4, output, n, p->stride_w * c);
                 ox += n - 1;
                 output += (n - 1) * c;
                 continue;
