@@ -33,9 +33,9 @@ KERNEL_HEADER = "tinyml_kernels.h"
 MAT_ENGINE = ("tinyml_mat_s8", "tinyml_mat_v6m_s8")
 KERNEL_DEPS = {
     "conv2d_1x1_s8": MAT_ENGINE,
-    "conv2d_im2col_s8": MAT_ENGINE,
+    "conv2d_im2col_s8": (*MAT_ENGINE, "tinyml_first_s8"),
     "depthwise_conv2d_3x3_s8": ("depthwise_conv2d_3x3_v6m_s8",),
-    "conv2d_3x3_1ch_s8": ("conv2d_3x3_1ch_v6m_s8",),
+    "conv2d_3x3_1ch_s8": ("conv2d_3x3_1ch_v6m_s8", "tinyml_first_s8"),
 }
 
 

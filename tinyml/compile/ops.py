@@ -327,6 +327,14 @@ class ConvSpec:
     filter_c: int
 
 
+def _first_scratch(oc: int, k: int, blocks: int) -> int:
+    """Scratch bytes of the first-layer engine (tinyml_first_s8.c) after the channel table: a record per pair
+    of channels (TINYML_FIRST_REC: 2 biases, k weight words of each channel, 6 requantization parameters),
+    `blocks` blocks of 3 patches widened into k words (C1_BLOCKS, RGB_BLOCKS in the kernels), a last block's
+    3 * oc output bytes."""
+    return oc // 2 * 4 * (8 + 2 * k) + blocks * 3 * k * 4 + (3 * oc + 3) // 4 * 4
+
+
 def _conv_layer(
     ctx: OpContext, spec: ConvSpec, rq: Requant, reference: bool, summary: str, macs: int, weight_bytes: int
 ) -> Layer:
@@ -358,6 +366,8 @@ def _conv_layer(
     dsp_block = 0  # blocks of pixels the DSP cores' kernel takes where the others take `block`
     if fast and ic == 1 and (kh, kw, dh, dw) == (3, 3, 1, 1):
         kernel, depth, scratch, block = "conv2d_3x3_1ch_s8", 0, 0, 1
+        if oc % 2 == 0:  # DSP cores: tinyml_first_s8.c's records, 8 blocks of 3 widened patches, a last block
+            scratch, block = _first_scratch(oc, 5, 8), 24
         rows = spec.w_rows.reshape(oc, 3, 3).astype(np.int64) * 2  # doubled: the kernel accumulates 2 * acc
         pairs = np.stack([rows[:, :, 0], rows[:, :, 2], rows[:, :, 1], np.zeros_like(rows[:, :, 0])], axis=2)
         weights16 = ConstArray(
@@ -381,6 +391,9 @@ def _conv_layer(
         align = 8 if block == 3 and not relu_full else 4
         kernel, depth = "conv2d_im2col_s8", (kh * kw * ic + align - 1) // align * align
         scratch = 9 * depth if block == 3 else 6 * depth
+        if (kh, kw, ic, dh, dw) == (3, 3, 3, 1, 1) and oc % 2 == 0:
+            # DSP cores, 3x3 RGB: tinyml_first_s8.c's records, 4 blocks of 3 widened patches, a last block
+            scratch, block = max(scratch, _first_scratch(oc, 14, 4)), 12
     if fast:
         scratch += 16 * oc  # the channel table, unpacked from flash when the layer starts
     else:

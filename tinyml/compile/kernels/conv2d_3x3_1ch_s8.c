@@ -70,76 +70,6 @@ __attribute__((noinline)) static void channels_full(int32_t e0, int32_t o0, int3
 }
 #undef CH_LOOP
 
-/* A run of interior pixels of one output row, TINYML_FULL_RELU: the window loads, the SXTB16s and channels_full's
- * channel loop for every pixel in one routine, no call, push or argument passing per pixel (that took about 100
- * est. M4 cycles a pixel, the run about 30). Registers: the widened window r0-r5 (e0, o0, e1, o1, e2, o2), acc
- * r6, loads r7-r9, weights r10, channels r11, out r12, channel count lr: the run's state lives in the frame
- * (this struct, copied there by LDM/PUSH). */
-typedef struct {
-    const int8_t *x;             /* [sp, #0]  the first pixel's window (its top-left input byte) */
-    int32_t in_w, step;          /* [sp, #4]  row stride, [sp, #8] window step (stride_w), bytes */
-    const int16_t *w;            /* [sp, #12] weights16 */
-    const tinyml_channel_t *ch;  /* [sp, #16] channel table */
-    int8_t *out;                 /* [sp, #20] the first pixel's output */
-    int32_t out_c, pixels;       /* [sp, #24], [sp, #28] */
-} c1_run_args_t;
-
-__attribute__((naked, noinline)) static void run_full_relu(__attribute__((unused)) const c1_run_args_t *a) {
-    __asm__ volatile(
-        "push   {r4-r11, lr}\n\t"
-        "ldm    r0, {r4-r11}\n\t"
-        "push   {r4-r11}\n\t"
-        "1:\n\t"                               /* per pixel: its window's three rows, widened */
-        "ldr    r12, [sp]\n\t"
-        "ldr    lr, [sp, #4]\n\t"
-        "ldr    r0, [r12]\n\t"
-        "ldr    r2, [r12, lr]\n\t"
-        "ldr    r4, [r12, lr, lsl #1]\n\t"
-        "ldr    r6, [sp, #8]\n\t"
-        "ldr    r10, [sp, #12]\n\t"
-        "ldr    r11, [sp, #16]\n\t"
-        "add    r12, r12, r6\n\t"
-        "str    r12, [sp]\n\t"
-        "sxtb16 r1, r0, ror #8\n\t"
-        "sxtb16 r0, r0\n\t"
-        "sxtb16 r3, r2, ror #8\n\t"
-        "sxtb16 r2, r2\n\t"
-        "sxtb16 r5, r4, ror #8\n\t"
-        "sxtb16 r4, r4\n\t"
-        "ldr    r12, [sp, #20]\n\t"
-        "ldr    lr, [sp, #24]\n\t"
-        "2:\n\t"                               /* per output channel: as channels_full */
-        "ldr    r6, [r11], #4\n\t"
-        "ldr    r7, [r10], #4\n\t"
-        "ldr    r8, [r10], #4\n\t"
-        "ldr    r9, [r10], #4\n\t"
-        "smlad  r6, r0, r7, r6\n\t"
-        "smlad  r6, r1, r8, r6\n\t"
-        "smlad  r6, r2, r9, r6\n\t"
-        "ldr    r7, [r10], #4\n\t"
-        "ldr    r8, [r10], #4\n\t"
-        "ldr    r9, [r10], #4\n\t"
-        "smlad  r6, r3, r7, r6\n\t"
-        "smlad  r6, r4, r8, r6\n\t"
-        "smlad  r6, r5, r9, r6\n\t"
-        "ldr    r7, [r11], #4\n\t"            /* M */
-        "ldr    r8, [r11], #4\n\t"            /* rshift */
-        "ldr    r9, [r11], #4\n\t"            /* radd */
-        TINYML_RQ_MUL_RELU("r6", "r7", "", "r9")
-        "asr    r6, r6, r8\n\t"
-        "ssat   r6, #8, r6\n\t"
-        "strb   r6, [r12], #1\n\t"
-        "subs   lr, lr, #1\n\t"
-        "bne    2b\n\t"
-        "ldr    r6, [sp, #28]\n\t"            /* next pixel (out moved by out_c) */
-        "str    r12, [sp, #20]\n\t"
-        "subs   r6, r6, #1\n\t"
-        "str    r6, [sp, #28]\n\t"
-        "bne    1b\n\t"
-        "add    sp, sp, #32\n\t"
-        "pop    {r4-r11, pc}\n\t");
-}
-
 /* The 3x4 window at (iy0, ix0) as three words, taps outside the image reading in_zp (border pixels). */
 static void window_border(const conv2d_params_t *p, const int8_t *input, int32_t iy0, int32_t ix0, int32_t v[3]) {
     for (int32_t ky = 0; ky < 3; ++ky) {
@@ -160,6 +90,86 @@ void tinyml_conv3x3_1ch_v6m(const conv2d_params_t *p, const tinyml_channel_t *ch
                             int8_t *output);
 #endif
 
+#if defined(__ARM_FEATURE_DSP)
+/* The first-layer engine's form (tinyml_first_s8.c, K = 5 words): (x00, x02), (x10, x12), (x20, x22),
+ * (x01, x11), (x21, x23 meeting a zero weight), from the window's three row words; taps in ky * 3 + kx. */
+#define C1_K 5
+#define C1_BLOCKS 8 /* blocks of 3 pixels widened per engine call (ops.py sizes the scratch for them) */
+static const int8_t c1_pairs[C1_K][2] = {{0, 2}, {3, 5}, {6, 8}, {1, 4}, {7, -1}};
+
+/* `count` windows `step` bytes apart into d, C1_K words each, from their rows' words (x, x + w, x + 2w).
+ * Cortex-M4 cycles a window: 3 LDRs back to back (4), 6 SXTB16s, a PKHBT, 5 STRs, loop 5: 21. */
+static inline void c1_widen_run(const int8_t *x, int32_t w, int32_t step, int32_t count, int32_t *d) {
+    int32_t t0, t1, t2, t3, t4;
+    __asm__ volatile("1:\n\t"
+                     "ldr    %[t0], [%[x]]\n\t"
+                     "ldr    %[t1], [%[x], %[w]]\n\t"
+                     "ldr    %[t2], [%[x], %[w], lsl #1]\n\t"
+                     "sxtb16 %[t3], %[t0]\n\t"             /* word 0, stored last (post-indexed) */
+                     "sxtb16 %[t4], %[t1]\n\t"
+                     "str    %[t4], [%[d], #4]\n\t"
+                     "sxtb16 %[t4], %[t2]\n\t"
+                     "str    %[t4], [%[d], #8]\n\t"
+                     "sxtb16 %[t0], %[t0], ror #8\n\t"
+                     "sxtb16 %[t1], %[t1], ror #8\n\t"
+                     "pkhbt  %[t0], %[t0], %[t1], lsl #16\n\t"
+                     "str    %[t0], [%[d], #12]\n\t"
+                     "sxtb16 %[t2], %[t2], ror #8\n\t"
+                     "str    %[t2], [%[d], #16]\n\t"
+                     "str    %[t3], [%[d]], #20\n\t"
+                     "add    %[x], %[x], %[step]\n\t"
+                     "subs   %[n], %[n], #1\n\t"
+                     "bne    1b\n\t"
+                     : [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3), [t4] "=&r"(t4), [x] "+&r"(x),
+                       [d] "+&r"(d), [n] "+&r"(count)
+                     : [w] "r"(w), [step] "r"(step)
+                     : "cc", "memory");
+}
+
+/* tinyml_first_widen_t: runs of interior windows read in place (their 4-byte row loads inside the input), others
+ * gathered. */
+__attribute__((noinline)) static void c1_widen(const conv2d_params_t *p, const int8_t *input, int32_t oy, int32_t ox,
+                                               int32_t count, int32_t *d) {
+    const int32_t in_w = p->in_w, in_h = p->in_h, sw = p->stride_w, iy0 = oy * p->stride_h - p->pad_top;
+    /* interior columns: 0 <= ix0 < end */
+    const int32_t end = iy0 >= 0 && iy0 + 3 <= in_h ? (iy0 + 3 < in_h ? in_w - 2 : in_w - 3) : 0;
+    int32_t ix0 = ox * sw - p->pad_left;
+    while (count > 0) {
+        if ((uint32_t)ix0 < (uint32_t)end) {
+            int32_t run = (end - 1 - ix0) / sw + 1;
+            run = run < count ? run : count;
+            c1_widen_run(input + iy0 * in_w + ix0, in_w, sw, run, d);
+            d += run * C1_K;
+            ix0 += run * sw;
+            count -= run;
+            continue;
+        }
+        int32_t v[3];
+        window_border(p, input, iy0, ix0, v);
+        c1_widen_run((const int8_t *)v, 4, 0, 1, d);
+        d += C1_K;
+        ix0 += sw;
+        --count;
+    }
+}
+
+/* Every pixel through the engine (out_c even, mode not TINYML_CLAMP). scratch after the channel table: the
+ * records, then tinyml_first_conv's. */
+static void c1_engine(const conv2d_params_t *p, const tinyml_channel_t *chans, const int8_t *input,
+                      int8_t *output, int mode) {
+    const int32_t out_c = p->out_c;
+    int32_t *const rec = (int32_t *)(chans + out_c);
+    tinyml_first_records(rec, chans, out_c, C1_K);
+    for (int32_t c = 0; c < out_c; ++c) {
+        const int16_t *w = p->weights16 + 12 * c;
+        const int16_t taps[9] = {w[0], w[2], w[1], w[4], w[6], w[5], w[8], w[10], w[9]};
+        tinyml_first_weights(rec, c, C1_K, taps, c1_pairs);
+    }
+    tinyml_first_conv(p, input, output, C1_K, C1_BLOCKS, rec, c1_widen,
+                      mode == TINYML_FULL_RELU ? tinyml_first5_relu : tinyml_first5_sign);
+}
+#endif
+
 TINYML_KERNEL void conv2d_3x3_1ch_s8(const conv2d_params_t *p, const int8_t *input, int8_t *output) {
     const int32_t out_c = p->out_c;
     const tinyml_channel_t *const chans =
@@ -171,27 +181,16 @@ TINYML_KERNEL void conv2d_3x3_1ch_s8(const conv2d_params_t *p, const int8_t *inp
 #if defined(__ARM_FEATURE_DSP)
     const int32_t in_w = p->in_w, in_h = p->in_h;
     const int mode = tinyml_rq_mode(&p->q);
+    if (mode != TINYML_CLAMP && out_c % 2 == 0) {
+        c1_engine(p, chans, input, output, mode);
+        return;
+    }
 #endif
     for (int32_t oy = 0; oy < p->out_h; ++oy) {
         const int32_t iy0 = oy * p->stride_h - p->pad_top;
         for (int32_t ox = 0; ox < p->out_w; ++ox, output += out_c) {
             const int32_t ix0 = ox * p->stride_w - p->pad_left;
 #if defined(__ARM_FEATURE_DSP)
-            if (mode == TINYML_FULL_RELU && iy0 >= 0 && iy0 + 3 <= in_h && ix0 >= 0) {
-                /* the run of interior pixels from here (their 4-byte row loads inside the input buffer) */
-                const int32_t last_ix0 = iy0 + 3 < in_h ? in_w - 3 : in_w - 4;
-                int32_t n = last_ix0 < ix0 ? 0 : (last_ix0 - ix0) / p->stride_w + 1;
-                n = n < p->out_w - ox ? n : p->out_w - ox;
-                if (n > 0) {
-                    const c1_run_args_t a = {input + iy0 * in_w + ix0, in_w, p->stride_w,
-                                             (const int16_t *)__builtin_assume_aligned(p->weights16, 4), chans,
-                                             output, out_c, n};
-                    run_full_relu(&a);
-                    ox += n - 1;
-                    output += (n - 1) * out_c;
-                    continue;
-                }
-            }
             int32_t v[3];
             /* interior, and the 4-byte row loads stay inside the input buffer; else a gathered window */
             if (iy0 >= 0 && iy0 + 3 <= in_h && ix0 >= 0 && ix0 + 3 <= in_w &&

@@ -122,6 +122,115 @@ static inline int gather3_words3(const conv2d_params_t *p, const int8_t *input, 
     return 1;
 }
 
+#if defined(__ARM_FEATURE_DSP)
+/* 3x3 on RGB (in_c 3, no dilation, out_c even, full int8 range) through the first-layer engine
+ * (tinyml_first_s8.c): the 27 taps (r * 9 + j, j = kx * 3 + c) as K = 14 words of int16 pairs. Per window row
+ * r, its bytes 0-3 and 4-7 as two words, SXTB16 each: (x0, x2), (x1, x3), (x4, x6), (x5, x7); the rows' bytes 8
+ * as (x8 row 0, x8 row 1) and (x8 row 2, its sign meeting a zero weight). */
+#define RGB_K 14
+#define RGB_BLOCKS 4 /* blocks of 3 pixels widened per engine call (ops.py sizes the scratch for them) */
+static const int8_t rgb_pairs[RGB_K][2] = {{0, 2},   {1, 3},   {4, 6},   {5, 7},   {9, 11},  {10, 12}, {13, 15},
+                                           {14, 16}, {18, 20}, {19, 21}, {22, 24}, {23, 25}, {8, 17},  {26, -1}};
+
+/* `count` windows `step` bytes apart (rows `rs` bytes apart) into d, RGB_K words each. Cortex-M4 cycles a
+ * window: per row 2 LDRs and an LDRSB (4), 4 SXTB16s and 4 STRs; the bytes 8 a PKHBT and 2 STRs, row pointers 2,
+ * loop 6: 47. */
+static inline void rgb_widen_run(const int8_t *x, int32_t rs, int32_t step, int32_t count, int32_t *d) {
+    int32_t a, b, t, e;
+    const int8_t *x1;
+#define RGB_ROW(X, W)                                                                                          \
+    "sxtb16 %[t], %[a]\n\t"                                                                                   \
+    "str    %[t], [%[d], #" W "]\n\t"                                                                         \
+    "sxtb16 %[a], %[a], ror #8\n\t"                                                                           \
+    "str    %[a], [%[d], #" W "+4]\n\t"                                                                       \
+    "sxtb16 %[t], %[b]\n\t"                                                                                   \
+    "str    %[t], [%[d], #" W "+8]\n\t"                                                                       \
+    "sxtb16 %[b], %[b], ror #8\n\t"                                                                           \
+    "str    %[b], [%[d], #" W "+12]\n\t"
+    __asm__ volatile("1:\n\t"
+                     "add    %[x1], %[x], %[rs]\n\t"
+                     "ldr    %[a], [%[x]]\n\t"
+                     "ldr    %[b], [%[x], #4]\n\t"
+                     "ldrsb  %[e], [%[x], #8]\n\t"
+                     RGB_ROW("%[x]", "0")
+                     "ldr    %[a], [%[x1]]\n\t"
+                     "ldr    %[b], [%[x1], #4]\n\t"
+                     "ldrsb  %[t], [%[x1], #8]\n\t"
+                     "pkhbt  %[e], %[e], %[t], lsl #16\n\t" /* (x8 row 0, x8 row 1) */
+                     "str    %[e], [%[d], #48]\n\t"
+                     "add    %[x1], %[x1], %[rs]\n\t"
+                     RGB_ROW("%[x1]", "16")
+                     "ldr    %[a], [%[x1]]\n\t"
+                     "ldr    %[b], [%[x1], #4]\n\t"
+                     "ldrsb  %[t], [%[x1], #8]\n\t"
+                     "str    %[t], [%[d], #52]\n\t"           /* (x8 row 2, its sign: a zero weight) */
+                     RGB_ROW("%[x1]", "32")
+                     "add    %[x], %[x], %[step]\n\t"
+                     "add    %[d], %[d], #56\n\t"
+                     "subs   %[n], %[n], #1\n\t"
+                     "bne    1b\n\t"
+                     : [a] "=&r"(a), [b] "=&r"(b), [t] "=&r"(t), [e] "=&r"(e), [x1] "=&r"(x1), [x] "+&r"(x),
+                       [d] "+&r"(d), [n] "+&r"(count)
+                     : [rs] "r"(rs), [step] "r"(step)
+                     : "cc", "memory");
+#undef RGB_ROW
+}
+
+/* tinyml_first_widen_t: runs of windows inside the input read in place, others gathered with in_zp for the
+ * padding. */
+__attribute__((noinline)) static void rgb_widen(const conv2d_params_t *p, const int8_t *input, int32_t oy, int32_t ox,
+                                                int32_t count, int32_t *d) {
+    const int32_t in_w = p->in_w, in_h = p->in_h, sw = p->stride_w, iy0 = oy * p->stride_h - p->pad_top;
+    const int32_t end = iy0 >= 0 && iy0 + 3 <= in_h ? in_w - 2 : 0; /* interior: 0 <= ix0 < end */
+    int32_t ix0 = ox * sw - p->pad_left;
+    while (count > 0) {
+        if ((uint32_t)ix0 < (uint32_t)end) {
+            int32_t run = (end - 1 - ix0) / sw + 1;
+            run = run < count ? run : count;
+            rgb_widen_run(input + (iy0 * in_w + ix0) * 3, in_w * 3, sw * 3, run, d);
+            d += run * RGB_K;
+            ix0 += run * sw;
+            count -= run;
+            continue;
+        }
+        const int8_t zp[3] = {(int8_t)p->q.in_zp, (int8_t)p->q.in_zp, (int8_t)p->q.in_zp};
+        int8_t win[27], *dst = win;
+        for (int32_t iy = iy0; iy < iy0 + 3; ++iy) { /* taps of 3 bytes: copied, or in_zp outside the image */
+            for (int32_t ix = ix0; ix < ix0 + 3; ++ix, dst += 3) {
+                const int8_t *src = (uint32_t)iy < (uint32_t)in_h && (uint32_t)ix < (uint32_t)in_w
+                                        ? input + (iy * in_w + ix) * 3
+                                        : zp;
+                dst[0] = src[0];
+                dst[1] = src[1];
+                dst[2] = src[2];
+            }
+        }
+        rgb_widen_run(win, 9, 0, 1, d);
+        d += RGB_K;
+        ix0 += sw;
+        --count;
+    }
+}
+
+/* The engine path; scratch after the channel table: the records, then tinyml_first_conv's. */
+static void rgb_engine(const conv2d_params_t *p, const tinyml_channel_t *chans, const int8_t *input,
+                       int8_t *output, int32_t depth, int mode) {
+    const int32_t out_c = p->out_c;
+    int32_t *const rec = (int32_t *)(chans + out_c);
+    tinyml_first_records(rec, chans, out_c, RGB_K);
+    for (int32_t c = 0; c < out_c; ++c) {
+        const int8_t *w = p->weights + c / 2 * 2 * depth + c % 2 * 4; /* pair-blocked: groups of 4 */
+        int16_t taps[27];
+        for (int32_t t = 0; t < 27; ++t) {
+            taps[t] = (int16_t)(2 * w[t / 4 * 8 + t % 4]); /* doubled: the engine accumulates 2 * acc */
+        }
+        tinyml_first_weights(rec, c, RGB_K, taps, rgb_pairs);
+    }
+    tinyml_first_conv(p, input, output, RGB_K, RGB_BLOCKS, rec, rgb_widen,
+                      mode == TINYML_FULL_RELU ? tinyml_first14_relu : tinyml_first14_sign);
+}
+#endif
+
 TINYML_KERNEL void conv2d_im2col_s8(const conv2d_params_t *p, const int8_t *input, int8_t *output) {
     const int32_t n = p->out_h * p->out_w, out_c = p->out_c, patch = p->k_h * p->k_w * p->in_c;
     /* three patches at a time: the compiler pads them to a multiple of 8, of 4 for TINYML_FULL_RELU */
@@ -129,6 +238,13 @@ TINYML_KERNEL void conv2d_im2col_s8(const conv2d_params_t *p, const int8_t *inpu
     const int32_t depth = three && tinyml_rq_mode(&p->q) != TINYML_FULL_RELU ? (patch + 7) & ~7 : (patch + 3) & ~3;
     tinyml_requant_t q = p->q;
     q.ch = tinyml_unpack_channels(&p->pack, out_c, q.out_zp, (tinyml_channel_t *)p->scratch);
+#if defined(__ARM_FEATURE_DSP)
+    if (p->in_c == 3 && p->k_h == 3 && p->k_w == 3 && p->dil_h == 1 && p->dil_w == 1 && out_c % 2 == 0 &&
+        tinyml_rq_mode(&q) != TINYML_CLAMP) {
+        rgb_engine(p, q.ch, input, output, depth, tinyml_rq_mode(&q));
+        return;
+    }
+#endif
     int8_t *pa = (int8_t *)((tinyml_channel_t *)p->scratch + out_c), *pb = pa + depth, *pc = pb + depth;
     int32_t i = 0;
     if (three && !TINYML_ARMV6M) { /* ARMv6-M: two patches at a time (its engine pairs them) */

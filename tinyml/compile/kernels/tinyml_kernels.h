@@ -178,6 +178,79 @@ int32_t tinyml_mat8_run_s8(const int8_t *x, int32_t n, const int8_t *weights, in
 void tinyml_mat3_s8(const int8_t *xa, const int8_t *xb, const int8_t *xc, int32_t depth, const int8_t *weights,
                     int32_t out_c, const tinyml_requant_t *q, void *scratch, int8_t *ya, int8_t *yb, int8_t *yc);
 
+#if defined(__ARM_FEATURE_DSP)
+/* The first-layer engine (tinyml_first_s8.c; out_c even): `blocks` x 3 pixels, each pixel's patch widened into
+ * K words of int16 pairs at act[block][pixel][word], against the records of tinyml_first_records (8 + 2K words
+ * a pair of channels, with the weight words of tinyml_first_weights); pixel p's outputs at out + p * ostride. */
+typedef struct {
+    int32_t ostride;
+    const int32_t *rec_end, *rec;
+    int32_t blocks;
+    const int32_t *act;
+    int8_t *out;
+} tinyml_first_run_t;
+#define TINYML_FIRST_REC(k) (8 + 2 * (k))
+void tinyml_first_records(int32_t *rec, const tinyml_channel_t *ch, int32_t out_c, int32_t k);
+/* Channel c's weight words: word j pairs taps[pairs[j][0]] (low half) with taps[pairs[j][1]] (-1: zero). */
+void tinyml_first_weights(int32_t *rec, int32_t c, int32_t k, const int16_t *taps, const int8_t (*pairs)[2]);
+/* Widen `count` pixels of output row oy from column ox into act, K words a pixel. */
+typedef void (*tinyml_first_widen_t)(const conv2d_params_t *p, const int8_t *input, int32_t oy, int32_t ox,
+                                     int32_t count, int32_t *act);
+void tinyml_first5_relu(const tinyml_first_run_t *r);  /* K = 5, TINYML_FULL_RELU */
+void tinyml_first5_sign(const tinyml_first_run_t *r);  /* K = 5, TINYML_FULL */
+void tinyml_first14_relu(const tinyml_first_run_t *r);
+void tinyml_first14_sign(const tinyml_first_run_t *r);
+/* Every output pixel of p through `engine`, max_blocks blocks of 3 pixels a call; rec: the records, then scratch
+ * for the widened patches of max_blocks blocks and 3 * out_c bytes. Inlined where widen and engine are known
+ * (the firmware's stack check follows no call through a pointer it cannot resolve). */
+__attribute__((always_inline)) static inline void
+tinyml_first_conv(const conv2d_params_t *p, const int8_t *input, int8_t *output, int32_t k, int32_t max_blocks,
+                       int32_t *rec, tinyml_first_widen_t widen, void (*engine)(const tinyml_first_run_t *)) {
+    const int32_t out_c = p->out_c, out_w = p->out_w;
+    int32_t *const act = rec + out_c / 2 * TINYML_FIRST_REC(k);
+    int8_t *const tail = (int8_t *)(act + 3 * k * max_blocks);
+    tinyml_first_run_t run = {out_c, act, rec, max_blocks, act, output};
+    int32_t oy = 0, ox = 0;
+    for (int32_t left = p->out_h * out_w; left > 0;) {
+        const int32_t m = left < 3 * max_blocks ? left : 3 * max_blocks; /* pixels this call */
+        for (int32_t j = 0; j < m;) {                                      /* in runs along an output row */
+            const int32_t count = m - j < out_w - ox ? m - j : out_w - ox;
+            widen(p, input, oy, ox, count, act + j * k);
+            j += count;
+            ox += count;
+            if (ox == out_w) {
+                ox = 0;
+                ++oy;
+            }
+        }
+        left -= m;
+        if (m < 3 * max_blocks) { /* the last call */
+            run.blocks = m / 3;
+            if (m % 3) { /* a last block of 1 or 2 pixels: the others zero, its outputs through tail */
+                for (int32_t j = m; j < 3 * run.blocks + 3; ++j) {
+                    for (int32_t w = 0; w < k; ++w) {
+                        act[j * k + w] = 0;
+                    }
+                }
+                if (run.blocks) {
+                    engine(&run);
+                    run.out += 3 * run.blocks * out_c;
+                    run.act += 3 * k * run.blocks;
+                }
+                run.blocks = 1;
+                int8_t *const y = run.out;
+                run.out = tail;
+                engine(&run);
+                memcpy(y, tail, (size_t)(m % 3 * out_c));
+                return;
+            }
+        }
+        engine(&run);
+        run.out += m * out_c;
+    }
+}
+#endif
+
 /* ---- integer arithmetic shared by the kernels (gemmlowp / TFLM semantics) ---- */
 
 /* Saturating rounding doubling high multiply: nearest integer to a*b/2^31, ties toward +inf. */
