@@ -70,15 +70,20 @@ __attribute__((noinline)) static void channels_full(int32_t e0, int32_t o0, int3
 }
 #undef CH_LOOP
 
-/* The 3x4 window at (iy0, ix0) as three words, taps outside the image reading in_zp (border pixels). */
+/* The 3x4 window at (iy0, ix0) as three words, taps outside the image reading in_zp (border pixels): rows
+ * outside are in_zp in every byte. */
 static void window_border(const conv2d_params_t *p, const int8_t *input, int32_t iy0, int32_t ix0, int32_t v[3]) {
+    const int8_t zp = (int8_t)p->q.in_zp;
     for (int32_t ky = 0; ky < 3; ++ky) {
-        int8_t row[4];
         const int32_t iy = iy0 + ky;
-        for (int32_t kx = 0; kx < 4; ++kx) {
-            const int32_t ix = ix0 + kx;
-            const int inside = iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w;
-            row[kx] = inside ? input[iy * p->in_w + ix] : (int8_t)p->q.in_zp;
+        int8_t row[4] = {zp, zp, zp, zp};
+        if ((uint32_t)iy < (uint32_t)p->in_h) {
+            const int8_t *const r = input + iy * p->in_w;
+#pragma GCC unroll 4
+            for (int32_t kx = 0; kx < 4; ++kx) {
+                const int32_t ix = ix0 + kx;
+                row[kx] = (uint32_t)ix < (uint32_t)p->in_w ? r[ix] : zp;
+            }
         }
         v[ky] = tinyml_load32(row);
     }

@@ -196,10 +196,11 @@ __attribute__((noinline)) static void rgb_widen(const conv2d_params_t *p, const 
         const int8_t zp[3] = {(int8_t)p->q.in_zp, (int8_t)p->q.in_zp, (int8_t)p->q.in_zp};
         int8_t win[27], *dst = win;
         for (int32_t iy = iy0; iy < iy0 + 3; ++iy) { /* taps of 3 bytes: copied, or in_zp outside the image */
+            const int row_inside = (uint32_t)iy < (uint32_t)in_h;
+#pragma GCC unroll 3
             for (int32_t ix = ix0; ix < ix0 + 3; ++ix, dst += 3) {
-                const int8_t *src = (uint32_t)iy < (uint32_t)in_h && (uint32_t)ix < (uint32_t)in_w
-                                        ? input + (iy * in_w + ix) * 3
-                                        : zp;
+                const int8_t *src =
+                    row_inside && (uint32_t)ix < (uint32_t)in_w ? input + (iy * in_w + ix) * 3 : zp;
                 dst[0] = src[0];
                 dst[1] = src[1];
                 dst[2] = src[2];
