@@ -367,7 +367,8 @@ def _conv_layer(
     if fast and ic == 1 and (kh, kw, dh, dw) == (3, 3, 1, 1):
         kernel, depth, scratch, block = "conv2d_3x3_1ch_s8", 0, 0, 1
         if oc % 2 == 0:  # DSP cores: tinyml_first_s8.c's records, 8 blocks of 3 widened patches, a last block
-            scratch, block = _first_scratch(oc, 5, 8), 24
+            # (the in-place gap stays per pixel: a chunk's windows are all in scratch before it writes)
+            scratch = _first_scratch(oc, 5, 8)
         rows = spec.w_rows.reshape(oc, 3, 3).astype(np.int64) * 2  # doubled: the kernel accumulates 2 * acc
         pairs = np.stack([rows[:, :, 0], rows[:, :, 2], rows[:, :, 1], np.zeros_like(rows[:, :, 0])], axis=2)
         weights16 = ConstArray(
@@ -393,7 +394,7 @@ def _conv_layer(
         scratch = 9 * depth if block == 3 else 6 * depth
         if (kh, kw, ic, dh, dw) == (3, 3, 3, 1, 1) and oc % 2 == 0:
             # DSP cores, 3x3 RGB: tinyml_first_s8.c's records, 4 blocks of 3 widened patches, a last block
-            scratch, block = max(scratch, _first_scratch(oc, 14, 4)), 12
+            scratch = max(scratch, _first_scratch(oc, 14, 4))
     if fast:
         scratch += 16 * oc  # the channel table, unpacked from flash when the layer starts
     else:
