@@ -102,7 +102,7 @@ CASES: tuple[Case, ...] = (
     # 264: 66 groups, over 64: six passes of pw3x2_relu's twelve groups, the first entered 6 groups late
     Case("conv1x1_deeper_relu", (3, 3, 264), _conv(1, 1, "valid", 4, "relu"), lo=0.0, hi=1.0),
     Case("conv1x1_deep_linear", (3, 5, 24), _conv(1, 1, "valid", 4)),  # 6 groups: dot3x2_half
-    # depth 8 (tinyml_mat8_run_s8 on DSP cores): blocks of 128 / out_c pixels, the rest in threes and a pair
+    # depth 8 (tinyml_thin_run_s8 on DSP cores): blocks of 128 / out_c pixels, then threes and a pair
     Case("conv1x1_d8_relu_c16", (5, 7, 8), _conv(1, 1, "valid", 16, "relu"), lo=0.0, hi=1.0),  # 4 blocks + 3
     Case("conv1x1_d8_relu6_c64", (3, 3, 8), _conv(1, 1, "valid", 64, "relu6"), lo=-0.2, hi=3.0),  # pairs + 1
     Case("conv1x1_d8_relu_c4", (9, 8, 8), _conv(1, 1, "valid", 4, "relu"), lo=0.0, hi=1.0),  # 2 x 32 + 8

@@ -363,7 +363,7 @@ def _conv_layer(
     if fast and (ic, kh, kw, dh, dw) != (1, 3, 3, 1, 1) and int(spec.w_rows.min(initial=0)) == -128:
         fast = False  # the ARMv6-M engine (tinyml_mat_v6m_s8.c) sums two products per 16-bit lane: |w| <= 127
     weights16 = None
-    dsp_block = 0  # blocks of pixels the DSP cores' kernel takes where the others take `block`
+    dsp_block = thin_scratch = 0  # blocks of pixels the DSP cores' thin kernel takes, and its scratch
     if fast and ic == 1 and (kh, kw, dh, dw) == (3, 3, 1, 1):
         kernel, depth, scratch, block = "conv2d_3x3_1ch_s8", 0, 0, 1
         if oc % 2 == 0:  # DSP cores: tinyml_first_s8.c's records, 8 blocks of 3 widened patches, a last block
@@ -380,8 +380,9 @@ def _conv_layer(
         block = 3 if ic % 8 == 0 and oc % 2 == 0 else 2
         scratch = 2 * block * ic
         if ic == 8 and (sh, sw) == (1, 1) and oc % 4 == 0 and 64 % oc == 0 and _relu_full(rq):
-            # DSP cores first run blocks of 128 / oc pixels (tinyml_mat8_run_s8) on 32 B channel records
-            dsp_block, scratch = 128 // oc, max(scratch, 32 * oc)
+            # DSP cores first run blocks of 128 / oc pixels (tinyml_thin_run_s8) on 32 B channel records, in
+            # the scratch the channel table takes after them
+            dsp_block, thin_scratch = 128 // oc, 32 * oc
     elif fast:
         # three patches at a time (tinyml_mat3_s8: the patch padded to a multiple of 8, or of 4 where the
         # requantization is TINYML_FULL_RELU: its asm engine takes any number of groups of 4) when out_c is
@@ -396,7 +397,7 @@ def _conv_layer(
             # DSP cores, 3x3 RGB: tinyml_first_s8.c's records, 4 blocks of 3 widened patches, a last block
             scratch = max(scratch, _first_scratch(oc, 14, 4))
     if fast:
-        scratch += 16 * oc  # the channel table, unpacked from flash when the layer starts
+        scratch = max(scratch + 16 * oc, thin_scratch)  # the channel table, unpacked from flash at the start
     else:
         kernel, depth, scratch, block = "conv2d_s8", 0, 0, 1
     if weights16 is not None:

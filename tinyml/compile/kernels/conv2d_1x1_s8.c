@@ -1,8 +1,8 @@
 /* CONV_2D with a 1x1 kernel over all input channels (pointwise), any stride: a matrix product, three pixels at a
  * time (tinyml_mat3_s8) when in_c % 8 == 0 and out_c is even (first, where in_c is 8, pairs of pixels with their
- * whole input in registers: tinyml_mat8_run_s8), else two (tinyml_mat2_s8). A 1x1 kernel never reads padding, so
+ * whole input in registers: tinyml_thin_run_s8), else two (tinyml_mat2_s8). A 1x1 kernel never reads padding, so
  * the folded bias is exact everywhere. Needs in_c % 4 == 0, pair-blocked weights and the fast requantization (the
- * compiler checks). Pixels are processed in order, in blocks of three or two (tinyml_mat8_run_s8: 128 / out_c), so
+ * compiler checks). Pixels are processed in order, in blocks of three or two (tinyml_thin_run_s8: 128 / out_c), so
  * the output may overlap the input as far as the planner allows. */
 #include "tinyml_kernels.h"
 
@@ -16,17 +16,21 @@ static const int8_t *pixel(const conv2d_params_t *p, const int8_t *input, int32_
 
 TINYML_KERNEL void conv2d_1x1_s8(const conv2d_params_t *p, const int8_t *input, int8_t *output) {
     const int32_t n = p->out_h * p->out_w, out_c = p->out_c;
+    const int unit = p->stride_h == 1 && p->stride_w == 1;
     tinyml_requant_t q = p->q;
+    int32_t i = 0;
+    if (!TINYML_ARMV6M && unit) { /* thin layers: pairs of pixels with their input in registers, where it can */
+        i = tinyml_thin_run_s8(input, n, p->in_c, p->weights, out_c, &p->pack, &q, p->scratch, output);
+    }
+    if (i == n) {
+        return;
+    }
     q.ch = tinyml_unpack_channels(&p->pack, out_c, q.out_zp, (tinyml_channel_t *)p->scratch);
     void *scratch = (tinyml_channel_t *)p->scratch + out_c;
-    int32_t i = 0;
     /* three pixels at a time (the compiler plans blocks of three); ARMv6-M: two, its engine pairs pixels (its
      * inputs are read before outputs are written, so smaller blocks keep the planner's overlap safe) */
     if (!TINYML_ARMV6M && p->in_c % 8 == 0 && out_c % 2 == 0) {
-        if (p->stride_h == 1 && p->stride_w == 1) { /* consecutive pixels: one run where the kernel has one */
-            if (p->in_c == 8) { /* thin layers: two pixels' input in registers, where the kernel can */
-                i = tinyml_mat8_run_s8(input, n, p->weights, out_c, &q, scratch, output);
-            }
+        if (unit) { /* consecutive pixels: one run where the kernel has one */
             i += 3 * tinyml_mat3_run_s8(input + i * p->in_c, (n - i) / 3, p->in_c, p->weights, out_c, &q, scratch,
                                         output + i * out_c);
         }

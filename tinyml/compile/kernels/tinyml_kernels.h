@@ -167,11 +167,12 @@ void tinyml_mat2_s8(const int8_t *xa, const int8_t *xb, int32_t depth, const int
 int32_t tinyml_mat3_run_s8(const int8_t *x, int32_t blocks, int32_t depth, const int8_t *weights, int32_t out_c,
                         const tinyml_requant_t *q, void *scratch, int8_t *y);
 
-/* Depth 8, stride 1: the first pixels of x (n of them, consecutive) in blocks of 128 / out_c, two pixels' whole
- * input in registers against every channel (out_c a multiple of 4 dividing 64; TINYML_FULL_RELU; DSP cores).
- * Returns the pixels done (0 where it does not apply); scratch: 32 * out_c bytes (the channel records). */
-int32_t tinyml_mat8_run_s8(const int8_t *x, int32_t n, const int8_t *weights, int32_t out_c,
-                           const tinyml_requant_t *q, void *scratch, int8_t *y);
+/* Thin layers, depth 8, stride 1: the first pixels of x (n of them, consecutive) in blocks of 128 / out_c, two
+ * pixels' whole input in registers against every channel (out_c a multiple of 4 dividing 64; TINYML_FULL_RELU;
+ * DSP cores). Channels from the packed table pk (q->ch is not read). Returns the pixels done (0 where it does not
+ * apply); scratch: 32 * out_c bytes (the channel records). */
+int32_t tinyml_thin_run_s8(const int8_t *x, int32_t n, int32_t depth, const int8_t *weights, int32_t out_c,
+                           const tinyml_chpack_t *pk, const tinyml_requant_t *q, void *scratch, int8_t *y);
 
 /* Three input vectors (depth % 8 == 0, or % 4 for TINYML_FULL_RELU; out_c even) at a time; scratch: 6 * depth
  * bytes. */
@@ -377,23 +378,27 @@ __attribute__((always_inline)) static inline int8_t tinyml_out8(int32_t acc2, co
     return (int8_t)tinyml_clamp(y, lo, hi);
 }
 
-/* The channel table of a fast kernel from its packed form (see tinyml_chpack_t), into dst[0..n). */
+/* Channel c of a fast kernel's table from its packed form (see tinyml_chpack_t). */
+static inline void tinyml_channel(const tinyml_chpack_t *pk, int32_t c, int32_t out_zp, tinyml_channel_t *t) {
+    const int32_t b = pk->bm[2 * c], m = pk->bm[2 * c + 1], k = pk->rshift[c];
+    if (m == 0) { /* constant channel: t = 0, output radd >> 1 */
+        t->bias = 0;
+        t->mult = 0;
+        t->rshift = 1;
+        t->radd = b;
+    } else {
+        t->bias = b;
+        t->mult = m;
+        t->rshift = k;
+        t->radd = (int32_t)((1u << (k - 1)) + (uint32_t)out_zp * (1u << k));
+    }
+}
+
+/* The channel table of a fast kernel from its packed form, into dst[0..n). */
 static inline const tinyml_channel_t *tinyml_unpack_channels(const tinyml_chpack_t *pk, int32_t n, int32_t out_zp,
                                                              tinyml_channel_t *dst) {
     for (int32_t c = 0; c < n; ++c) {
-        const int32_t b = pk->bm[2 * c], m = pk->bm[2 * c + 1], k = pk->rshift[c];
-        tinyml_channel_t *t = &dst[c];
-        if (m == 0) { /* constant channel: t = 0, output radd >> 1 */
-            t->bias = 0;
-            t->mult = 0;
-            t->rshift = 1;
-            t->radd = b;
-        } else {
-            t->bias = b;
-            t->mult = m;
-            t->rshift = k;
-            t->radd = (int32_t)((1u << (k - 1)) + (uint32_t)out_zp * (1u << k));
-        }
+        tinyml_channel(pk, c, out_zp, &dst[c]);
     }
     return dst;
 }

@@ -444,7 +444,10 @@ __attribute__((naked, noinline)) static void widen3(UNUSED const int8_t *xa, UNU
 
 /* Per output channel, 8 words in the order the loop reads them: the doubled bias, the weights widened and doubled
  * as int16 pairs (w0,w2), (w1,w3), (w4,w6), (w5,w7) (the lanes SXTB16 gives the input), M, radd, and rshift with
- * bit 8 set on the last channel of four that more channels follow (ASR reads only the low byte). */
+ * bit 8 set on the last channel of four that more channels follow (ASR reads only its low byte). (Depth 16 the
+ * same way, two halves with the partial sums through the records, is 1.60 est. cycles/MAC against pw3x2's 1.76,
+ * but its 56-byte records cost 1.2 KB more scratch at person_detect's layer 4, which moves --patch auto to a plan
+ * with more bands: slower there.) */
 enum { PW8_REC_WORDS = 8 };
 
 /* The routine's frame (copied to the stack). Pixels go in pairs k = 64 / out_c apart (pixel a, pixel a + k), so
@@ -460,11 +463,12 @@ typedef struct {
 } pw8x2_args_t;
 
 /* Cortex-M4 cycles (CYCLES.md rules) per channel of a pair of pixels (16 MACs): LDM of the bias and two weight
- * words 4, 8 SMLAD, LDM of two weight words 3, LDM of M and radd 3, LDR rshift 2, two SMMLAR, ASR, SSAT 6, two
- * STRB 2 = 28, plus the loop test (CMP, BHS: 4) per four channels: 1.81 per MAC. The two pixels' 16 input values
- * (8 words of int16 pairs: a in r2-r5, b in r6-r9) stay in registers for all channels; r1 streams the records,
- * r0 the output; r10/lr accumulate pixels a/b, r11/r12 carry the loaded words. Per pair of pixels 27 (loading and
- * widening the input, the pair and block tests). Acts are not doubled: the records' weights are. */
+ * words 4, 8 SMLAD (the first of pixel b adds the bias), LDM of two weight words 3, LDM of M and radd 3, LDR
+ * rshift 2, two SMMLAR, ASR, SSAT 6, two STRB 2 = 28, plus the loop test (CMP, BHS: 4) per four channels: 1.81 per
+ * MAC. The two pixels' 16 input values (8 words of int16 pairs: a in r2-r5, b in r6-r9) stay in registers for all
+ * channels; r1 streams the records, r0 the output; r10/lr accumulate pixels a/b, r11/r12 carry the loaded words.
+ * Per pair of pixels 27 (loading and widening the input, the pair and block tests). Acts are not doubled: the
+ * records' weights are. */
 #define PW8_CH                             \
     "ldm    r1!, {r10, r11, r12}\n\t"     \
     "smlad  lr, r6, r11, r10\n\t"         \
@@ -624,31 +628,33 @@ static inline int32_t pack16(int32_t lo, int32_t hi) {
 }
 #endif
 
-TINYML_KERNEL int32_t tinyml_mat8_run_s8(const int8_t *x, int32_t n, const int8_t *weights, int32_t out_c,
-                                         const tinyml_requant_t *q, void *scratch, int8_t *y) {
+TINYML_KERNEL int32_t tinyml_thin_run_s8(const int8_t *x, int32_t n, int32_t depth, const int8_t *weights,
+                                         int32_t out_c, const tinyml_chpack_t *pk, const tinyml_requant_t *q,
+                                         void *scratch, int8_t *y) {
 #if defined(__ARM_FEATURE_DSP)
-    const int32_t k = out_c > 0 && out_c % 4 == 0 && 64 % out_c == 0 ? 64 / out_c : 0;
+    const int32_t k = depth == 8 && out_c > 0 && out_c % 4 == 0 && 64 % out_c == 0 ? 64 / out_c : 0;
     if (k && n >= 2 * k && tinyml_rq_mode(q) == TINYML_FULL_RELU) {
         const int32_t blocks = n / (2 * k);
         int32_t *rec = (int32_t *)scratch;
         for (int32_t c = 0; c < out_c; ++c, rec += PW8_REC_WORDS) {
             const int8_t *w = weights + 16 * (c / 2) + 4 * (c % 2); /* pair-blocked: group 1 is 8 bytes on */
-            const tinyml_channel_t *ch = &q->ch[c];
-            rec[0] = ch->bias;
+            tinyml_channel_t ch;
+            tinyml_channel(pk, c, q->out_zp, &ch);
+            rec[0] = ch.bias;
             rec[1] = pack16(2 * w[0], 2 * w[2]);
             rec[2] = pack16(2 * w[1], 2 * w[3]);
             rec[3] = pack16(2 * w[8], 2 * w[10]);
             rec[4] = pack16(2 * w[9], 2 * w[11]);
-            rec[5] = ch->mult;
-            rec[6] = ch->radd;
-            rec[7] = ch->rshift | (c % 4 == 3 && c + 1 < out_c ? 256 : 0);
+            rec[5] = ch.mult;
+            rec[6] = ch.radd;
+            rec[7] = ch.rshift | (c % 4 == 3 && c + 1 < out_c ? 256 : 0);
         }
         const pw8x2_args_t a = {x, x + 16 * k * blocks, y, (const int32_t *)scratch, 8 * k, x + 8 * k};
         pw8x2_relu(&a);
         return 2 * k * blocks;
     }
 #endif
-    (void)x, (void)n, (void)weights, (void)out_c, (void)q, (void)scratch, (void)y;
+    (void)x, (void)n, (void)depth, (void)weights, (void)out_c, (void)pk, (void)q, (void)scratch, (void)y;
     return 0;
 }
 
