@@ -164,46 +164,32 @@ typedef struct {
     int32_t cps;                /* [sp, #24] bytes between channel pairs of the window */
 } dw_row_args_t;
 
-/* One window row k of four output pixels of one channel (ROT "" or ", ror #8"), three pair words P0, P2, P4 of
- * columns 4q..4q+5 (X post-incremented by 8, to the next quad) and the row's weights (w0, w1), (w1, w2) at W:
+/* One window row k of four output pixels of one channel (ROT "" or ", ror #8"): three pair words P0, P2, P4 of
+ * columns 4q..4q+5 (X post-incremented by 8, to the next quad) and the row's weights (w0, w1),
+ * (w1, w2) at W. A0..A3 are the accumulators' addends: themselves, or the bias (r7) in row 0, which B loads.
  *   out0 += P0 . (w0, w1) + P2.lo w2      out1 += P0.hi w0 + P2 . (w1, w2)
  *   out2 += P2 . (w0, w1) + P4.lo w2      out3 += P2.hi w0 + P4 . (w1, w2)
  * Cortex-M4 cycles (CYCLES.md rules): 5 loads back to back 6 (the post-increment's writeback does not stall the
- * next load), 3 SXTB16, 8 MACs = 17 for 12 MACs. DWQ_ROW0 also loads the bias (one cycle more) into r7, the
- * accumulate operand of every first MAC. */
-#define DWQ_LOADS(X, W, ROT)                     \
+ * next load), 3 SXTB16, 8 MACs = 17 for 12 MACs (row 0: the bias load, one more). */
+#define DWQ_ROW(X, W, ROT, B, A0, A1, A2, A3)    \
     "ldr    r8, [" X "], #8\n\t"                 \
     "ldr    r9, [" X ", #-4]\n\t"                \
     "ldr    r10, [" X "]\n\t"                    \
     "ldr    r11, [r3, #" W "]\n\t"               \
-    "ldr    r12, [r3, #" W " + 4]\n\t"
-#define DWQ_WIDEN(ROT)                           \
+    "ldr    r12, [r3, #" W " + 4]\n\t"           \
+    B                                            \
     "sxtb16 r8, r8" ROT "\n\t"                   \
     "sxtb16 r9, r9" ROT "\n\t"                   \
-    "sxtb16 r10, r10" ROT "\n\t"
-#define DWQ_ROW0(ROT)                            \
-    DWQ_LOADS("r0", "16", ROT)                   \
-    "ldr    r7, [r3]\n\t"                        \
-    DWQ_WIDEN(ROT)                               \
-    "smlad  r4, r8, r11, r7\n\t"                 \
-    "smlatb r5, r8, r11, r7\n\t"                 \
+    "sxtb16 r10, r10" ROT "\n\t"                 \
+    "smlad  r4, r8, r11, " A0 "\n\t"             \
+    "smlatb r5, r8, r11, " A1 "\n\t"             \
     "smlabt r4, r9, r12, r4\n\t"                 \
     "smlad  r5, r9, r12, r5\n\t"                 \
-    "smlad  r6, r9, r11, r7\n\t"                 \
-    "smlatb r7, r9, r11, r7\n\t"                 \
+    "smlad  r6, r9, r11, " A2 "\n\t"             \
+    "smlatb r7, r9, r11, " A3 "\n\t"             \
     "smlabt r6, r10, r12, r6\n\t"                \
     "smlad  r7, r10, r12, r7\n\t"
-#define DWQ_ROW(X, W, ROT)                       \
-    DWQ_LOADS(X, W, ROT)                         \
-    DWQ_WIDEN(ROT)                               \
-    "smlad  r4, r8, r11, r4\n\t"                 \
-    "smlatb r5, r8, r11, r5\n\t"                 \
-    "smlabt r4, r9, r12, r4\n\t"                 \
-    "smlad  r5, r9, r12, r5\n\t"                 \
-    "smlad  r6, r9, r11, r6\n\t"                 \
-    "smlatb r7, r9, r11, r7\n\t"                 \
-    "smlabt r6, r10, r12, r6\n\t"                \
-    "smlad  r7, r10, r12, r7\n\t"
+#define DW_BIAS "ldr    r7, [r3]\n\t"
 /* A channel's requantization parameters: M r8, rshift r9, radd r10, and in_c (the output pixel stride) r11. */
 #define DWQ_PARAMS                               \
     "ldr    r8, [r3, #4]\n\t"                    \
@@ -214,37 +200,37 @@ typedef struct {
 #define DWQ_RQ(A)                                \
     "asr    " A ", " A ", r9\n\t"                \
     "ssat   " A ", #8, " A "\n\t"
-/* A channel's quads: per quad rows 17 x 3 + 1 (bias), requantization 25 (4 parameter loads 5, 4 SMMLAR, the
- * output pointer 1, ASR and SSAT 8, 4 STRB 6 (two register offsets 2), advance 1), loop 6 (the end from the
- * frame, CMP, the taken branch): 83 cycles for 36 MACs, 2.31 cycles/MAC. */
-#define DWQ_CHANNEL(ROT, LABEL)                  \
-    LABEL ":\n\t"                                \
-    DWQ_ROW0(ROT)                                \
-    DWQ_ROW("r1", "24", ROT)                     \
-    DWQ_ROW("r2", "32", ROT)                     \
-    DWQ_PARAMS                                   \
-    "smmlar r4, r4, r8, r10\n\t"                 \
-    "smmlar r5, r5, r8, r10\n\t"                 \
-    "smmlar r6, r6, r8, r10\n\t"                 \
-    "smmlar r7, r7, r8, r10\n\t"                 \
-    "add    r12, lr, r11, lsl #1\n\t"            \
-    DWQ_RQ("r4") DWQ_RQ("r5") DWQ_RQ("r6") DWQ_RQ("r7") \
-    "strb   r4, [lr]\n\t"                        \
-    "strb   r5, [lr, r11]\n\t"                   \
-    "strb   r6, [r12]\n\t"                       \
-    "strb   r7, [r12, r11]\n\t"                  \
-    "add    lr, lr, r11, lsl #2\n\t"             \
-    "ldr    r8, [sp, #4]\n\t"                    \
-    "cmp    r0, r8\n\t"                          \
-    "bne    " LABEL "b\n\t"                      \
-    "ldr    r8, [sp, #8]\n\t"                    \
-    "ldr    r9, [sp, #12]\n\t"                   \
-    "sub    r0, r0, r8\n\t"                      \
-    "sub    r1, r1, r8\n\t"                      \
-    "sub    r2, r2, r8\n\t"                      \
-    "sub    lr, lr, r9\n\t"                      \
+/* A channel's quads: per quad the rows 52, requantization 24 (4 parameter loads 5, 4 SMMLAR, the output
+ * pointer 1, ASR and SSAT 8, 4 STRB 5: the second's register offset pipelines after the loop's load, advance 1)
+ * and the loop 5 (the end from the frame 2, CMP, the taken branch): 81 cycles for 36 MACs, 2.25 cycles/MAC. */
+#define DWQ_CHANNEL(ROT, LABEL)                                       \
+    LABEL ":\n\t"                                                     \
+    DWQ_ROW("r0", "16", ROT, DW_BIAS, "r7", "r7", "r7", "r7")         \
+    DWQ_ROW("r1", "24", ROT, "", "r4", "r5", "r6", "r7")              \
+    DWQ_ROW("r2", "32", ROT, "", "r4", "r5", "r6", "r7")              \
+    DWQ_PARAMS                                                        \
+    "smmlar r4, r4, r8, r10\n\t"                                      \
+    "smmlar r5, r5, r8, r10\n\t"                                      \
+    "smmlar r6, r6, r8, r10\n\t"                                      \
+    "smmlar r7, r7, r8, r10\n\t"                                      \
+    "add    r12, lr, r11, lsl #1\n\t"                                 \
+    DWQ_RQ("r4") DWQ_RQ("r5") DWQ_RQ("r6") DWQ_RQ("r7")               \
+    "strb   r4, [lr]\n\t"                                             \
+    "ldr    r8, [sp, #4]\n\t"                                         \
+    "strb   r5, [lr, r11]\n\t"                                        \
+    "strb   r6, [r12]\n\t"                                            \
+    "strb   r7, [r12, r11]\n\t"                                       \
+    "add    lr, lr, r11, lsl #2\n\t"                                  \
+    "cmp    r0, r8\n\t"                                               \
+    "bne    " LABEL "b\n\t"                                           \
+    "ldr    r8, [sp, #8]\n\t"                                         \
+    "ldr    r9, [sp, #12]\n\t"                                        \
+    "sub    r0, r0, r8\n\t"                                           \
+    "sub    r1, r1, r8\n\t"                                           \
+    "sub    r2, r2, r8\n\t"                                           \
+    "sub    lr, lr, r9\n\t"                                           \
     "add    r3, r3, #40\n\t"
-/* Entry of both row functions: the frame (dw_row_args_t from c on) pushed, the registers loaded. */
+/* Entry of the row functions: the frame (dw_row_args_t from c on) pushed, the registers loaded. */
 #define DW_ROW_ENTRY                             \
     "push   {r4-r11, lr}\n\t"                    \
     "add    r12, r0, #20\n\t"                    \
@@ -269,11 +255,10 @@ __attribute__((naked, noinline)) static void dw_quads_relu(__attribute__((unused
         DWQ_CHANNEL(", ror #8", "3")
         "ldr    r8, [sp, #24]\n\t"            /* to the next channel pair: the pointers were moved back */
         "ldr    r9, [sp, #4]\n\t"
-        "ldr    r10, [sp, #24]\n\t"
         "add    r0, r0, r8\n\t"
         "add    r1, r1, r8\n\t"
         "add    r2, r2, r8\n\t"
-        "add    r9, r9, r10\n\t"
+        "add    r9, r9, r8\n\t"
         "str    r9, [sp, #4]\n\t"
         "ldr    r10, [sp, #20]\n\t"
         "subs   r10, r10, #1\n\t"
@@ -282,12 +267,13 @@ __attribute__((naked, noinline)) static void dw_quads_relu(__attribute__((unused
         DW_ROW_EXIT);
 }
 
-/* One window row of two output pixels of one channel: pair words P0, P2 of columns 2q..2q+3 (X unchanged). */
-#define DWP_ROW(X, W, ROT, A0, A1)               \
+/* One window row of two output pixels of one channel (X unchanged): pair words P0, P2 of columns 2q..2q+3. */
+#define DWP_ROW(X, W, ROT, B, A0, A1)            \
     "ldr    r8, [" X "]\n\t"                     \
     "ldr    r9, [" X ", #4]\n\t"                 \
     "ldr    r11, [r3, #" W "]\n\t"               \
     "ldr    r12, [r3, #" W " + 4]\n\t"           \
+    B                                            \
     "sxtb16 r8, r8" ROT "\n\t"                   \
     "sxtb16 r9, r9" ROT "\n\t"                   \
     "smlad  r4, r8, r11, " A0 "\n\t"             \
@@ -297,10 +283,9 @@ __attribute__((naked, noinline)) static void dw_quads_relu(__attribute__((unused
 /* Two pixels of one channel: rows 5 + 2 + 4 (row 0: the bias, one more), requantization 15: 49 cycles for 18
  * MACs. */
 #define DWP_CHANNEL(ROT)                         \
-    "ldr    r7, [r3]\n\t"                        \
-    DWP_ROW("r0", "16", ROT, "r7", "r7")         \
-    DWP_ROW("r1", "24", ROT, "r4", "r5")         \
-    DWP_ROW("r2", "32", ROT, "r4", "r5")         \
+    DWP_ROW("r0", "16", ROT, DW_BIAS, "r7", "r7") \
+    DWP_ROW("r1", "24", ROT, "", "r4", "r5")     \
+    DWP_ROW("r2", "32", ROT, "", "r4", "r5")     \
     DWQ_PARAMS                                   \
     "smmlar r4, r4, r8, r10\n\t"                 \
     "smmlar r5, r5, r8, r10\n\t"                 \
@@ -309,7 +294,7 @@ __attribute__((naked, noinline)) static void dw_quads_relu(__attribute__((unused
     "strb   r4, [lr], #1\n\t"                    \
     "add    r3, r3, #40\n\t"
 
-/* Two output pixels (an output row's last even pixels, or the last one and a pixel thrown away), every channel. */
+/* Two output pixels (an output row's last two, or the last one and a pixel thrown away), every channel. */
 __attribute__((naked, noinline)) static void dw_pair_relu(__attribute__((unused)) const dw_row_args_t *a) {
     __asm__ volatile(
         DW_ROW_ENTRY
@@ -333,10 +318,8 @@ __attribute__((naked, noinline)) static void dw_pair_relu(__attribute__((unused)
 #undef DWQ_CHANNEL
 #undef DWQ_RQ
 #undef DWQ_PARAMS
+#undef DW_BIAS
 #undef DWQ_ROW
-#undef DWQ_ROW0
-#undef DWQ_WIDEN
-#undef DWQ_LOADS
 
 /* The records from the packed flash form (18 bytes a channel in flash, 40 in scratch while the layer runs). */
 static const dw_ch_t *unpack_records(const depthwise_conv2d_params_t *p, dw_ch_t *ch) {
@@ -465,8 +448,8 @@ __attribute__((noinline)) static void fill_zp(int8_t *slot, uint32_t z, int32_t 
     }
 }
 
-/* The whole layer, stride 1. Scratch: records (40 x in_c), a row of in_zp (in_c), four pixels' outputs (4 x in_c:
- * a row's last 1 or 3 pixels go there first), the window: per channel pair 3 row slots of np words. */
+/* The whole layer, stride 1. Scratch: records (40 x in_c), a row of in_zp (in_c), four pixels' outputs
+ * (4 x in_c: a row's last 1 or 3 pixels go there first), the window: per channel pair 3 row slots of np words. */
 static void window_s1(const depthwise_conv2d_params_t *p, const int8_t *input, int8_t *output) {
     const int32_t c = p->in_c, ow = p->out_w, np = (ow + 1) / 2 + 1, ss = 4 * np, cps = 3 * ss;
     const dw_ch_t *ch = unpack_records(p, (dw_ch_t *)p->scratch);
@@ -474,20 +457,18 @@ static void window_s1(const depthwise_conv2d_params_t *p, const int8_t *input, i
     memset(zp, (int8_t)p->q.in_zp, (size_t)c);
     const uint32_t z = 0x01010101u * (uint8_t)p->q.in_zp;
     const int32_t nq = ow / 4;
-    for (int32_t oy = -2; oy < p->out_h; ++oy) { /* row oy + 2 of the padded input into its slot, then row oy */
-        const int32_t iy = oy + 2 - p->pad_top;
-        int8_t *slot = win + (oy + 5) % 3 * ss;
-        if (iy >= 0 && iy < p->in_h) {
-            fill_row(p, input, zp, iy, slot, np, cps);
-        } else {
-            fill_zp(slot, z, np, cps, c / 2);
+    int32_t next = 0; /* the next padded input row to convert */
+    for (int32_t oy = 0; oy < p->out_h; ++oy, output += ow * c) {
+        for (; next <= oy + 2; ++next) { /* padded row next into slot next % 3 */
+            const int32_t iy = next - p->pad_top;
+            if (iy >= 0 && iy < p->in_h) {
+                fill_row(p, input, zp, iy, win + next % 3 * ss, np, cps);
+            } else {
+                fill_zp(win + next % 3 * ss, z, np, cps, c / 2);
+            }
         }
-        if (oy < 0) {
-            continue;
-        }
-        const int8_t *x0 = win + oy % 3 * ss, *x1 = win + (oy + 1) % 3 * ss, *x2 = slot;
-        int8_t *out = output + oy * ow * c;
-        dw_row_args_t a = {x0, x1, x2, ch, out, c, x0 + 8 * nq, 8 * nq, 4 * nq * c - 1, 0, c / 2, cps};
+        const int8_t *x0 = win + oy % 3 * ss, *x1 = win + (oy + 1) % 3 * ss, *x2 = win + (oy + 2) % 3 * ss;
+        dw_row_args_t a = {x0, x1, x2, ch, output, c, x0 + 8 * nq, 8 * nq, 4 * nq * c - 1, 0, c / 2, cps};
         if (nq > 0) {
             dw_quads_relu(&a);
         }
@@ -496,13 +477,13 @@ static void window_s1(const depthwise_conv2d_params_t *p, const int8_t *input, i
             a.x0 = x0 + 2 * px;
             a.x1 = x1 + 2 * px;
             a.x2 = x2 + 2 * px;
-            a.out = left == 2 ? out + px * c : tmp;
+            a.out = left == 2 ? output + px * c : tmp;
             a.x0_end = a.x0 + 8;
             a.back = 8;
             a.out_back = 4 * c - 1;
             (left == 3 ? dw_quads_relu : dw_pair_relu)(&a);
             if (left != 2) {
-                memcpy(out + px * c, tmp, (size_t)(left * c));
+                memcpy(output + px * c, tmp, (size_t)(left * c));
             }
         }
     }
