@@ -381,17 +381,12 @@ __attribute__((always_inline)) static inline int8_t tinyml_out8(int32_t acc2, co
 /* Channel c of a fast kernel's table from its packed form (see tinyml_chpack_t). */
 static inline void tinyml_channel(const tinyml_chpack_t *pk, int32_t c, int32_t out_zp, tinyml_channel_t *t) {
     const int32_t b = pk->bm[2 * c], m = pk->bm[2 * c + 1], k = pk->rshift[c];
-    if (m == 0) { /* constant channel: t = 0, output radd >> 1 */
-        t->bias = 0;
-        t->mult = 0;
-        t->rshift = 1;
-        t->radd = b;
-    } else {
-        t->bias = b;
-        t->mult = m;
-        t->rshift = k;
-        t->radd = (int32_t)((1u << (k - 1)) + (uint32_t)out_zp * (1u << k));
-    }
+    const int live = m != 0; /* else a constant channel: t = 0, output radd >> 1 */
+    t->bias = live ? b : 0;
+    t->mult = m;
+    t->rshift = live ? k : 1;
+    /* 2^(k-1) + out_zp 2^k, k >= 1 (no branch: GCC makes it conditional instructions) */
+    t->radd = live ? (int32_t)((2u * (uint32_t)out_zp + 1u) << (k - 1)) : b;
 }
 
 /* The channel table of a fast kernel from its packed form, into dst[0..n). */

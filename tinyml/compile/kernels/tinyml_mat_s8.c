@@ -241,7 +241,7 @@ typedef struct {
                                                  replaced by the entry address */
     const tinyml_channel_t *ch;     /* [sp, #12] channel table rows of the next pair */
     int8_t *ya;                     /* [sp, #16] where its outputs go for pixel a */
-    int32_t db, dc;                 /* [sp, #20] yb - ya, [sp, #24] yc - ya (bytes) */
+    int32_t db, dc;                 /* [sp, #20] yb - ya, [sp, #24] yc - ya = 2 db (bytes) */
     const tinyml_channel_t *ch_end; /* [sp, #28] ch + out_c: no pair left */
     int32_t blocks;                 /* [sp, #32] blocks of three vectors left, this one included */
     const int8_t *x;                /* [sp, #36] the next block's three vectors: x, x + depth, x + 2 depth */
@@ -254,9 +254,9 @@ typedef struct {
 /* Cortex-M4 cycles (CYCLES.md rules) per group (4 depth values x 2 channels x 3 pixels = 24 MACs): four LDRs
  * back to back (5: each one after the first pipelines), 4 SXTB16, 2 LDRD (6), 12 SMLAD = 27 (1.125 per MAC, the
  * floor of this block). Per pass the end test against s_end on the stack (LDR, CMP, BNE: 6 taken, over 288
- * MACs); per pair 52: the biases and s 3 (loaded with the previous pair's stores), the entry jump 5 (LDR PC: the
+ * MACs); per pair 51: the biases and s 3 (loaded with the previous pair's stores), the entry jump 5 (LDR PC: the
  * first group needs all 14 registers), six requantizations 18 with their parameters 7, the output and channel
- * pointers through the frame 9, six stores 6, the end test 4. The biases start the accumulators in the first
+ * pointers through the frame 8 (outputs evenly spaced: yc - yb = yb - ya), six stores 6, the end test 4. The biases start the accumulators in the first
  * group (PW_GROUP0: pixels c and b before a, so r4 and r5 still hold them), no copies. All 14 registers hold the
  * accumulators (r4-r9), the widened weight halves (r2, r3, r10, r11), two activation words (r12, lr) and the two
  * streams (r0 = s, r1 = w), hence the state in the frame. Every other group is 88 bytes of 32-bit instructions (checked at assembly), so after the
@@ -327,13 +327,12 @@ typedef struct {
         "ldr    r2, [r12, #8]\n\t"                                                                                 \
         "ldr    r3, [r12, #12]\n\t"                                                                                \
         PW_RQ("r4") PW_RQ("r6") PW_RQ("r8")                                                                        \
-        "ldr    r0, [r12, #20]\n\t"           /* channel 1; yb - ya, yc - ya */                                    \
+        "ldr    r0, [r12, #20]\n\t"           /* channel 1; yb - ya */                                             \
         "ldr    r2, [r12, #24]\n\t"                                                                                \
         "ldr    r3, [r12, #28]\n\t"                                                                                \
         "ldr    r10, [sp, #20]\n\t"                                                                                \
-        "ldr    r11, [sp, #24]\n\t"                                                                                \
+        "add    r11, lr, r10, lsl #1\n\t"       /* yc = ya + 2 (yb - ya) */                                         \
         "add    r10, r10, lr\n\t"                                                                                  \
-        "add    r11, r11, lr\n\t"                                                                                  \
         PW_RQ("r5") PW_RQ("r7") PW_RQ("r9")                                                                        \
         "strb   r6, [r10]\n\t"                                                                                     \
         "strb   r7, [r10, #1]\n\t"                                                                                 \
@@ -559,12 +558,18 @@ TINYML_KERNEL void tinyml_mat3_s8(const int8_t *xa, const int8_t *xb, const int8
                                   const int8_t *weights, int32_t out_c, const tinyml_requant_t *q, void *scratch,
                                   int8_t *ya, int8_t *yb, int8_t *yc) {
 #if defined(__ARM_FEATURE_DSP)
+    const int rq_mode = tinyml_rq_mode(q);
+    if (rq_mode == TINYML_FULL_RELU && yc - yb != yb - ya) { /* pw3x2 takes evenly spaced outputs (always so far) */
+        tinyml_mat2_s8(xa, xb, depth, weights, out_c, q, scratch, ya, yb);
+        tinyml_mat2_s8(xc, xc, depth, weights, out_c, q, scratch, yc, yc);
+        return;
+    }
     /* widen the three vectors once (as tinyml_mat2_s8 does), interleaved per group of 4 depth values */
     const int32_t groups = depth / 4;
     int32_t *const s = (int32_t *)scratch;
     widen3(xa, xb, xc, s, groups);
     const int8_t *w = (const int8_t *)__builtin_assume_aligned(weights, 4);
-    if (tinyml_rq_mode(q) == TINYML_FULL_RELU) {
+    if (rq_mode == TINYML_FULL_RELU) {
         const pw3x2_args_t a = {s + 6 * groups, s, pw3x2_skip(groups), q->ch, ya,
                                 (int32_t)((uintptr_t)yb - (uintptr_t)ya), (int32_t)((uintptr_t)yc - (uintptr_t)ya),
                                 q->ch + out_c, 1, NULL, depth, q->ch, depth * out_c, 0};
