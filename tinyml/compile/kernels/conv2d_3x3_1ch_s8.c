@@ -131,31 +131,18 @@ static inline void c1_widen_run(const int8_t *x, int32_t w, int32_t step, int32_
                      : "cc", "memory");
 }
 
-/* tinyml_first_widen_t: runs of interior windows read in place (their 4-byte row loads inside the input), others
- * gathered. */
+/* tinyml_first_border_t: the window gathered into three row words. */
+static inline void c1_border(const conv2d_params_t *p, const int8_t *input, int32_t iy0, int32_t ix0, int32_t *d) {
+    int32_t v[3];
+    window_border(p, input, iy0, ix0, v);
+    c1_widen_run((const int8_t *)v, 4, 0, 1, d);
+}
+
+/* tinyml_first_widen_t: interior windows read in place (their 4-byte row loads, 1 byte past the window, inside
+ * the input), others gathered. */
 __attribute__((noinline)) static void c1_widen(const conv2d_params_t *p, const int8_t *input, int32_t oy, int32_t ox,
                                                int32_t count, int32_t *d) {
-    const int32_t in_w = p->in_w, in_h = p->in_h, sw = p->stride_w, iy0 = oy * p->stride_h - p->pad_top;
-    /* interior columns: 0 <= ix0 < end */
-    const int32_t end = iy0 >= 0 && iy0 + 3 <= in_h ? (iy0 + 3 < in_h ? in_w - 2 : in_w - 3) : 0;
-    int32_t ix0 = ox * sw - p->pad_left;
-    while (count > 0) {
-        if ((uint32_t)ix0 < (uint32_t)end) {
-            int32_t run = (end - 1 - ix0) / sw + 1;
-            run = run < count ? run : count;
-            c1_widen_run(input + iy0 * in_w + ix0, in_w, sw, run, d);
-            d += run * C1_K;
-            ix0 += run * sw;
-            count -= run;
-            continue;
-        }
-        int32_t v[3];
-        window_border(p, input, iy0, ix0, v);
-        c1_widen_run((const int8_t *)v, 4, 0, 1, d);
-        d += C1_K;
-        ix0 += sw;
-        --count;
-    }
+    tinyml_first_widen3x3(p, input, oy, ox, count, d, C1_K, 1, c1_widen_run, c1_border);
 }
 
 /* Every pixel through the engine (out_c even, mode not TINYML_CLAMP). scratch after the channel table: the

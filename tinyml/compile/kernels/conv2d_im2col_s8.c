@@ -176,41 +176,28 @@ static inline void rgb_widen_run(const int8_t *x, int32_t rs, int32_t step, int3
 #undef RGB_ROW
 }
 
-/* tinyml_first_widen_t: runs of windows inside the input read in place, others gathered with in_zp for the
- * padding. */
+/* tinyml_first_border_t: the window's taps of 3 bytes copied, or in_zp outside the image. */
+static inline void rgb_border(const conv2d_params_t *p, const int8_t *input, int32_t iy0, int32_t ix0, int32_t *d) {
+    const int8_t zp[3] = {(int8_t)p->q.in_zp, (int8_t)p->q.in_zp, (int8_t)p->q.in_zp};
+    int8_t win[27], *dst = win;
+    for (int32_t iy = iy0; iy < iy0 + 3; ++iy) {
+        const int row_inside = (uint32_t)iy < (uint32_t)p->in_h;
+#pragma GCC unroll 3
+        for (int32_t ix = ix0; ix < ix0 + 3; ++ix, dst += 3) {
+            const int8_t *src =
+                row_inside && (uint32_t)ix < (uint32_t)p->in_w ? input + (iy * p->in_w + ix) * 3 : zp;
+            dst[0] = src[0];
+            dst[1] = src[1];
+            dst[2] = src[2];
+        }
+    }
+    rgb_widen_run(win, 9, 0, 1, d);
+}
+
+/* tinyml_first_widen_t: windows inside the input read in place, others gathered. */
 __attribute__((noinline)) static void rgb_widen(const conv2d_params_t *p, const int8_t *input, int32_t oy, int32_t ox,
                                                 int32_t count, int32_t *d) {
-    const int32_t in_w = p->in_w, in_h = p->in_h, sw = p->stride_w, iy0 = oy * p->stride_h - p->pad_top;
-    const int32_t end = iy0 >= 0 && iy0 + 3 <= in_h ? in_w - 2 : 0; /* interior: 0 <= ix0 < end */
-    int32_t ix0 = ox * sw - p->pad_left;
-    while (count > 0) {
-        if ((uint32_t)ix0 < (uint32_t)end) {
-            int32_t run = (end - 1 - ix0) / sw + 1;
-            run = run < count ? run : count;
-            rgb_widen_run(input + (iy0 * in_w + ix0) * 3, in_w * 3, sw * 3, run, d);
-            d += run * RGB_K;
-            ix0 += run * sw;
-            count -= run;
-            continue;
-        }
-        const int8_t zp[3] = {(int8_t)p->q.in_zp, (int8_t)p->q.in_zp, (int8_t)p->q.in_zp};
-        int8_t win[27], *dst = win;
-        for (int32_t iy = iy0; iy < iy0 + 3; ++iy) { /* taps of 3 bytes: copied, or in_zp outside the image */
-            const int row_inside = (uint32_t)iy < (uint32_t)in_h;
-#pragma GCC unroll 3
-            for (int32_t ix = ix0; ix < ix0 + 3; ++ix, dst += 3) {
-                const int8_t *src =
-                    row_inside && (uint32_t)ix < (uint32_t)in_w ? input + (iy * in_w + ix) * 3 : zp;
-                dst[0] = src[0];
-                dst[1] = src[1];
-                dst[2] = src[2];
-            }
-        }
-        rgb_widen_run(win, 9, 0, 1, d);
-        d += RGB_K;
-        ix0 += sw;
-        --count;
-    }
+    tinyml_first_widen3x3(p, input, oy, ox, count, d, RGB_K, 0, rgb_widen_run, rgb_border);
 }
 
 /* The engine path; scratch after the channel table: the records, then tinyml_first_conv's. */
