@@ -105,7 +105,7 @@ CASES: tuple[Case, ...] = (
     # depth 8 (tinyml_thin_run_s8 on DSP cores): blocks of 128 / out_c pixels, then threes and a pair
     Case("conv1x1_d8_relu_c16", (5, 7, 8), _conv(1, 1, "valid", 16, "relu"), lo=0.0, hi=1.0),  # 4 blocks + 3
     Case("conv1x1_d8_relu6_c64", (3, 3, 8), _conv(1, 1, "valid", 64, "relu6"), lo=-0.2, hi=3.0),  # pairs + 1
-    Case("conv1x1_d8_relu_c4", (9, 8, 8), _conv(1, 1, "valid", 4, "relu"), lo=0.0, hi=1.0),  # 2 x 32 + 8
+    Case("conv1x1_d8_relu_c8", (9, 8, 8), _conv(1, 1, "valid", 8, "relu"), lo=0.0, hi=1.0),  # 4 x 16 + 8
     Case("conv1x1_d8_relu_c12", (4, 5, 8), _conv(1, 1, "valid", 12, "relu"), lo=0.0, hi=1.0),  # 64 % 12: not
     Case(
         "dw3x3_s1_same_relu6",

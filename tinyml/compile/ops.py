@@ -379,7 +379,7 @@ def _conv_layer(
         # blocks of three pixels (tinyml_mat3_s8) where the kernel takes them, else two (tinyml_mat2_s8)
         block = 3 if ic % 8 == 0 and oc % 2 == 0 else 2
         scratch = 2 * block * ic
-        if ic == 8 and (sh, sw) == (1, 1) and oc % 4 == 0 and 64 % oc == 0 and _relu_full(rq):
+        if ic == 8 and (sh, sw) == (1, 1) and oc % 8 == 0 and 64 % oc == 0 and _relu_full(rq):
             # DSP cores first run blocks of 128 / oc pixels (tinyml_thin_run_s8) on 32 B channel records, in
             # the scratch the channel table takes after them
             dsp_block, thin_scratch = 128 // oc, 32 * oc

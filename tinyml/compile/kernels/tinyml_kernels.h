@@ -168,7 +168,7 @@ int32_t tinyml_mat3_run_s8(const int8_t *x, int32_t blocks, int32_t depth, const
                         const tinyml_requant_t *q, void *scratch, int8_t *y);
 
 /* Thin layers, depth 8, stride 1: the first pixels of x (n of them, consecutive) in blocks of 128 / out_c, two
- * pixels' whole input in registers against every channel (out_c a multiple of 4 dividing 64; TINYML_FULL_RELU;
+ * pixels' whole input in registers against every channel (out_c a multiple of 8 dividing 64; TINYML_FULL_RELU;
  * DSP cores). Channels from the packed table pk (q->ch is not read). Returns the pixels done (0 where it does not
  * apply); scratch: 32 * out_c bytes (the channel records). */
 int32_t tinyml_thin_run_s8(const int8_t *x, int32_t n, int32_t depth, const int8_t *weights, int32_t out_c,

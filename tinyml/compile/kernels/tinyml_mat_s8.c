@@ -443,7 +443,7 @@ __attribute__((naked, noinline)) static void widen3(UNUSED const int8_t *xa, UNU
 
 /* Per output channel, 8 words in the order the loop reads them: the doubled bias, the weights widened and doubled
  * as int16 pairs (w0,w2), (w1,w3), (w4,w6), (w5,w7) (the lanes SXTB16 gives the input), M, radd, and rshift with
- * bit 8 set on the last channel of four that more channels follow (ASR reads only its low byte). (Depth 16 the
+ * bit 8 set on the last channel of eight that more channels follow (ASR reads only its low byte). (Depth 16 the
  * same way, two halves with the partial sums through the records, is 1.60 est. cycles/MAC against pw3x2's 1.76,
  * but its 56-byte records cost 1.2 KB more scratch at person_detect's layer 4, which moves --patch auto to a plan
  * with more bands: slower there.) */
@@ -463,8 +463,8 @@ typedef struct {
 
 /* Cortex-M4 cycles (CYCLES.md rules) per channel of a pair of pixels (16 MACs): LDM of the bias and two weight
  * words 4, 8 SMLAD (the first of pixel b adds the bias), LDM of two weight words 3, LDM of M and radd 3, LDR
- * rshift 2, two SMMLAR, ASR, SSAT 6, two STRB 2 = 28, plus the loop test (CMP, BHS: 4) per four channels: 1.81 per
- * MAC. The two pixels' 16 input values (8 words of int16 pairs: a in r2-r5, b in r6-r9) stay in registers for all
+ * rshift 2, two SMMLAR, ASR, SSAT 6, two STRB 2 = 28, plus the loop test (CMP, BHS: 4) per eight channels: 1.78
+ * per MAC. The two pixels' 16 input values (8 words of int16 pairs: a in r2-r5, b in r6-r9) stay in registers for all
  * channels; r1 streams the records, r0 the output; r10/lr accumulate pixels a/b, r11/r12 carry the loaded words.
  * Per pair of pixels 27 (loading and widening the input, the pair and block tests). Acts are not doubled: the
  * records' weights are. */
@@ -509,8 +509,8 @@ __attribute__((naked, noinline)) static void pw8x2_relu(UNUSED const pw8x2_args_
                      "sxtb16 r9, r8, ror #8\n\t"
                      "sxtb16 r8, r8\n\t"
                      "ldr    r1, [sp, #12]\n\t"
-                     "2:\n\t" PW8_CH PW8_CH PW8_CH PW8_CH
-                     "cmp    r11, #256\n\t"           /* another four channels? */
+                     "2:\n\t" PW8_CH PW8_CH PW8_CH PW8_CH PW8_CH PW8_CH PW8_CH PW8_CH
+                     "cmp    r11, #256\n\t"           /* another eight channels? */
                      "bhs    2b\n\t"
                      "ldr    r1, [sp]\n\t"            /* another pair of pixels in this block? */
                      "ldr    r3, [sp, #20]\n\t"
@@ -637,7 +637,7 @@ TINYML_KERNEL int32_t tinyml_thin_run_s8(const int8_t *x, int32_t n, int32_t dep
                                          int32_t out_c, const tinyml_chpack_t *pk, const tinyml_requant_t *q,
                                          void *scratch, int8_t *y) {
 #if defined(__ARM_FEATURE_DSP)
-    const int32_t k = depth == 8 && out_c > 0 && out_c % 4 == 0 && 64 % out_c == 0 ? 64 / out_c : 0;
+    const int32_t k = depth == 8 && out_c > 0 && out_c % 8 == 0 && 64 % out_c == 0 ? 64 / out_c : 0;
     if (k && n >= 2 * k && tinyml_rq_mode(q) == TINYML_FULL_RELU) {
         const int32_t blocks = n / (2 * k);
         int32_t *rec = (int32_t *)scratch;
@@ -652,7 +652,7 @@ TINYML_KERNEL int32_t tinyml_thin_run_s8(const int8_t *x, int32_t n, int32_t dep
             rec[4] = pack16(2 * w[9], 2 * w[11]);
             rec[5] = ch.mult;
             rec[6] = ch.radd;
-            rec[7] = ch.rshift | (c % 4 == 3 && c + 1 < out_c ? 256 : 0);
+            rec[7] = ch.rshift | (c % 8 == 7 && c + 1 < out_c ? 256 : 0);
         }
         const pw8x2_args_t a = {x, x + 16 * k * blocks, y, (const int32_t *)scratch, 8 * k, x + 8 * k};
         pw8x2_relu(&a);
