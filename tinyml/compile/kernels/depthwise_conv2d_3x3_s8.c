@@ -171,10 +171,11 @@ typedef struct {
  *   out2 += P2 . (w0, w1) + P4.lo w2      out3 += P2.hi w0 + P4 . (w1, w2)
  * Cortex-M4 cycles (CYCLES.md rules): 5 loads back to back 6 (the post-increment's writeback does not stall the
  * next load), 3 SXTB16, 8 MACs = 17 for 12 MACs (row 0: the bias load, one more). */
-#define DWQ_ROW(X, W, ROT, B, A0, A1, A2, A3)    \
-    "ldr    r8, [" X "], #8\n\t"                 \
-    "ldr    r9, [" X ", #-4]\n\t"                \
-    "ldr    r10, [" X "]\n\t"                    \
+#define DWQ_ROW(X, W, ROT, B, A0, A1, A2, A3) DWQ_ROW_AT("[" X "], #8", "[" X ", #-4]", "[" X "]", W, ROT, B, A0, A1, A2, A3)
+#define DWQ_ROW_AT(M0, M2, M4, W, ROT, B, A0, A1, A2, A3) \
+    "ldr    r8, " M0 "\n\t"                      \
+    "ldr    r9, " M2 "\n\t"                      \
+    "ldr    r10, " M4 "\n\t"                     \
     "ldr    r11, [r3, #" W "]\n\t"               \
     "ldr    r12, [r3, #" W " + 4]\n\t"           \
     B                                            \
@@ -200,6 +201,15 @@ typedef struct {
 #define DWQ_RQ(A)                                \
     "asr    " A ", " A ", r9\n\t"                \
     "ssat   " A ", #8, " A "\n\t"
+/* The four accumulators requantized (SMMLAR by M plus radd, >> rshift, saturate); r12 = out + 2 in_c. */
+#define DWQ_REQUANT4                             \
+    DWQ_PARAMS                                   \
+    "smmlar r4, r4, r8, r10\n\t"                 \
+    "smmlar r5, r5, r8, r10\n\t"                 \
+    "smmlar r6, r6, r8, r10\n\t"                 \
+    "smmlar r7, r7, r8, r10\n\t"                 \
+    "add    r12, lr, r11, lsl #1\n\t"            \
+    DWQ_RQ("r4") DWQ_RQ("r5") DWQ_RQ("r6") DWQ_RQ("r7")
 /* A channel's quads: per quad the rows 52, requantization 24 (4 parameter loads 5, 4 SMMLAR, the output
  * pointer 1, ASR and SSAT 8, 4 STRB 5: the second's register offset pipelines after the loop's load, advance 1)
  * and the loop 5 (the end from the frame 2, CMP, the taken branch): 81 cycles for 36 MACs, 2.25 cycles/MAC. */
@@ -208,13 +218,7 @@ typedef struct {
     DWQ_ROW("r0", "16", ROT, DW_BIAS, "r7", "r7", "r7", "r7")         \
     DWQ_ROW("r1", "24", ROT, "", "r4", "r5", "r6", "r7")              \
     DWQ_ROW("r2", "32", ROT, "", "r4", "r5", "r6", "r7")              \
-    DWQ_PARAMS                                                        \
-    "smmlar r4, r4, r8, r10\n\t"                                      \
-    "smmlar r5, r5, r8, r10\n\t"                                      \
-    "smmlar r6, r6, r8, r10\n\t"                                      \
-    "smmlar r7, r7, r8, r10\n\t"                                      \
-    "add    r12, lr, r11, lsl #1\n\t"                                 \
-    DWQ_RQ("r4") DWQ_RQ("r5") DWQ_RQ("r6") DWQ_RQ("r7")               \
+    DWQ_REQUANT4                                                      \
     "strb   r4, [lr]\n\t"                                             \
     "ldr    r8, [sp, #4]\n\t"                                         \
     "strb   r5, [lr, r11]\n\t"                                        \
@@ -241,6 +245,16 @@ typedef struct {
     "ldr    r2, [r0, #8]\n\t"                    \
     "ldr    r1, [r0, #4]\n\t"                    \
     "ldr    r0, [r0]\n\t"
+/* To the next channel pair (row pointers cps bytes on), back to 1 while pairs are left: 11 cycles. */
+#define DW_NEXT_PAIR                             \
+    "ldr    r8, [sp, #24]\n\t"                   \
+    "ldr    r10, [sp, #20]\n\t"                  \
+    "add    r0, r0, r8\n\t"                      \
+    "add    r1, r1, r8\n\t"                      \
+    "add    r2, r2, r8\n\t"                      \
+    "subs   r10, r10, #1\n\t"                    \
+    "str    r10, [sp, #20]\n\t"                  \
+    "bne    1b\n\t"
 #define DW_ROW_EXIT                              \
     "add    sp, sp, #28\n\t"                     \
     "pop    {r4-r11, pc}\n\t"
@@ -268,9 +282,10 @@ __attribute__((naked, noinline)) static void dw_quads_relu(__attribute__((unused
 }
 
 /* One window row of two output pixels of one channel (X unchanged): pair words P0, P2 of columns 2q..2q+3. */
-#define DWP_ROW(X, W, ROT, B, A0, A1)            \
-    "ldr    r8, [" X "]\n\t"                     \
-    "ldr    r9, [" X ", #4]\n\t"                 \
+#define DWP_ROW(X, W, ROT, B, A0, A1) DWP_ROW_AT("[" X "]", "[" X ", #4]", W, ROT, B, A0, A1)
+#define DWP_ROW_AT(M0, M2, W, ROT, B, A0, A1)    \
+    "ldr    r8, " M0 "\n\t"                      \
+    "ldr    r9, " M2 "\n\t"                      \
     "ldr    r11, [r3, #" W "]\n\t"               \
     "ldr    r12, [r3, #" W " + 4]\n\t"           \
     B                                            \
@@ -301,58 +316,102 @@ __attribute__((naked, noinline)) static void dw_pair_relu(__attribute__((unused)
         "1:\n\t"
         DWP_CHANNEL("")
         DWP_CHANNEL(", ror #8")
-        "ldr    r8, [sp, #24]\n\t"
-        "ldr    r10, [sp, #20]\n\t"
-        "add    r0, r0, r8\n\t"
-        "add    r1, r1, r8\n\t"
-        "add    r2, r2, r8\n\t"
-        "subs   r10, r10, #1\n\t"
-        "str    r10, [sp, #20]\n\t"
-        "bne    1b\n\t"
+        DW_NEXT_PAIR
         DW_ROW_EXIT);
 }
+
+/* A row of exactly six pixels (6x6 maps): per channel one quad and one pair from the same row pointers, with no
+ * loop and no pointers to move back: per channel 76 + 49 + 2 cycles, per channel pair 11 more (dw_quads_relu then
+ * dw_pair_relu: 81 + 14 + 49 + 5 and two calls). */
+#define DW6_CHANNEL(ROT)                                                                                     \
+    DWQ_ROW_AT("[r0]", "[r0, #4]", "[r0, #8]", "16", ROT, DW_BIAS, "r7", "r7", "r7", "r7")                   \
+    DWQ_ROW_AT("[r1]", "[r1, #4]", "[r1, #8]", "24", ROT, "", "r4", "r5", "r6", "r7")                        \
+    DWQ_ROW_AT("[r2]", "[r2, #4]", "[r2, #8]", "32", ROT, "", "r4", "r5", "r6", "r7")                        \
+    DWQ_REQUANT4                                                                                             \
+    "strb   r4, [lr]\n\t"                                                                                    \
+    "strb   r5, [lr, r11]\n\t"                                                                               \
+    "strb   r6, [r12]\n\t"                                                                                   \
+    "strb   r7, [r12, r11]\n\t"                                                                              \
+    DWP_ROW_AT("[r0, #8]", "[r0, #12]", "16", ROT, DW_BIAS, "r7", "r7")                                      \
+    DWP_ROW_AT("[r1, #8]", "[r1, #12]", "24", ROT, "", "r4", "r5")                                           \
+    DWP_ROW_AT("[r2, #8]", "[r2, #12]", "32", ROT, "", "r4", "r5")                                           \
+    DWQ_PARAMS                                                                                               \
+    "smmlar r4, r4, r8, r10\n\t"                                                                             \
+    "smmlar r5, r5, r8, r10\n\t"                                                                             \
+    "add    r12, lr, r11, lsl #2\n\t"                                                                        \
+    DWQ_RQ("r4") DWQ_RQ("r5")                                                                                \
+    "strb   r4, [r12]\n\t"                                                                                   \
+    "strb   r5, [r12, r11]\n\t"                                                                              \
+    "add    lr, lr, #1\n\t"                                                                                  \
+    "add    r3, r3, #40\n\t"
+__attribute__((naked, noinline)) static void dw_six_relu(__attribute__((unused)) const dw_row_args_t *a) {
+    __asm__ volatile(
+        DW_ROW_ENTRY
+        "1:\n\t"
+        DW6_CHANNEL("")
+        DW6_CHANNEL(", ror #8")
+        DW_NEXT_PAIR
+        DW_ROW_EXIT);
+}
+#undef DW6_CHANNEL
 #undef DWP_CHANNEL
+#undef DWP_ROW_AT
 #undef DWP_ROW
+#undef DWQ_ROW_AT
 #undef DW_ROW_EXIT
+#undef DW_NEXT_PAIR
 #undef DW_ROW_ENTRY
 #undef DWQ_CHANNEL
+#undef DWQ_REQUANT4
 #undef DWQ_RQ
 #undef DWQ_PARAMS
 #undef DW_BIAS
 #undef DWQ_ROW
 
-/* The records from the packed flash form (18 bytes a channel in flash, 40 in scratch while the layer runs). */
+/* Low halves of a and b (PKHBT), high halves (PKHTB): one instruction each (GCC does not always find them). */
+static inline uint32_t pack_lo(uint32_t a, uint32_t b) {
+    uint32_t r;
+    __asm__("pkhbt  %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+static inline uint32_t pack_hi(uint32_t a, uint32_t b) {
+    uint32_t r;
+    __asm__("pkhtb  %0, %2, %1, asr #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+
+/* The records from the packed flash form (18 bytes a channel in flash, 40 in scratch while the layer runs): the
+ * channel table as tinyml_unpack_channels makes it, then per row of taps a, b, c of four channels the doubled
+ * int16 pairs (a, b), (b, c) of each. */
 static const dw_ch_t *unpack_records(const depthwise_conv2d_params_t *p, dw_ch_t *ch) {
     const int32_t c = p->in_c;
+    const uint32_t zp = (uint32_t)p->q.out_zp;
+    for (int32_t j = 0; j < c; ++j) {
+        const int32_t b = p->pack.bm[2 * j], m = p->pack.bm[2 * j + 1], k = p->pack.rshift[j];
+        dw_ch_t *r = &ch[j];
+        r->bias = m ? b : 0; /* a constant channel (M = 0): t = 0, output radd >> 1 */
+        r->mult = m;
+        r->rshift = m ? k : 1;
+        r->radd = m ? (int32_t)((1u << (k - 1)) + zp * (1u << k)) : b;
+    }
     for (int32_t c0 = 0; c0 < c; c0 += 4) {
-        tinyml_channel_t t[4];
-        const tinyml_chpack_t pk = {p->pack.bm + 2 * c0, p->pack.rshift + c0};
-        tinyml_unpack_channels(&pk, 4, p->q.out_zp, t);
-        for (int32_t j = 0; j < 4; ++j) {
-            dw_ch_t *r = &ch[c0 + j];
-            r->bias = t[j].bias;
-            r->mult = t[j].mult;
-            r->rshift = t[j].rshift;
-            r->radd = t[j].radd;
-        }
         const int8_t *w = p->weights + c0;
-        for (int32_t ky = 0; ky < 3; ++ky, w += 3 * c) { /* taps a, b, c of four channels, doubled int16 lanes */
+        dw_ch_t *r = &ch[c0];
+        for (int32_t ky = 0; ky < 3; ++ky, w += 3 * c) {
             const int32_t t0 = tinyml_load32(w), t1 = tinyml_load32(w + c), t2 = tinyml_load32(w + 2 * c);
-            const uint32_t ae = (uint32_t)__sadd16(__sxtb16(t0), __sxtb16(t0));
-            const uint32_t be = (uint32_t)__sadd16(__sxtb16(t1), __sxtb16(t1));
-            const uint32_t ce = (uint32_t)__sadd16(__sxtb16(t2), __sxtb16(t2));
-            const uint32_t ao = (uint32_t)__sadd16(tinyml_sxtb16_hi(t0), tinyml_sxtb16_hi(t0));
-            const uint32_t bo = (uint32_t)__sadd16(tinyml_sxtb16_hi(t1), tinyml_sxtb16_hi(t1));
-            const uint32_t co = (uint32_t)__sadd16(tinyml_sxtb16_hi(t2), tinyml_sxtb16_hi(t2));
-            dw_ch_t *r = &ch[c0];
-            r[0].w[ky][0] = (int32_t)((ae & 0xFFFFu) | be << 16); /* channel 0: lanes 0; 2: lanes 1 */
-            r[0].w[ky][1] = (int32_t)((be & 0xFFFFu) | ce << 16);
-            r[2].w[ky][0] = (int32_t)(ae >> 16 | (be & 0xFFFF0000u));
-            r[2].w[ky][1] = (int32_t)(be >> 16 | (ce & 0xFFFF0000u));
-            r[1].w[ky][0] = (int32_t)((ao & 0xFFFFu) | bo << 16); /* channels 1 and 3 */
-            r[1].w[ky][1] = (int32_t)((bo & 0xFFFFu) | co << 16);
-            r[3].w[ky][0] = (int32_t)(ao >> 16 | (bo & 0xFFFF0000u));
-            r[3].w[ky][1] = (int32_t)(bo >> 16 | (co & 0xFFFF0000u));
+            const int32_t e0 = __sxtb16(t0), e1 = __sxtb16(t1), e2 = __sxtb16(t2);
+            const int32_t o0 = tinyml_sxtb16_hi(t0), o1 = tinyml_sxtb16_hi(t1), o2 = tinyml_sxtb16_hi(t2);
+            const uint32_t ae = (uint32_t)__sadd16(e0, e0), be = (uint32_t)__sadd16(e1, e1);
+            const uint32_t ce = (uint32_t)__sadd16(e2, e2), ao = (uint32_t)__sadd16(o0, o0);
+            const uint32_t bo = (uint32_t)__sadd16(o1, o1), co = (uint32_t)__sadd16(o2, o2);
+            r[0].w[ky][0] = (int32_t)pack_lo(ae, be); /* channel 0: the lanes 0 of SXTB16; 2: lanes 1 */
+            r[0].w[ky][1] = (int32_t)pack_lo(be, ce);
+            r[2].w[ky][0] = (int32_t)pack_hi(ae, be);
+            r[2].w[ky][1] = (int32_t)pack_hi(be, ce);
+            r[1].w[ky][0] = (int32_t)pack_lo(ao, bo); /* channels 1 and 3: SXTB16 ROR #8 */
+            r[1].w[ky][1] = (int32_t)pack_lo(bo, co);
+            r[3].w[ky][0] = (int32_t)pack_hi(ao, bo);
+            r[3].w[ky][1] = (int32_t)pack_hi(bo, co);
         }
     }
     return ch;
@@ -469,6 +528,10 @@ static void window_s1(const depthwise_conv2d_params_t *p, const int8_t *input, i
         }
         const int8_t *x0 = win + oy % 3 * ss, *x1 = win + (oy + 1) % 3 * ss, *x2 = win + (oy + 2) % 3 * ss;
         dw_row_args_t a = {x0, x1, x2, ch, output, c, x0 + 8 * nq, 8 * nq, 4 * nq * c - 1, 0, c / 2, cps};
+        if (ow == 6) {
+            dw_six_relu(&a);
+            continue;
+        }
         if (nq > 0) {
             dw_quads_relu(&a);
         }
