@@ -107,6 +107,8 @@ CASES: tuple[Case, ...] = (
     Case("conv1x1_d8_relu6_c64", (3, 3, 8), _conv(1, 1, "valid", 64, "relu6"), lo=-0.2, hi=3.0),  # pairs + 1
     Case("conv1x1_d8_relu_c8", (9, 8, 8), _conv(1, 1, "valid", 8, "relu"), lo=0.0, hi=1.0),  # 4 x 16 + 8
     Case("conv1x1_d8_relu_c12", (4, 5, 8), _conv(1, 1, "valid", 12, "relu"), lo=0.0, hi=1.0),  # 64 % 12: not
+    # depth 16 and 32 with ReLU: pw3x2_relu4 / pw3x2_relu8 (no entry jump), three pixels at a time and a pair
+    Case("conv1x1_d16_relu_c6", (4, 5, 16), _conv(1, 1, "valid", 6, "relu"), lo=0.0, hi=1.0),
     Case(
         "dw3x3_s1_same_relu6",
         (12, 10, 6),
