@@ -119,11 +119,12 @@ CASES: tuple[Case, ...] = (
     ),
     Case("dw3x3_s2_same_odd", (13, 11, 5), _dw(3, 2, "same"), lo=0.0, hi=1.0),
     Case("dw3x3_relu_c10", (7, 6, 10), _dw(3, 1, "same", act="relu"), lo=0.0, hi=1.0),  # border patches
-    # stride 1, in_c % 4 == 0, ReLU: width 7, a quad, a pair and an odd pixel (window_s1)
+    # stride 1, in_c % 4 == 0, ReLU: width 7, a quad and three pixels through a quad into scratch (window_s1)
     Case("dw3x3_relu_c12_pairs", (6, 7, 12), _dw(3, 1, "same", act="relu"), lo=0.0, hi=1.0),
-    # stride 1, in_c % 4 == 0, ReLU: the window path (window_s1): quads of pixels, a pair, an odd last pixel
+    # the window path (window_s1): rows of 6 and 3 or 4 (one quad a channel), 1, 8 and 3
     Case("dw3x3_relu_w6_c16", (5, 6, 16), _dw(3, 1, "same", act="relu"), lo=-0.5, hi=1.0),
     Case("dw3x3_relu_w3_c4", (3, 3, 4), _dw(3, 1, "same", act="relu"), lo=-0.3, hi=1.0),
+    Case("dw3x3_relu_w4_c8", (5, 4, 8), _dw(3, 1, "same", act="relu"), lo=-0.1, hi=1.0),
     Case("dw3x3_relu_w1_c8", (4, 1, 8), _dw(3, 1, "same", act="relu"), lo=0.0, hi=1.0),
     Case("dw3x3_valid_relu_c20", (9, 10, 20), _dw(3, 1, "valid", act="relu"), lo=-0.2, hi=1.0),
     Case("dw3x3_valid_relu_w5_c4", (4, 5, 4), _dw(3, 1, "valid", act="relu"), lo=0.0, hi=1.0),

@@ -320,10 +320,10 @@ __attribute__((naked, noinline)) static void dw_pair_relu(__attribute__((unused)
         DW_ROW_EXIT);
 }
 
-/* A row of exactly six pixels (6x6 maps): per channel one quad and one pair from the same row pointers, with no
- * loop and no pointers to move back: per channel 76 + 49 + 2 cycles, per channel pair 11 more (dw_quads_relu then
- * dw_pair_relu: 81 + 14 + 49 + 5 and two calls). */
-#define DW6_CHANNEL(ROT)                                                                                     \
+/* Rows of exactly four or six pixels (the small maps; three through tmp): per channel one quad, for six a pair
+ * after it from the same row pointers, with no loop and no pointers to move back. Per channel 76 (+ 49 for the
+ * pair) + 2 cycles, per channel pair 11 more (dw_quads_relu: 81 + 14 a channel, dw_pair_relu 49 + 5). */
+#define DW_QUAD_ONCE(ROT)                                                                                    \
     DWQ_ROW_AT("[r0]", "[r0, #4]", "[r0, #8]", "16", ROT, DW_BIAS, "r7", "r7", "r7", "r7")                   \
     DWQ_ROW_AT("[r1]", "[r1, #4]", "[r1, #8]", "24", ROT, "", "r4", "r5", "r6", "r7")                        \
     DWQ_ROW_AT("[r2]", "[r2, #4]", "[r2, #8]", "32", ROT, "", "r4", "r5", "r6", "r7")                        \
@@ -331,7 +331,8 @@ __attribute__((naked, noinline)) static void dw_pair_relu(__attribute__((unused)
     "strb   r4, [lr]\n\t"                                                                                    \
     "strb   r5, [lr, r11]\n\t"                                                                               \
     "strb   r6, [r12]\n\t"                                                                                   \
-    "strb   r7, [r12, r11]\n\t"                                                                              \
+    "strb   r7, [r12, r11]\n\t"
+#define DW_PAIR_AFTER(ROT)                                                                                   \
     DWP_ROW_AT("[r0, #8]", "[r0, #12]", "16", ROT, DW_BIAS, "r7", "r7")                                      \
     DWP_ROW_AT("[r1, #8]", "[r1, #12]", "24", ROT, "", "r4", "r5")                                           \
     DWP_ROW_AT("[r2, #8]", "[r2, #12]", "32", ROT, "", "r4", "r5")                                           \
@@ -341,19 +342,31 @@ __attribute__((naked, noinline)) static void dw_pair_relu(__attribute__((unused)
     "add    r12, lr, r11, lsl #2\n\t"                                                                        \
     DWQ_RQ("r4") DWQ_RQ("r5")                                                                                \
     "strb   r4, [r12]\n\t"                                                                                   \
-    "strb   r5, [r12, r11]\n\t"                                                                              \
-    "add    lr, lr, #1\n\t"                                                                                  \
+    "strb   r5, [r12, r11]\n\t"
+#define DW_NEXT_CHANNEL                          \
+    "add    lr, lr, #1\n\t"                      \
     "add    r3, r3, #40\n\t"
 __attribute__((naked, noinline)) static void dw_six_relu(__attribute__((unused)) const dw_row_args_t *a) {
     __asm__ volatile(
         DW_ROW_ENTRY
         "1:\n\t"
-        DW6_CHANNEL("")
-        DW6_CHANNEL(", ror #8")
+        DW_QUAD_ONCE("") DW_PAIR_AFTER("") DW_NEXT_CHANNEL
+        DW_QUAD_ONCE(", ror #8") DW_PAIR_AFTER(", ror #8") DW_NEXT_CHANNEL
         DW_NEXT_PAIR
         DW_ROW_EXIT);
 }
-#undef DW6_CHANNEL
+__attribute__((naked, noinline)) static void dw_four_relu(__attribute__((unused)) const dw_row_args_t *a) {
+    __asm__ volatile(
+        DW_ROW_ENTRY
+        "1:\n\t"
+        DW_QUAD_ONCE("") DW_NEXT_CHANNEL
+        DW_QUAD_ONCE(", ror #8") DW_NEXT_CHANNEL
+        DW_NEXT_PAIR
+        DW_ROW_EXIT);
+}
+#undef DW_NEXT_CHANNEL
+#undef DW_PAIR_AFTER
+#undef DW_QUAD_ONCE
 #undef DWP_CHANNEL
 #undef DWP_ROW_AT
 #undef DWP_ROW
@@ -528,8 +541,12 @@ static void window_s1(const depthwise_conv2d_params_t *p, const int8_t *input, i
         }
         const int8_t *x0 = win + oy % 3 * ss, *x1 = win + (oy + 1) % 3 * ss, *x2 = win + (oy + 2) % 3 * ss;
         dw_row_args_t a = {x0, x1, x2, ch, output, c, x0 + 8 * nq, 8 * nq, 4 * nq * c - 1, 0, c / 2, cps};
-        if (ow == 6) {
-            dw_six_relu(&a);
+        if (ow == 6 || ow == 4 || ow == 3) { /* one quad per channel, and a pair (six), three through tmp */
+            a.out = ow == 3 ? tmp : output;
+            (ow == 6 ? dw_six_relu : dw_four_relu)(&a);
+            if (ow == 3) {
+                memcpy(output, tmp, (size_t)(3 * c));
+            }
             continue;
         }
         if (nq > 0) {
