@@ -541,8 +541,9 @@ def depthwise_conv2d(ctx: OpContext, reference: bool = False) -> Layer:
             # of three rows of (out_w + 1) // 2 + 1 column pairs (window_s1)
             scratch = max(scratch, 45 * ic + 6 * ((ow + 1) // 2 + 1) * ic)
         params_q = tuple((k, 0 if k == "ch" else v) for k, v in rq.params)
-        # stride 1: interior pixels go in pairs (dw_pairs_relu writes a pair's outputs group by group)
-        gap = inplace_gap((ih, iw), ic, (oh, ow), oc, (kh, kw), (sh, sw), (pt, pl), 2 if sw == 1 else 1)
+        # pixels in order (window_s1 writes an output row once the input rows up to the next one are in its
+        # window: that needs less)
+        gap = inplace_gap((ih, iw), ic, (oh, ow), oc, (kh, kw), (sh, sw), (pt, pl), 1)
         consts = (weights, *_channel_pack(rq))
     else:
         kernel = "depthwise_conv2d_s8"

@@ -1,12 +1,14 @@
 /* DEPTHWISE_CONV_2D 3x3, depth multiplier 1, no dilation, any stride and padding.
- * Channels go in groups of four (tinyml_dw_group_t: biases, requantization, doubled int16 weights, so the
- * accumulators come out as the 2 * acc the fast requantization takes), built in scratch when the layer starts
- * from the 18 bytes a channel kept in flash. On DSP cores an interior pixel runs each group in one block of
- * 105 instructions for 36 MACs (SXTB16 splits an input word into lanes 0,2 and 1,3; SMLABB/SMLATT multiply
- * them by the weights), stride-1 runs in pairs of pixels (dw_pairs_relu); border pixels read taps in the padding
- * from a row of in_zp bytes in scratch (ReLU with out_zp -128: through a table of 9 tap pointers, border_full).
- * Pixels are processed in order (pairs: both pixels' outputs group by group), so the output may overlap the input
- * as far as the planner allows. Needs the fast requantization (the compiler checks). */
+ * Stride 1 with ReLU (out_zp -128) and in_c % 4 == 0 on DSP cores: window_s1, a window of three input rows in a
+ * pixel-pair interleaved layout so that SMLAD takes two horizontally adjacent taps of a channel (below).
+ * Otherwise channels go in groups of four (tinyml_dw_group_t: biases, requantization, doubled int16 weights, so
+ * the accumulators come out as the 2 * acc the fast requantization takes), built in scratch when the layer
+ * starts from the 18 bytes a channel kept in flash. On DSP cores an interior pixel runs each group in one block
+ * of 105 instructions for 36 MACs (SXTB16 splits an input word into lanes 0,2 and 1,3; SMLABB/SMLATT multiply
+ * them by the weights); border pixels read taps in the padding from a row of in_zp bytes in scratch (ReLU with
+ * out_zp -128: through a table of 9 tap pointers, border_full). Pixels (window_s1: output rows) are processed in
+ * order, so the output may overlap the input as far as the planner allows. Needs the fast requantization (the
+ * compiler checks). */
 #include "tinyml_kernels.h"
 
 static const int32_t lane[4] = {0, 2, 1, 3};
@@ -159,7 +161,7 @@ typedef struct {
     const int8_t *x0_end;       /* [sp, #4]  x0 after a channel's quads (dw_quads_relu) */
     int32_t back;               /* [sp, #8]  bytes the row pointers move in a channel's quads */
     int32_t out_back;           /* [sp, #12] bytes out moves in a channel's quads, less the next channel's 1 */
-    int32_t unused;             /* [sp, #16] */
+    int32_t unused;             /* [sp, #16] (keeps the frame a multiple of 8 bytes) */
     int32_t cp_left;            /* [sp, #20] channel pairs left */
     int32_t cps;                /* [sp, #24] bytes between channel pairs of the window */
 } dw_row_args_t;
