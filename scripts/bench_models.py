@@ -79,88 +79,128 @@ FLOORS_TEXT = """\
 counted from their instructions (every load pipelined as the code allows; no call, loop or border
 overhead):
 
-- pointwise 1x1 (`pw3x2_relu64`, and im2col through it): a group of 4 depth values x 2 output channels x 3
-  pixels is 24 MACs in 27 cycles: 8 words loaded in 11 (four `LDR`s back to back 2+1+1+1, two `LDRD` 3
-  each), 4 `SXTB16` (the weights), 12 `SMLAD`; that is 0.33 loads, 0.17 `SXTB16` and 0.5 `SMLAD` per
-  MAC, 1.125 cycles/MAC. Per pair of channels 60 more (biases, the entry jump, six requantized stores:
-  `SMMLAR`, `ASR`, `SSAT`, `STRB`, their parameters), and per block of 3 pixels the widening of the
-  activations (`widen3`: 27 cycles per group, shared by all channels): floor = (27 x depth/4 + 60) /
-  (6 x depth) + 27 x depth/4 / (3 x depth x out_c), 1.22 at 128 -> 128, 2.52 at 8 -> 16. All 14 registers
-  are taken (6 accumulators, 4 weight halves, 2 activation words, 2 pointers), so no bigger block fits.
-- depthwise 3x3, stride 1 (`dw_pairs_relu`, interior pixels in pairs): per window row and pass (2 channels
-  of 2 pixels) the 4 input columns serve both pixels: 7 loads in 9 cycles, 4 `SXTB16`, 12 single MACs
-  (`SMLABB`/`SMLATT`), 2 address adds = 27 for 12 MACs; per pass biases 5 and 4 requantized stores 25
-  (parameters shared by both pixels); group loop 9: 231 cycles per 72 MACs = 3.21 cycles/MAC.
+- pointwise 1x1 (`pw3x2_relu64`, `pw3x2_relu`; `pw3x2_relu4` / `pw3x2_relu8` for exactly 4 or 8 groups): a
+  group of 4 depth values x 2 output channels x 3 pixels is 24 MACs in 27 cycles: 8 words loaded in 11 (four
+  `LDR`s back to back 2+1+1+1, two `LDRD` 3 each), 4 `SXTB16` (the weights), 12 `SMLAD`: 1.125 cycles/MAC.
+  Per pair of channels 51 more (48 with 4 or 8 groups: no computed entry jump): biases 3, entry jump 5, six
+  requantizations (`SMMLAR`, `ASR`, `SSAT`) 18 with their parameters 7, pointers through the frame 8, six
+  `STRB` 6, end test 4; per block of 3 pixels the widening of the activations (`widen3`: 27 cycles per group,
+  shared by all channels): floor = (27 x depth/4 + 51) / (6 x depth) + 27 x depth/4 / (3 x depth x out_c):
+  1.21 at 128 -> 128, 1.29 at 64 -> 64, 1.45 at 32 -> 32, 1.70 at 16 -> 32. All 14 registers are taken (6
+  accumulators, 4 weight halves, 2 activation words, 2 pointers).
+- pointwise, depth 8 (`pw8x2_relu`; out_c a multiple of 8 dividing 64, ReLU with out_zp -128): two pixels'
+  16 input values stay in registers as 8 int16-pair words and each output channel streams past them as one
+  8-word record (doubled bias, weights widened and doubled, M, radd, rshift): per channel of two pixels (16
+  MACs) `LDM` bias + 2 weight words 4, 8 `SMLAD`, `LDM` 2 weight words 3, `LDM` M and radd 3, `LDR` rshift 2,
+  two `SMMLAR`, `ASR`, `SSAT` 6, two `STRB` 2 = 28, loop test 4 per 8 channels; per pair of pixels 27 (load
+  and widen the input): 28.5/16 + 27/(16 x out_c) = 1.89 at 8 -> 16.
+- depthwise 3x3, stride 1 (`window_s1`, ReLU with out_zp -128, in_c % 4 == 0): the three input rows an
+  output row needs are converted once into a window in scratch, pixel-pair interleaved (the word of channels
+  c, c+1 of pixels p, p+1 is [p.c, p.c+1, p+1.c, p+1.c+1]), so `SXTB16` / `SXTB16 ROR #8` give two
+  horizontally adjacent taps of one channel and `SMLAD` takes both; padding columns and rows hold in_zp, so
+  every pixel is interior. Per window row of a four-pixel pass of one channel (`dw_quads_relu`): 5 loads back
+  to back 6 (3 pair words, weight words (w0,w1), (w1,w2)), 3 `SXTB16`, 8 MAC instructions = 17 cycles for 12
+  MACs; per pass 3 rows + bias 52, requantization 24 (parameters 5, 4 `SMMLAR`, `ASR` + `SSAT` 8, 4 `STRB` 5,
+  pointers 2), loop 5 = 81 cycles per 36 MACs (2.25), 14 more a channel; converting each input row once
+  (`PKHBT`/`PKHTB`, 18 cycles per 16 bytes) 0.125: floor = (81 nq + 14) / (36 nq) + 0.125 with nq = out_w/4:
+  2.41 at width 48, 2.44 at 24, 2.51 at 12; rows of 6 (`dw_six_relu`: a four- and a two-pixel pass) 2.60, of
+  3 (`dw_four_relu`: one pass, a lane unused) 3.24.
   Stride 2 (`interior_full`, one pixel): per tap of 4 channels 3 `LDR`s (4 cycles), 2 `SXTB16`, 4 single
-  MACs = 10 cycles for 4 MACs; per output 8 (3 parameter loads, `SMMLAR`, `ASR`, `SSAT`, `STRB`) over 9
-  MACs; biases 4 per group: 126 cycles per 36 MACs = 3.50. Border pixels run one at a time and read each tap
-  through a table of 9 pointers (the padding reads a row of in_zp): 12 cycles a tap of 4 channels, not 10
-  (small maps are mostly border).
-- first layer, grayscale (`conv2d_3x3_1ch_s8`): per output channel 10 words in runs of `LDR`s (13
-  cycles), 6 `SMLAD` (x3 meets a zero weight), requantize and store 4, loop 4: 27 cycles per 9 MACs =
-  3.0 cycles/MAC. The im2col first layer (RGB, `conv2d_im2col_s8`) runs the pointwise engine on its
-  27-value patches padded to 28 (to 32 unless ReLU with out_zp -128) plus the gathering.
+  MACs (`SMLABB`/`SMLATT`) = 10 cycles for 4 MACs; per output 8 (3 parameter loads, `SMMLAR`, `ASR`,
+  `SSAT`, `STRB`) over 9 MACs; biases 4 per group: 126 cycles per 36 MACs = 3.50. Its border pixels read each
+  tap through a table of 9 pointers: 12 cycles a tap of 4 channels.
+- first layer (`tinyml_first5_relu` / `tinyml_first14_relu`: the engine of `conv2d_3x3_1ch_s8`, grayscale,
+  and of `conv2d_im2col_s8`'s 3x3 RGB path): each pixel's patch is widened once into K words of int16 pairs
+  (K = 5 grayscale, 14 RGB) shared by all output channels; a pass of 3 pixels x 2 channels costs per word 3
+  activation and 2 weight `LDR`s back to back 6 and 6 `SMLAD` (12 cycles for 12 MAC slots), per pass 42 more
+  (parameters 10, pointers 2, 6 x `SMMLAR`/`ASR`/`SSAT` 18, 6 `STRB`, loop 4); widening a pixel 21 cycles
+  (grayscale) / 47 (RGB), per block of 3 pixels 12: with 8 output channels 2.24 cycles/MAC grayscale, 1.53
+  RGB.
 """
 
 
 GAP_TEXT = """\
 ## What is left, and what would close it
 
-Even with every kernel at its design floor the models stay well above 1.20 cycles/MAC (the line above each
-class table), so the targets need new loop designs, not tuning:
+Even with every kernel at its design floor the models stay above 1.20 cycles/MAC (the line above each class
+table): the pointwise layers alone, at 1.31 cycles/MAC and 1.21 at their deepest, hold 73% of the cycles, so
+the targets need a pointwise loop below 1.125, not tuning:
 
 - **Pointwise below its 1.125 floor.** Per MAC the block loads 0.33 words, widens 0.17 weight words
   (`SXTB16`) and issues 0.5 `SMLAD`. Fewer loads per MAC need a bigger register block (4 pixels x 2
-  channels needs 8 accumulators, 4 weight halves, 2 activations and 2 pointers: 16 of 14 registers);
-  dropping the weight `SXTB16` needs int16 weights in flash, about +200 KB (over the +10% flash bound). The
-  per-pair cost (60 cycles: 0.63 cycles/MAC at depth 16, 1.25 at depth 8) makes the thin early layers the
-  worst; a thin-layer kernel holding the whole widened input of a pixel in registers and streaming the
-  weights would cut it.
-- **Depthwise from 3.3-3.5 towards 1.5.** Single 16x16 MACs (`SMLABB`/`SMLATT`) cost one cycle per MAC
-  before any load; `SMLAD` (2 MACs) needs two taps of one channel in one word, which the
-  channel-interleaved (NHWC) input does not give without a `PKHBT` per pair; that only pays when a packed
-  pair serves several output pixels (stride-1 rows sharing columns), or if the producing pointwise layer
-  wrote a pixel-pair-interleaved layout for it. Border pixels (the 6x6 and 3x3 maps are mostly border) run
-  one at a time with a tap-pointer load per tap: those layers are the furthest above the floor in the tables.
-- **First layer.** Grayscale 3x3 (one input channel): 27 cycles per 9 MACs, of which 13 are loading its
-  weights, bias and requantization parameters, which no other pixel shares in registers. RGB im2col: the
-  pointwise engine on 27-value patches padded to 28 (with 8 output channels its per-pair and widening costs
-  weigh most), plus the gathering.
+  channels: 8 accumulators, 4 weight halves, 2 activations and 2 pointers are 16 of the 14 registers);
+  dropping the weight `SXTB16` needs int16 weights in flash, about +200 KB (over the +10% flash bound).
+  The thin layers' per-pair cost is gone at depth 8 (`pw8x2_relu`); at depth 16 a two-half variant reached
+  1.60 cycles/MAC but needs 1.2 KB more scratch where person_detect's `--patch auto` arena peaks.
+- **Depthwise stride 2** (4.1-5.4 cycles/MAC, about 0.66 M cycles a model): the pixel-pair window works there
+  too (it ran bit-exact) but costs 2.5-4 KB of scratch on the layers where the arena peaks, and on the narrow
+  layers its conversion (each input byte serves only 2.25 MACs) made it slower; closing it needs a stride-2
+  loop that pairs taps without converting the input.
+- **Small maps.** The 3x3x256 stride-1 layer (4.49) uses 3 of a pass's 4 pixel lanes and unpacks 56 cycles of
+  records a channel for 9 pixels; the 6x6 layers are at 2.97 against 2.60.
+- **First layer.** Grayscale: requantizing and storing are 40 of a pass's 102 cycles, and 3 pixels x 2
+  channels is the largest block the registers allow; the border windows and per-call costs are the rest.
 
-For scale: the published real-silicon leader on this model class (MLPerf Tiny VWW on an STM32L4R5 Cortex-M4)
-is X-CUBE-AI at 10.67 M cycles, 1.42 cycles/MAC.
+For scale: the published real-silicon leaders on this model class (MLPerf Tiny VWW on an STM32L4R5 Cortex-M4)
+are X-CUBE-AI at 10.67 M cycles (1.42 cycles/MAC) and Plumerai at 11.85 M.
 """
 
 
 def floor_per_mac(
-    kernel: str, macs_per_output: float, out_c: int = 0, stride_w: int = 1, align: int = 8
+    kernel: str, macs_per_output: float, out_c: int = 0, stride_w: int = 1, align: int = 8, out_w: int = 0
 ) -> float | None:
     """Design floor of a kernel: est. Cortex-M4 cycles per MAC its current loops cannot go below (CYCLES.md
     rules, every load pipelined as the code allows, no call or border overhead); None for kernels without one.
     d = MACs per output value (the dot product's depth: in_c for 1x1, the patch for im2col, 9 for 3x3);
-    out_c: output channels (pointwise: the widening of each block of 3 pixels is shared by them); stride_w:
-    depthwise pairs interior pixels at stride 1; align: what im2col pads its patches to (4 under ReLU with
-    out_zp -128, else 8)."""
+    out_c: output channels (what per-pixel work is shared by); stride_w: depthwise stride-1 layers run the
+    pixel-pair window; align: what im2col pads its patches to (4 under ReLU with out_zp -128, else 8); out_w:
+    output width (the window's passes of four pixels a row)."""
     d = macs_per_output
+    if kernel == "conv2d_1x1_s8" and d == 8 and out_c and out_c % 8 == 0 and 64 % out_c == 0 and align == 4:
+        # pw8x2_relu: two pixels' input in registers; per channel of two pixels 28.5 (LDMs of the record,
+        # 8 SMLAD, 2 requantized stores, the loop test per 8 channels), per pair of pixels 27 (load, widen)
+        return 28.5 / 16 + 27 / (16 * out_c)
+    if kernel == "conv2d_im2col_s8" and d == 27 and align == 4 and out_c and out_c % 2 == 0:
+        return _first_floor(14, 27, 47, out_c)  # 3x3 RGB through the first-layer engine
     if kernel in ("conv2d_1x1_s8", "conv2d_im2col_s8"):
         # pw3x2_relu: a group of 4 depth values x 2 channels x 3 pixels = 24 MACs in 27 cycles (4 LDRs back
-        # to back 5, 2 LDRD 6, 4 SXTB16, 12 SMLAD); per pair of channels 60 (biases, entry, 6 requantized
-        # stores); per block of 3 pixels widen3, 27 per group; the depth padded to a multiple of `align`
+        # to back 5, 2 LDRD 6, 4 SXTB16, 12 SMLAD); per pair of channels 51 (48 with exactly 4 or 8 groups: no
+        # entry jump): biases, 6 requantized stores, pointers; per block of 3 pixels widen3, 27 per group; the
+        # depth padded to a multiple of `align`
         groups = -(-d // align) * align // 4
+        per_pair = 48 if kernel == "conv2d_1x1_s8" and groups in (4, 8) else 51
         widen = 27 * groups / (3 * d * out_c) if out_c else 0.0
-        return (27 * groups + 60) / (6 * d) + widen
+        return (27 * groups + per_pair) / (6 * d) + widen
     if kernel == "depthwise_conv2d_3x3_s8":
         if stride_w == 1:
-            # dw_pairs_relu, 2 pixels x 4 channels = 72 MACs: two passes of 2 channels, each 3 window rows x
-            # 27 (7 LDRs 9, 4 SXTB16, 12 SMLAxy, 2 adds), biases 5, 4 requantized stores 25; group loop 9
-            return 231 / 72
+            return _window_floor(out_w)
         # interior_full, a group of 4 channels: 9 taps x 10 (3 LDRs 4, 2 SXTB16, 4 SMLAxy), 4 biases +4,
         # 4 outputs x 8 (3 LDRs 4, SMMLAR, ASR, SSAT, STRB) = 126 cycles for 36 MACs
         return 126 / 36
     if kernel == "conv2d_3x3_1ch_s8":
-        # per output channel: 10 words in runs of LDRs (13), 6 SMLAD, requantize and store (4), SUBS + BNE (4)
-        return 27 / 9
+        return _first_floor(5, 9, 21, out_c or 8)  # grayscale through the first-layer engine
     return None
+
+
+def _first_floor(k: int, d: int, widen: int, out_c: int) -> float:
+    """The first-layer engine (tinyml_first_s8.c): a pass of 3 pixels x 2 channels over K words of int16 pairs
+    is 12 K + 42 cycles (per word 5 LDRs 6 and 6 SMLAD; per pass the parameters, 6 requantized stores, the
+    loop); per pixel the widening of its patch (`widen` cycles) and per block of 3 pixels 12, shared by out_c
+    channels."""
+    return (12 * k + 42) / (6 * d) + widen / (d * out_c) + 12 / (3 * d * out_c)
+
+
+def _window_floor(out_w: int) -> float:
+    """Depthwise stride 1 (window_s1): a four-pixel pass of one channel (dw_quads_relu) is 81 cycles for 36
+    MACs (per window row 5 LDRs 6, 3 SXTB16, 8 MACs; bias, 4 requantized stores, loop), 14 more a channel;
+    converting each input row once into the pixel-pair window 0.125/MAC. Rows of 6 (dw_six_relu) 2.60, of 3
+    or 4 (dw_four_relu, one pass) 83.5 cycles a pass."""
+    if out_w == 6:
+        return 132.5 / 54 + 0.15
+    if out_w in (3, 4):
+        return 83.5 / (9 * out_w) + (0.15 if out_w == 3 else 0.125)
+    quads = max(out_w // 4, 1)
+    return (81 * quads + 14) / (36 * quads) + 0.125
 
 
 def run_bench(
@@ -208,7 +248,9 @@ def layer_info(c: Any) -> dict[int, dict[str, Any]]:
         out[la.index] = {
             "shape": la.summary.split(";")[0],
             "macs_per_output": d,
-            "floor_per_mac": floor_per_mac(la.kernel, d, la.out_shape[-1], prm.get("stride_w", 1), align)
+            "floor_per_mac": floor_per_mac(
+                la.kernel, d, la.out_shape[-1], prm.get("stride_w", 1), align, la.out_shape[-2]
+            )
             if la.macs
             else None,
         }

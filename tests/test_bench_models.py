@@ -20,18 +20,28 @@ def bm():
 
 
 def test_design_floors_follow_the_inner_loops(bm):
-    # pointwise: 27 cycles per 24 MACs plus 60 per pair of channels over 3 pixels x 2 channels x depth, and
-    # the widening (27 per group of 4 depth values) of each block of 3 pixels over its 3 x depth x out_c MACs
-    assert bm.floor_per_mac("conv2d_1x1_s8", 128) == pytest.approx((27 * 32 + 60) / (6 * 128))
+    # pointwise: 27 cycles per 24 MACs plus 51 per pair of channels over 3 pixels x 2 channels x depth (48
+    # with exactly 4 or 8 groups), and the widening (27 per group of 4 depth values) of each block of 3
+    # pixels over its 3 x depth x out_c MACs
+    assert bm.floor_per_mac("conv2d_1x1_s8", 128) == pytest.approx((27 * 32 + 51) / (6 * 128))
     assert bm.floor_per_mac("conv2d_1x1_s8", 128, 128) == pytest.approx(
-        (27 * 32 + 60) / (6 * 128) + 27 * 32 / (3 * 128 * 128))
-    assert bm.floor_per_mac("conv2d_1x1_s8", 8, 16) == pytest.approx((27 * 2 + 60) / 48 + 54 / 384)
-    # im2col: the 27-value patch is padded to 32 for the same engine, to 28 under ReLU with out_zp -128
-    assert bm.floor_per_mac("conv2d_im2col_s8", 27) == pytest.approx((27 * 8 + 60) / (6 * 27))
-    assert bm.floor_per_mac("conv2d_im2col_s8", 27, align=4) == pytest.approx((27 * 7 + 60) / (6 * 27))
+        (27 * 32 + 51) / (6 * 128) + 27 * 32 / (3 * 128 * 128))
+    assert bm.floor_per_mac("conv2d_1x1_s8", 16, 32, align=4) == pytest.approx(
+        (27 * 4 + 48) / (6 * 16) + 27 * 4 / (3 * 16 * 32))
+    # depth 8 under ReLU with out_zp -128: the thin kernel (28.5 per channel of two pixels, 27 per pixel pair)
+    assert bm.floor_per_mac("conv2d_1x1_s8", 8, 16, align=4) == pytest.approx(28.5 / 16 + 27 / 256)
+    assert bm.floor_per_mac("conv2d_1x1_s8", 8, 16) == pytest.approx((27 * 2 + 51) / 48 + 54 / 384)
+    # im2col: the 27-value patch padded to 32 for the pointwise engine; 3x3 RGB under ReLU with out_zp -128
+    # and the grayscale layer take the first-layer engine (12 K + 42 a pass of 3 pixels x 2 channels)
+    assert bm.floor_per_mac("conv2d_im2col_s8", 27) == pytest.approx((27 * 8 + 51) / (6 * 27))
+    assert bm.floor_per_mac("conv2d_im2col_s8", 27, 8, align=4) == pytest.approx(
+        210 / 162 + 47 / 216 + 12 / 648)
+    assert bm.floor_per_mac("conv2d_3x3_1ch_s8", 9, 8) == pytest.approx(102 / 54 + 21 / 72 + 12 / 216)
+    # depthwise: stride 2 one pixel at a time; stride 1 the pixel-pair window's four-pixel passes
     assert bm.floor_per_mac("depthwise_conv2d_3x3_s8", 9, 8, 2) == pytest.approx(3.5)
-    assert bm.floor_per_mac("depthwise_conv2d_3x3_s8", 9, 8, 1) == pytest.approx(231 / 72)  # pixel pairs
-    assert bm.floor_per_mac("conv2d_3x3_1ch_s8", 9) == pytest.approx(3.0)
+    assert bm.floor_per_mac("depthwise_conv2d_3x3_s8", 9, 8, 1, out_w=48) == pytest.approx(
+        (81 * 12 + 14) / (36 * 12) + 0.125)
+    assert bm.floor_per_mac("depthwise_conv2d_3x3_s8", 9, 8, 1, out_w=6) == pytest.approx(132.5 / 54 + 0.15)
     assert bm.floor_per_mac("avg_pool2d_s8", 9) is None
 
 
