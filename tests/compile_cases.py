@@ -97,7 +97,7 @@ CASES: tuple[Case, ...] = (
     # depth % 8 == 0: three pixels at a time (tinyml_mat3_s8), with tails of 2 and 1 pixels and every
     # requantization mode (bounded, ReLU with out_zp -128, none)
     Case("conv1x1_deep_relu6", (5, 7, 32), _conv(1, 1, "valid", 10, "relu6"), lo=-0.2, hi=3.0),
-    # 88: 22 groups, one pass of pw3x2_relu64 entered 42 groups late
+    # 88: 22 groups, four blocks of four pixels (tinyml_mat4_run_s8) entered 10 groups late
     Case("conv1x1_deep_relu", (4, 4, 88), _conv(1, 1, "valid", 6, "relu"), lo=0.0, hi=1.0),
     # 264: 66 groups, over 64: six passes of pw3x2_relu's twelve groups, the first entered 6 groups late
     Case("conv1x1_deeper_relu", (3, 3, 264), _conv(1, 1, "valid", 4, "relu"), lo=0.0, hi=1.0),
@@ -109,6 +109,14 @@ CASES: tuple[Case, ...] = (
     Case("conv1x1_d8_relu_c12", (4, 5, 8), _conv(1, 1, "valid", 12, "relu"), lo=0.0, hi=1.0),  # 64 % 12: not
     # depth 16 and 32 with ReLU: pw3x2_relu4 / pw3x2_relu8 (no entry jump), three pixels at a time and a pair
     Case("conv1x1_d16_relu_c6", (4, 5, 16), _conv(1, 1, "valid", 6, "relu"), lo=0.0, hi=1.0),
+    # ReLU, stride 1, depth <= 128 on DSP cores: blocks of four pixels first (tinyml_mat4_run_s8, entered
+    # 32 - depth / 4 groups late), the rest in threes (4n + 1 pixels: the last nine, 4n + 2: six)
+    Case("conv1x1_d128_relu_p4", (2, 2, 128), _conv(1, 1, "valid", 8, "relu"), lo=0.0, hi=1.0),
+    Case("conv1x1_d64_relu_p8", (2, 4, 64), _conv(1, 1, "valid", 10, "relu"), lo=-0.2, hi=1.0),
+    Case("conv1x1_d128_relu_p13", (1, 13, 128), _conv(1, 1, "valid", 4, "relu"), lo=0.0, hi=1.0),
+    Case("conv1x1_d128_relu_p10", (2, 5, 128), _conv(1, 1, "valid", 6, "relu"), lo=0.0, hi=1.0),
+    Case("conv1x1_d64_relu_p7", (1, 7, 64), _conv(1, 1, "valid", 12, "relu"), lo=0.0, hi=1.0),
+    Case("conv1x1_d256_relu_p8", (2, 4, 256), _conv(1, 1, "valid", 4, "relu"), lo=0.0, hi=1.0),  # threes
     Case(
         "dw3x3_s1_same_relu6",
         (12, 10, 6),

@@ -264,13 +264,15 @@ def _relu_full(rq: Requant) -> bool:
 
 
 def _pair_blocked(w_rows: np.ndarray, depth_pad: int) -> np.ndarray:
-    """[n, depth] -> tinyml_mat2_s8's layout: rows zero-padded to depth_pad, then for each pair of output
-    channels the groups of 4 interleaved (4 bytes of channel 2j, 4 of 2j+1, ...); a last odd row alone."""
+    """[n, depth] -> the pointwise engine's layout (tinyml_mat_s8.c): rows zero-padded to depth_pad, then for
+    each pair of output channels c0, c1 and group of 4 depth values d0..d3 the 8 bytes c0d0 c1d0 c0d2 c1d2
+    c0d1 c1d1 c0d3 c1d3 (SXTB16 of either word gives one channel's (d0, d2) or (d1, d3)); a last odd row
+    alone."""
     n, depth = w_rows.shape
     pad = depth_pad - depth
     w = np.concatenate([w_rows, np.zeros((n, pad), w_rows.dtype)], axis=1)
     groups = w.shape[1] // 4
-    pairs = w[: n - n % 2].reshape(n // 2, 2, groups, 4).transpose(0, 2, 1, 3).reshape(-1)
+    pairs = w[: n - n % 2].reshape(n // 2, 2, groups, 2, 2).transpose(0, 2, 4, 3, 1).reshape(-1)
     return np.concatenate([pairs, w[n - n % 2 :].reshape(-1)])
 
 
@@ -364,6 +366,7 @@ def _conv_layer(
         fast = False  # the ARMv6-M engine (tinyml_mat_v6m_s8.c) sums two products per 16-bit lane: |w| <= 127
     weights16 = None
     dsp_block = thin_scratch = 0  # blocks of pixels the DSP cores' thin kernel takes, and its scratch
+    quad_block = 0  # blocks of 4 pixels the DSP cores' deep pointwise kernel takes (tinyml_mat4_run_s8)
     if fast and ic == 1 and (kh, kw, dh, dw) == (3, 3, 1, 1):
         kernel, depth, scratch, block = "conv2d_3x3_1ch_s8", 0, 0, 1
         if oc % 2 == 0:  # DSP cores: tinyml_first_s8.c's records, 8 blocks of 3 widened patches, a last block
@@ -379,6 +382,8 @@ def _conv_layer(
         # blocks of three pixels (tinyml_mat3_s8) where the kernel takes them, else two (tinyml_mat2_s8)
         block = 3 if ic % 8 == 0 and oc % 2 == 0 else 2
         scratch = 2 * block * ic
+        if block == 3 and (sh, sw) == (1, 1) and ic <= 128 and _relu_full(rq):
+            quad_block = 4  # DSP cores: blocks of four first, widened on the kernel's stack
         if ic == 8 and (sh, sw) == (1, 1) and oc % 8 == 0 and 64 % oc == 0 and _relu_full(rq):
             # DSP cores first run blocks of 128 / oc pixels (tinyml_thin_run_s8) on 32 B channel records, in
             # the scratch the channel table takes after them
@@ -407,7 +412,7 @@ def _conv_layer(
             "weights",
             "int8_t",
             _pair_blocked(spec.w_rows, depth),
-            f"[{oc}][{kh}][{kw}][{ic}] OHWI, pairs of output channels blocked by 4",
+            f"[{oc}][{kh}][{kw}][{ic}] OHWI, pairs of output channels interleaved (c0d0 c1d0 c0d2 c1d2 ...)",
         )
     else:
         weights = ConstArray(
@@ -425,7 +430,7 @@ def _conv_layer(
     gap = (
         max(
             inplace_gap((ih, iw), ic, (oh, ow), oc, spec.k, spec.stride, spec.pad, b)
-            for b in {block, dsp_block or block}
+            for b in {block, dsp_block or block, quad_block or block}
         )
         if dh == dw == 1
         else None

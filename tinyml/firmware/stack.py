@@ -110,6 +110,7 @@ class _Func:
     indirect: bool = False  # a call through a register (blx rN)
     jumps: bool = False  # a jump through a register (bx rN, mov/ldr pc): a tail call, or a computed jump
     local_adr: bool = False  # takes an address inside itself (adr): what a computed jump within it uses
+    adr_targets: set[int] | None = None  # addresses its adr instructions take (checked against its extent)
     loaded: set[int] | None = None  # words in the function's literal pool
 
 
@@ -121,16 +122,17 @@ def parse_elf(elf: Path) -> dict[str, _Func]:
     for line in _disassemble(elf).splitlines():
         m = _FUNC.match(line)
         if m:
-            cur_name, cur = m.group(2), _Func(int(m.group(1), 16), calls=set(), loaded=set())
+            cur_name = m.group(2)
+            cur = _Func(int(m.group(1), 16), calls=set(), loaded=set(), adr_targets=set())
             funcs[cur_name] = cur
             continue
         m = _INSN.match(line)
         if not m or cur is None:
             continue
         mnem, ops = m.group(2), m.group(3).split("@")[0].strip()
-        comment = m.group(3).split("@", 1)[1] if "@" in m.group(3) else ""
-        if (mnem == "adr" or "(adr " in comment) and f"<{cur_name}+" in m.group(3):
-            cur.local_adr = True
+        adr = re.search(r"\badr(?:\.w)?\s+\w+,\s*([0-9a-f]+)\b", line)
+        if adr:  # objdump names it after the nearest symbol (maybe an absolute one): the address decides
+            cur.adr_targets.add(int(adr.group(1), 16))
         if mnem == ".word":
             cur.loaded.add(int(ops, 16) & ~1)
             continue
@@ -148,6 +150,10 @@ def parse_elf(elf: Path) -> dict[str, _Func]:
                 cur.indirect = True
         elif (mnem == "bx" and ops != "lr") or (re.match(r"(ldr|mov)(\.w)?$", mnem) and ops[:3] == "pc,"):
             cur.jumps = True
+    ends = sorted(f.start for f in funcs.values())
+    for f in funcs.values():
+        end = next((a for a in ends if a > f.start), None)
+        f.local_adr = any(f.start <= a and (end is None or a < end) for a in f.adr_targets)
     return funcs
 
 

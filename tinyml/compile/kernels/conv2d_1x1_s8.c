@@ -1,9 +1,10 @@
 /* CONV_2D with a 1x1 kernel over all input channels (pointwise), any stride: a matrix product, three pixels at a
  * time (tinyml_mat3_s8) when in_c % 8 == 0 and out_c is even (first, where in_c is 8, pairs of pixels with their
- * whole input in registers: tinyml_thin_run_s8), else two (tinyml_mat2_s8). A 1x1 kernel never reads padding, so
- * the folded bias is exact everywhere. Needs in_c % 4 == 0, pair-blocked weights and the fast requantization (the
- * compiler checks). Pixels are processed in order, in blocks of three or two (tinyml_thin_run_s8: 128 / out_c), so
- * the output may overlap the input as far as the planner allows. */
+ * whole input in registers: tinyml_thin_run_s8; then, stride 1 on DSP cores up to depth 128, four pixels at a
+ * time: tinyml_mat4_run_s8), else two (tinyml_mat2_s8). A 1x1 kernel never reads padding, so the folded bias is
+ * exact everywhere. Needs in_c % 4 == 0, pair-blocked weights and the fast requantization (the compiler checks).
+ * Pixels are processed in order, in blocks of four, three or two (tinyml_thin_run_s8: 128 / out_c), so the output
+ * may overlap the input as far as the planner allows. */
 #include "tinyml_kernels.h"
 
 static const int8_t *pixel(const conv2d_params_t *p, const int8_t *input, int32_t i) {
@@ -12,6 +13,13 @@ static const int8_t *pixel(const conv2d_params_t *p, const int8_t *input, int32_
     }
     const int32_t oy = i / p->out_w, ox = i - oy * p->out_w;
     return input + (oy * p->stride_h * p->in_w + ox * p->stride_w) * p->in_c;
+}
+
+/* Blocks of four for n pixels, leaving a remainder that blocks of three take (n % 4 == 1: nine, 2: six, 3: three;
+ * a block of two or one pixel costs more per MAC than threes: see tinyml_mat4_run_s8). */
+static int32_t blocks4(int32_t n) {
+    const int32_t r = n % 4, b = n / 4 - (r == 1 ? 2 : r == 2 ? 1 : 0);
+    return b > 0 ? b : 0;
 }
 
 TINYML_KERNEL void conv2d_1x1_s8(const conv2d_params_t *p, const int8_t *input, int8_t *output) {
@@ -30,7 +38,9 @@ TINYML_KERNEL void conv2d_1x1_s8(const conv2d_params_t *p, const int8_t *input, 
     /* three pixels at a time (the compiler plans blocks of three); ARMv6-M: two, its engine pairs pixels (its
      * inputs are read before outputs are written, so smaller blocks keep the planner's overlap safe) */
     if (!TINYML_ARMV6M && p->in_c % 8 == 0 && out_c % 2 == 0) {
-        if (unit) { /* consecutive pixels: one run where the kernel has one */
+        if (unit) { /* consecutive pixels: blocks of four where the kernel has them, then one run of threes */
+            i += 4 * tinyml_mat4_run_s8(input + i * p->in_c, blocks4(n - i), p->in_c, p->weights, out_c, &q,
+                                        output + i * out_c);
             i += 3 * tinyml_mat3_run_s8(input + i * p->in_c, (n - i) / 3, p->in_c, p->weights, out_c, &q, scratch,
                                         output + i * out_c);
         }

@@ -207,10 +207,10 @@ static void rgb_engine(const conv2d_params_t *p, const tinyml_channel_t *chans, 
     int32_t *const rec = (int32_t *)(chans + out_c);
     tinyml_first_records(rec, chans, out_c, RGB_K);
     for (int32_t c = 0; c < out_c; ++c) {
-        const int8_t *w = p->weights + c / 2 * 2 * depth + c % 2 * 4; /* pair-blocked: groups of 4 */
+        const int8_t *w = p->weights + c / 2 * 2 * depth; /* pair-blocked: groups of 4 (tinyml_pw_byte) */
         int16_t taps[27];
         for (int32_t t = 0; t < 27; ++t) {
-            taps[t] = (int16_t)(2 * w[t / 4 * 8 + t % 4]); /* doubled: the engine accumulates 2 * acc */
+            taps[t] = (int16_t)(2 * w[t / 4 * 8 + tinyml_pw_byte(c % 2, t % 4)]); /* doubled: 2 * acc */
         }
         tinyml_first_weights(rec, c, RGB_K, taps, rgb_pairs);
     }

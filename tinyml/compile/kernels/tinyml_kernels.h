@@ -156,8 +156,16 @@ void softmax_s8(const softmax_params_t *p, const int8_t *input, int8_t *output);
 void add_s8(const add_params_t *p, const int8_t *input1, const int8_t *input2, int8_t *output);
 void pad_s8(const pad_params_t *p, const int8_t *input, int8_t *output);
 
+/* The fast convolutions' weights, pair-blocked: per pair of output channels and group of 4 depth values, 8 bytes
+ * c0d0 c1d0 c0d2 c1d2 c0d1 c1d1 c0d3 c1d3 (SXTB16 of either word gives one channel's (d0, d2) or (d1, d3), both
+ * channels' halves of one activation word coming from one word); a last odd channel's groups alone, in order.
+ * The byte of channel c (0, 1) of the pair and depth value j (0..3) in its group: */
+static inline int32_t tinyml_pw_byte(int32_t c, int32_t j) {
+    return (j & 1) * 4 + (j >> 1) * 2 + c;
+}
+
 /* Shared by the fast convolutions (tinyml_mat_s8.c): two input vectors xa, xb of `depth` int8 (depth % 4 == 0)
- * times pair-blocked weights [out_c/2][depth/4][2][4] -> two output vectors. scratch: 4 * depth bytes. */
+ * times pair-blocked weights (above) -> two output vectors. scratch: 4 * depth bytes. */
 void tinyml_mat2_s8(const int8_t *xa, const int8_t *xb, int32_t depth, const int8_t *weights, int32_t out_c,
                     const tinyml_requant_t *q, void *scratch, int8_t *ya, int8_t *yb);
 
@@ -166,6 +174,13 @@ void tinyml_mat2_s8(const int8_t *xa, const int8_t *xb, int32_t depth, const int
  * or 0 where only tinyml_mat3_s8 can (no DSP extension, or not TINYML_FULL_RELU). */
 int32_t tinyml_mat3_run_s8(const int8_t *x, int32_t blocks, int32_t depth, const int8_t *weights, int32_t out_c,
                         const tinyml_requant_t *q, void *scratch, int8_t *y);
+
+/* `blocks` x four consecutive vectors of x (depth % 4 == 0, depth <= 128, out_c even), their outputs consecutive
+ * from y: four pixels x two channels per pass, the widened block in the routine's stack frame (about 1.1 KB).
+ * Returns the blocks done: all of them, or 0 where it does not apply (no DSP extension, not TINYML_FULL_RELU,
+ * deeper). q->ch must have 32 readable bytes after the table (the kernels' scratch). */
+int32_t tinyml_mat4_run_s8(const int8_t *x, int32_t blocks, int32_t depth, const int8_t *weights, int32_t out_c,
+                           const tinyml_requant_t *q, int8_t *y);
 
 /* Thin layers, depth 8, stride 1: the first pixels of x (n of them, consecutive) in blocks of 128 / out_c, two
  * pixels' whole input in registers against every channel (out_c a multiple of 8 dividing 64; TINYML_FULL_RELU;

@@ -1,7 +1,9 @@
 /* The inner product engine of the fast convolutions: two input vectors (two pixels, or two im2col patches)
  * against all output channels, two channels at a time, so every weight is loaded once for two pixels.
- * Weights are pair-blocked: for output channels 2j, 2j+1, each group of 4 depth values holds 4 bytes of
- * channel 2j then 4 bytes of channel 2j+1 (a last odd channel has its groups alone). */
+ * Weights are pair-blocked (tinyml_pw_byte): for output channels 2j, 2j+1, each group of 4 depth values holds
+ * the 8 bytes c0d0 c1d0 c0d2 c1d2 (word W02) c0d1 c1d1 c0d3 c1d3 (W13): SXTB16 W02 is channel 2j's (d0, d2),
+ * SXTB16 W02, ROR #8 channel 2j+1's, matching one widened activation word (a last odd channel has its groups
+ * alone, in order). */
 #include "tinyml_kernels.h"
 
 #if !TINYML_ARMV6M /* ARMv6-M: tinyml_mat_v6m_s8.c */
@@ -19,11 +21,11 @@ __attribute__((always_inline)) static inline void pairs_dsp(const int32_t *s, in
         /* one group of 4 depth values: 16 MACs in 15 instructions (C gives 20: GCC neither folds the rotate
          * into SXTB16 nor pairs the loads into LDRD) */
 #define MAT2_GROUP                                         \
-    "ldrd   %[w0], %[w1], [%[wp]], #8\n\t"                \
-    "sxtb16 %[w0o], %[w0], ror #8\n\t"                    \
+    "ldrd   %[w0], %[w1o], [%[wp]], #8\n\t"               \
+    "sxtb16 %[w1], %[w0], ror #8\n\t"                     \
     "sxtb16 %[w0], %[w0]\n\t"                             \
-    "sxtb16 %[w1o], %[w1], ror #8\n\t"                    \
-    "sxtb16 %[w1], %[w1]\n\t"                             \
+    "sxtb16 %[w0o], %[w1o]\n\t"                           \
+    "sxtb16 %[w1o], %[w1o], ror #8\n\t"                   \
     "ldrd   %[x0], %[x1], [%[x]], #8\n\t"                 \
     "smlad  %[a0], %[x0], %[w0], %[a0]\n\t"               \
     "smlad  %[a0], %[x1], %[w0o], %[a0]\n\t"              \
@@ -111,7 +113,8 @@ __attribute__((always_inline)) static inline void mat2(const int8_t *xa, const i
         int32_t a0 = 0, a1 = 0, b0 = 0, b1 = 0;
         for (int32_t g = 0; g < depth; g += 4, w += 8) {
             for (int32_t j = 0; j < 4; ++j) {
-                const int32_t u = xa[g + j], v = xb[g + j], w0 = w[j], w1 = w[4 + j];
+                const int32_t u = xa[g + j], v = xb[g + j], w0 = w[tinyml_pw_byte(0, j)];
+                const int32_t w1 = w[tinyml_pw_byte(1, j)];
                 a0 += u * w0;
                 a1 += u * w1;
                 b0 += v * w0;
@@ -154,10 +157,10 @@ TINYML_KERNEL void tinyml_mat2_s8(const int8_t *xa, const int8_t *xb, int32_t de
  * into halves (SXTB16), then 24 MACs into acc r4-r9 (SMLAD), loading pixels b and c on the way. Shared by
  * dot3x2 and pw3x2_relu, which differ only in how they load the first words. */
 #define WIDEN_W                            \
-    "sxtb16 r10, r2, ror #8\n\t"          \
-    "sxtb16 r2, r2\n\t"                   \
+    "sxtb16 r10, r3\n\t"                  \
     "sxtb16 r11, r3, ror #8\n\t"          \
-    "sxtb16 r3, r3\n\t"
+    "sxtb16 r3, r2, ror #8\n\t"           \
+    "sxtb16 r2, r2\n\t"
 #define MAC3X2                             \
     "smlad  r4, r12, r2, r4\n\t"          \
     "smlad  r4, lr, r10, r4\n\t"          \
@@ -392,13 +395,14 @@ __attribute__((naked, noinline)) static void pw3x2_relu(UNUSED const pw3x2_args_
               "bne    2b\n\t", PW_ENTER, PW_NEXT);
 }
 
-/* Up to 64 groups (depth 256): the first group, then one pass of 63 (5.5 KB of code), entered `skip` =
- * 63 - (groups - 1) late, so no pass test at all (4 est. M4 cycles per pair of channels, 6 more per extra pass of
- * the loop above: about 1.3% of either reference model). */
+/* Up to 32 groups (depth 128): the first group, then one pass of 31 (2.7 KB of code), entered `skip` =
+ * 31 - (groups - 1) late, so no pass test at all (4 est. M4 cycles per pair of channels, 6 more per extra pass of
+ * the loop above). Deeper layers take pw3x2_relu (about 30 est. M4 cycles more per pair at depth 256: person_detect
+ * +12 k at its 3x3x256 layer, for 2.8 KB of flash that the four-pixel routine takes). */
 #define PW_GROUPS8 PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP
-__attribute__((naked, noinline)) static void pw3x2_relu64(UNUSED const pw3x2_args_t *a, UNUSED const int8_t *w) {
-    PW3X2_ASM(PW_GROUPS8 PW_GROUPS8 PW_GROUPS8 PW_GROUPS8 PW_GROUPS8 PW_GROUPS8 PW_GROUPS8
-              PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP, "", PW_ENTER, PW_NEXT);
+__attribute__((naked, noinline)) static void pw3x2_relu32(UNUSED const pw3x2_args_t *a, UNUSED const int8_t *w) {
+    PW3X2_ASM(PW_GROUPS8 PW_GROUPS8 PW_GROUPS8 PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP, "", PW_ENTER,
+              PW_NEXT);
 }
 
 /* Exactly 4 or 8 groups (depth 16 or 32: the thin layers): the groups straight after the first, no entry jump,
@@ -423,15 +427,15 @@ __attribute__((naked, noinline)) static void pw3x2_relu8(UNUSED const pw3x2_args
 
 /* The routine for `groups` and the entry offset it takes. */
 static inline int32_t pw3x2_skip(int32_t groups) {
-    return groups <= 64 ? 64 - groups : (12 - (groups - 1) % 12) % 12;
+    return groups <= 32 ? 32 - groups : (12 - (groups - 1) % 12) % 12;
 }
 static inline void pw3x2_call(const pw3x2_args_t *a, const int8_t *w, int32_t groups) {
     if (groups == 4) {
         pw3x2_relu4(a, w);
     } else if (groups == 8) {
         pw3x2_relu8(a, w);
-    } else if (groups <= 64) {
-        pw3x2_relu64(a, w);
+    } else if (groups <= 32) {
+        pw3x2_relu32(a, w);
     } else {
         pw3x2_relu(a, w);
     }
@@ -550,6 +554,200 @@ __attribute__((naked, noinline)) static void pw8x2_relu(UNUSED const pw8x2_args_
 #undef PW8_CH
 #undef UNUSED
 
+/* ---- four pixels x two channels (depth <= 128, TINYML_FULL_RELU): the widened block in the routine's frame ---- */
+
+/* The frame of pw4x2_relu (copied to the stack, above the widened block of 1 KB at [sp, #0]). */
+typedef struct {
+    const int8_t *x;                /* [sp, #1024] this block's four vectors: x, x + depth, x + 2 depth, x + 3 depth */
+    int32_t depth;                  /* [sp, #1028] */
+    int32_t dst1;                   /* [sp, #1032] where group 1 is widened: 32 (33 - groups) bytes above sp */
+    const tinyml_channel_t *ch;     /* [sp, #1036] channel table rows of the current pair */
+    int8_t *ya;                     /* [sp, #1040] their outputs for pixel a (b, c, d: out_c bytes apart each) */
+    int32_t out_c;                  /* [sp, #1044] */
+    const tinyml_channel_t *ch_end; /* [sp, #1048] ch + out_c: no pair left */
+    int32_t blocks;                 /* [sp, #1052] blocks of four vectors left, this one included */
+    const tinyml_channel_t *ch0;    /* [sp, #1056] the first pair's rows (each block starts there) */
+    const int8_t *w0;               /* [sp, #1060] the weights (each block starts there) */
+    int32_t entry;                  /* [sp, #1064] groups the first pass leaves out; replaced by the entry address */
+    int32_t pad;                    /* [sp, #1068] keeps sp 8-byte aligned */
+} pw4x2_args_t;
+enum { PW4_GROUPS = 32 }; /* groups of 4 depth values the frame holds (1 KB) and the routine unrolls */
+
+/* Four vectors' group of 4 depth values widened (doubled int16 pairs, as widen3) into the 8 words of a slot at r3
+ * (advanced by 32): lanes (0, 2) of pixels a-d, then lanes (1, 3). r0 = pixel a (advanced by 4), r2 = depth,
+ * r1 = 3 depth. Cortex-M4 cycles: four LDRs back to back 5, 8 SXTB16, 8 SADD16, STM 9 = 30. */
+#define PW4_WIDEN1(lo, hi) /* raw word hi -> doubled lanes (0, 2) in lo, (1, 3) in hi */ \
+    "sxtb16 " lo ", " hi "\n\t" "sxtb16 " hi ", " hi ", ror #8\n\t"                       \
+    "sadd16 " lo ", " lo ", " lo "\n\t" "sadd16 " hi ", " hi ", " hi "\n\t"
+#define PW4_WIDEN                          \
+    "ldr    r9, [r0, r2]\n\t"             \
+    "ldr    r10, [r0, r2, lsl #1]\n\t"    \
+    "ldr    r11, [r0, r1]\n\t"            \
+    "ldr    r8, [r0], #4\n\t"             \
+    PW4_WIDEN1("r4", "r8") PW4_WIDEN1("r5", "r9") PW4_WIDEN1("r6", "r10") PW4_WIDEN1("r7", "r11") \
+    "stm    r3!, {r4-r11}\n\t"
+/* requantize acc (TINYML_FULL_RELU: SMMLAR by M in r1 plus radd in r3, >> rshift in r2, saturate) */
+#define PW4_RQ(acc) TINYML_RQ_MUL_RELU(acc, "r1", "", "r3") \
+                    "asr    " acc ", " acc ", r2\n\t" "ssat   " acc ", #8, " acc "\n\t"
+
+/* All pairs of output channels for `blocks` blocks of four consecutive vectors, in one asm routine. A block's four
+ * vectors are widened into the routine's own stack frame and read as [sp, #imm] with immediates fixed in the
+ * unrolled code, which frees the register an activation pointer would take: 8 accumulators (r4-r7 channel 2j of
+ * pixels a-d, r8-r11 channel 2j+1), the weight stream r0, two weight halves and three activation words (r1, r2,
+ * r3, r12, lr). SP does not move inside the loops (exceptions stack below it). The weights are pair-blocked
+ * (tinyml_pw_byte): SXTB16 of the word W02 gives channel 2j's (d0, d2), with ROR #8 channel 2j+1's, both against
+ * the activation word (d0, d2) of each pixel; then W13 against (d1, d3).
+ * Cortex-M4 cycles (CYCLES.md rules) per half group (one weight word, 4 pixels x 2 channels x 2 depth values = 16
+ * MACs): four LDRs back to back 5 (the weight word and three activations), 2 SXTB16, 2 SMLAD, the fourth
+ * activation's LDR 2 (after an SMLAD: not pipelined), 6 SMLAD = 17; a group of 32 MACs 34 (1.0625 per MAC, the
+ * floor of this block; pw3x2's is 1.125). Per pair 60: the channel and output pointers through the frame and the
+ * first parameters 6, eight requantizations 24, the second parameters 4, the output addresses 4, eight stores 8,
+ * the next pair's biases and end test 8, the entry jump 5 (LDR PC). Per block the widening: 34 per group (PW4_WIDEN
+ * 30, the loop test 4) and about 30 more (frame, pointers). The first group of a pair (slot 0) starts the accumulators from the biases (r7
+ * channel 2j, r11 channel 2j+1, written last); groups 1 .. groups - 1 sit in the tail slots 33 - groups .. 31 so
+ * that the computed entry (PW4_GROUPS - groups slots late, 120 bytes each, checked at assembly) reads them with
+ * the unrolled code's immediates. */
+#define UNUSED __attribute__((unused))
+__attribute__((naked, noinline)) static void pw4x2_relu(UNUSED const pw4x2_args_t *a) {
+    __asm__ volatile(
+        /* half a group: weight word into r1, slot s's activations at offset o (0: lanes 0,2; 16: lanes 1,3) */
+        ".macro tinyml_pw4_half s, o\n\t"
+        "ldr.w  r1, [r0], #4\n\t"
+        "ldr.w  r2, [sp, #(\\s * 32 + \\o)]\n\t"
+        "ldr.w  r3, [sp, #(\\s * 32 + \\o + 4)]\n\t"
+        "ldr.w  r12, [sp, #(\\s * 32 + \\o + 8)]\n\t"
+        "sxtb16 lr, r1, ror #8\n\t"
+        "sxtb16 r1, r1\n\t"
+        "smlad  r4, r2, r1, r4\n\t"
+        "smlad  r8, r2, lr, r8\n\t"
+        "ldr.w  r2, [sp, #(\\s * 32 + \\o + 12)]\n\t"
+        "smlad  r5, r3, r1, r5\n\t"
+        "smlad  r9, r3, lr, r9\n\t"
+        "smlad  r6, r12, r1, r6\n\t"
+        "smlad  r10, r12, lr, r10\n\t"
+        "smlad  r7, r2, r1, r7\n\t"
+        "smlad  r11, r2, lr, r11\n\t"
+        ".endm\n\t"
+        /* a pair's first group (slot 0), the accumulators started from the biases in r7 and r11 */
+        ".macro tinyml_pw4_first\n\t"
+        "ldr.w  r1, [r0], #4\n\t"
+        "ldr.w  r2, [sp, #0]\n\t"
+        "ldr.w  r3, [sp, #4]\n\t"
+        "ldr.w  r12, [sp, #8]\n\t"
+        "sxtb16 lr, r1, ror #8\n\t"
+        "sxtb16 r1, r1\n\t"
+        "smlad  r4, r2, r1, r7\n\t"
+        "smlad  r8, r2, lr, r11\n\t"
+        "ldr.w  r2, [sp, #12]\n\t"
+        "smlad  r5, r3, r1, r7\n\t"
+        "smlad  r9, r3, lr, r11\n\t"
+        "smlad  r6, r12, r1, r7\n\t"
+        "smlad  r10, r12, lr, r11\n\t"
+        "smlad  r7, r2, r1, r7\n\t"
+        "smlad  r11, r2, lr, r11\n\t"
+        "tinyml_pw4_half 0, 16\n\t"
+        ".endm\n\t"
+        "push   {r4-r11, lr}\n\t"
+        "ldm    r0, {r1-r12}\n\t"
+        "push   {r1-r12}\n\t"                 /* the frame: the struct above */
+        "sub    sp, sp, #1024\n\t"            /* the widened block */
+        "movs   r3, #120\n\t"                 /* entry = top + skip * 120 bytes (checked below) */
+        "mul    r11, r3, r11\n\t"
+        "adr    r3, 2f\n\t"
+        "add    r3, r3, r11\n\t"
+        "adds   r3, r3, #1\n\t"               /* Thumb bit: LDR PC interworks */
+        "str    r3, [sp, #1064]\n\t"
+        "1:\n\t"                              /* a block: widen its four vectors */
+        "ldr    r0, [sp, #1024]\n\t"
+        "ldr    r2, [sp, #1028]\n\t"
+        "add    r1, r2, r2, lsl #1\n\t"
+        "mov    r3, sp\n\t"
+        PW4_WIDEN                             /* group 0 into slot 0, the others into the tail slots */
+        "ldr    r12, [sp, #1032]\n\t"
+        "add    r3, sp, r12\n\t"
+        "lsrs   r12, r2, #2\n\t"
+        "subs   r12, r12, #1\n\t"
+        "beq    9f\n\t"
+        "8:\n\t" PW4_WIDEN
+        "subs   r12, r12, #1\n\t"
+        "bne    8b\n\t"
+        "9:\n\t"
+        "ldr    r12, [sp, #1056]\n\t"         /* the first pair: its biases, the weights */
+        "ldr    r0, [sp, #1060]\n\t"
+        "ldr    r7, [r12]\n\t"
+        "ldr    r11, [r12, #16]\n\t"
+        "str    r12, [sp, #1036]\n\t"
+        "tinyml_pw4_first\n\t"
+        "ldr    pc, [sp, #1064]\n\t"
+        ".p2align 2\n\t"                      /* (padding never runs: after the jump) */
+        "2:\n\t"
+        "tinyml_pw4_half 1, 0\n\t"
+        "tinyml_pw4_half 1, 16\n\t"
+        "3:\n\t"
+        ".if 3b - 2b - 120\n\t.error \"pw4x2_relu: a group is not 120 bytes\"\n\t.endif\n\t"
+        ".irp s, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, "
+        "29, 30, 31\n\t"
+        "tinyml_pw4_half \\s, 0\n\t"
+        "tinyml_pw4_half \\s, 16\n\t"
+        ".endr\n\t"
+        "4:\n\t"
+        ".if 4b - 2b - 120 * 31\n\t.error \"pw4x2_relu: the groups are not 31 x 120 bytes\"\n\t.endif\n\t"
+        "ldr    r12, [sp, #1036]\n\t"         /* ch, ya; channel 2j: M, rshift, radd (loads back to back) */
+        "ldr    lr, [sp, #1040]\n\t"
+        "ldr    r1, [r12, #4]\n\t"
+        "ldr    r2, [r12, #8]\n\t"
+        "ldr    r3, [r12, #12]\n\t"
+        PW4_RQ("r4") PW4_RQ("r5") PW4_RQ("r6") PW4_RQ("r7")
+        "ldr    r1, [r12, #20]\n\t"           /* channel 2j+1 */
+        "ldr    r2, [r12, #24]\n\t"
+        "ldr    r3, [r12, #28]\n\t"
+        PW4_RQ("r8") PW4_RQ("r9") PW4_RQ("r10") PW4_RQ("r11")
+        "ldr    r1, [sp, #1044]\n\t"          /* out_c: pixels b, c, d */
+        "add    r2, lr, r1\n\t"
+        "add    r3, r2, r1\n\t"
+        "strb   r8, [lr, #1]\n\t"
+        "strb   r4, [lr], #2\n\t"             /* ya on to the next pair */
+        "add    r1, r3, r1\n\t"
+        "strb   r5, [r2]\n\t"
+        "strb   r9, [r2, #1]\n\t"
+        "strb   r6, [r3]\n\t"
+        "strb   r10, [r3, #1]\n\t"
+        "strb   r7, [r1]\n\t"
+        "strb   r11, [r1, #1]\n\t"
+        "ldr    r2, [sp, #1048]\n\t"          /* ch_end */
+        "ldr    r7, [r12, #32]!\n\t"          /* the next pair: ch, its biases (after the last pair: the scratch */
+        "ldr    r11, [r12, #16]\n\t"          /* after the table, read but unused) */
+        "str    lr, [sp, #1040]\n\t"
+        "str    r12, [sp, #1036]\n\t"
+        "cmp    r12, r2\n\t"
+        "beq    6f\n\t"
+        "tinyml_pw4_first\n\t"
+        "ldr    pc, [sp, #1064]\n\t"
+        "6:\n\t"
+        "ldr    r2, [sp, #1052]\n\t"          /* another block? */
+        "subs   r2, r2, #1\n\t"
+        "beq    5f\n\t"
+        "str    r2, [sp, #1052]\n\t"
+        "ldr    r1, [sp, #1044]\n\t"          /* ya on by 4 out_c (it moved out_c), x by 4 depth */
+        "ldr    r0, [sp, #1024]\n\t"
+        "ldr    r2, [sp, #1028]\n\t"
+        "add    lr, lr, r1, lsl #1\n\t"
+        "add    lr, lr, r1\n\t"
+        "add    r0, r0, r2, lsl #2\n\t"
+        "str    lr, [sp, #1040]\n\t"
+        "str    r0, [sp, #1024]\n\t"
+        "b      1b\n\t"
+        "5:\n\t"
+        "add    sp, sp, #1072\n\t"
+        "pop    {r4-r11, pc}\n\t"
+        ".purgem tinyml_pw4_first\n\t"
+        ".purgem tinyml_pw4_half\n\t");
+}
+#undef PW4_RQ
+#undef PW4_WIDEN
+#undef PW4_WIDEN1
+#undef UNUSED
+
 /* Any other activation range: dot3x2 per pair of channels, requantized and clamped in C. */
 __attribute__((always_inline)) static inline void mat3(const int32_t *s, int32_t groups, const int8_t *w,
                                                        int32_t out_c, const tinyml_requant_t *q, int8_t *ya,
@@ -606,7 +804,8 @@ TINYML_KERNEL void tinyml_mat3_s8(const int8_t *xa, const int8_t *xb, const int8
         for (int32_t g = 0; g < depth; g += 4) {
             for (int32_t j = 0; j < 4; ++j) {
                 const int32_t u = xa[g + j], v = xb[g + j], x = xc[g + j];
-                const int32_t w0 = weights[2 * g + j], w1 = weights[2 * g + 4 + j];
+                const int32_t w0 = weights[2 * g + tinyml_pw_byte(0, j)];
+                const int32_t w1 = weights[2 * g + tinyml_pw_byte(1, j)];
                 a0 += u * w0;
                 a1 += u * w1;
                 b0 += v * w0;
@@ -645,6 +844,22 @@ TINYML_KERNEL int32_t tinyml_mat3_run_s8(const int8_t *x, int32_t blocks, int32_
     return 0;
 }
 
+TINYML_KERNEL int32_t tinyml_mat4_run_s8(const int8_t *x, int32_t blocks, int32_t depth, const int8_t *weights,
+                                         int32_t out_c, const tinyml_requant_t *q, int8_t *y) {
+#if defined(__ARM_FEATURE_DSP)
+    if (blocks > 0 && depth % 4 == 0 && depth <= 4 * PW4_GROUPS && out_c % 2 == 0 &&
+        tinyml_rq_mode(q) == TINYML_FULL_RELU) {
+        const int32_t groups = depth / 4;
+        const pw4x2_args_t a = {x,     depth,  32 * (PW4_GROUPS + 1 - groups), q->ch, y, out_c, q->ch + out_c,
+                                blocks, q->ch, weights, PW4_GROUPS - groups, 0};
+        pw4x2_relu(&a);
+        return blocks;
+    }
+#endif
+    (void)x, (void)blocks, (void)depth, (void)weights, (void)out_c, (void)q, (void)y;
+    return 0;
+}
+
 #if defined(__ARM_FEATURE_DSP)
 /* int16 lanes (lo, hi) as one word */
 static inline int32_t pack16(int32_t lo, int32_t hi) {
@@ -661,14 +876,15 @@ TINYML_KERNEL int32_t tinyml_thin_run_s8(const int8_t *x, int32_t n, int32_t dep
         const int32_t blocks = n / (2 * k);
         int32_t *rec = (int32_t *)scratch;
         for (int32_t c = 0; c < out_c; ++c, rec += PW8_REC_WORDS) {
-            const int8_t *w = weights + 16 * (c / 2) + 4 * (c % 2); /* pair-blocked: group 1 is 8 bytes on */
+            const int8_t *w = weights + 16 * (c / 2); /* pair-blocked: group 1 is 8 bytes on */
+            const int32_t h = c % 2;
             tinyml_channel_t ch;
             tinyml_channel(pk, c, q->out_zp, &ch);
             rec[0] = ch.bias;
-            rec[1] = pack16(2 * w[0], 2 * w[2]);
-            rec[2] = pack16(2 * w[1], 2 * w[3]);
-            rec[3] = pack16(2 * w[8], 2 * w[10]);
-            rec[4] = pack16(2 * w[9], 2 * w[11]);
+            rec[1] = pack16(2 * w[tinyml_pw_byte(h, 0)], 2 * w[tinyml_pw_byte(h, 2)]);
+            rec[2] = pack16(2 * w[tinyml_pw_byte(h, 1)], 2 * w[tinyml_pw_byte(h, 3)]);
+            rec[3] = pack16(2 * w[8 + tinyml_pw_byte(h, 0)], 2 * w[8 + tinyml_pw_byte(h, 2)]);
+            rec[4] = pack16(2 * w[8 + tinyml_pw_byte(h, 1)], 2 * w[8 + tinyml_pw_byte(h, 3)]);
             rec[5] = ch.mult;
             rec[6] = ch.radd;
             rec[7] = ch.rshift | (c % 8 == 7 && c + 1 < out_c ? 256 : 0);

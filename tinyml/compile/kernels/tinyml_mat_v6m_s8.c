@@ -14,7 +14,7 @@
 
 typedef struct {
     const int32_t *x, *x_end; /* lane words, 4 per group of depth values */
-    const int8_t *w;          /* pair-blocked weights: 4 bytes of channel 2j, then 4 of 2j+1, per group */
+    const int8_t *w;          /* pair-blocked weights (tinyml_pw_byte): c0d0 c1d0 c0d2 c1d2 c0d1 c1d1 c0d3 c1d3 */
     int32_t pairs;            /* channel pairs to run (>= 1) */
     int32_t *sums;            /* out: per pair a0, a1, b0, b1 (pixel a: low lane, b: high lane) */
 } dot_args_t;
@@ -29,10 +29,11 @@ typedef struct {
     "subs   r6, r6, r7\n\t"                                   \
     "asrs   r6, r6, #16\n\t"                                  \
     "add    " ACC_B ", r6\n\t"
-#define B0(w) "sxtb   r6, " w "\n\t"
-#define B1(w) "lsls   r7, " w ", #16\n\t" "asrs   r7, r7, #24\n\t"
-#define B2(w) "lsls   r6, " w ", #8\n\t" "asrs   r6, r6, #24\n\t"
-#define B3(w) "asrs   r7, " w ", #24\n\t"
+/* byte 0..3 of word w, sign-extended into d */
+#define B0(w, d) "sxtb   " d ", " w "\n\t"
+#define B1(w, d) "lsls   " d ", " w ", #16\n\t" "asrs   " d ", " d ", #24\n\t"
+#define B2(w, d) "lsls   " d ", " w ", #8\n\t" "asrs   " d ", " d ", #24\n\t"
+#define B3(w, d) "asrs   " d ", " w ", #24\n\t"
 
 #define UNUSED __attribute__((unused)) /* a naked function reads its argument in r0 */
 __attribute__((naked, noinline)) static void dot2x2(UNUSED const dot_args_t *args) {
@@ -57,13 +58,13 @@ __attribute__((naked, noinline)) static void dot2x2(UNUSED const dot_args_t *arg
         "mov    r11, r2\n\t"
         "mov    r0, lr\n\t"
         "2:\n\t"
-        "ldm    r1!, {r2, r3}\n\t" /* weights of the group: channel 0 in r2, channel 1 in r3 */
+        "ldm    r1!, {r2, r3}\n\t" /* weights of the group: c0d0 c1d0 c0d2 c1d2 in r2, c0d1 c1d1 c0d3 c1d3 in r3 */
         "ldm    r0!, {r4, r5}\n\t"
-        LANE_PAIR(B0("r2"), B1("r2"), "r8", "r10")
-        LANE_PAIR(B0("r3"), B1("r3"), "r9", "r11")
+        LANE_PAIR(B0("r2", "r6"), B0("r3", "r7"), "r8", "r10")
+        LANE_PAIR(B1("r2", "r6"), B1("r3", "r7"), "r9", "r11")
         "ldm    r0!, {r4, r5}\n\t"
-        LANE_PAIR(B2("r2"), B3("r2"), "r8", "r10")
-        LANE_PAIR(B2("r3"), B3("r3"), "r9", "r11")
+        LANE_PAIR(B2("r2", "r6"), B2("r3", "r7"), "r8", "r10")
+        LANE_PAIR(B3("r2", "r6"), B3("r3", "r7"), "r9", "r11")
         "cmp    r0, r12\n\t"
         "bne    2b\n\t"
         "ldr    r2, [sp, #4]\n\t"
