@@ -99,7 +99,7 @@ CASES: tuple[Case, ...] = (
     Case("conv1x1_deep_relu6", (5, 7, 32), _conv(1, 1, "valid", 10, "relu6"), lo=-0.2, hi=3.0),
     # 88: 22 groups, four blocks of four pixels (tinyml_mat4_run_s8) entered 10 groups late
     Case("conv1x1_deep_relu", (4, 4, 88), _conv(1, 1, "valid", 6, "relu"), lo=0.0, hi=1.0),
-    # 264: 66 groups, over 64: six passes of pw3x2_relu's twelve groups, the first entered 6 groups late
+    # 264: 66 groups: three passes of pw3x2_relu's 31 groups, the first entered 28 groups late
     Case("conv1x1_deeper_relu", (3, 3, 264), _conv(1, 1, "valid", 4, "relu"), lo=0.0, hi=1.0),
     Case("conv1x1_deep_linear", (3, 5, 24), _conv(1, 1, "valid", 4)),  # 6 groups: dot3x2_half
     # depth 8 (tinyml_thin_run_s8 on DSP cores): blocks of 128 / out_c pixels, then threes and a pair

@@ -231,8 +231,8 @@ __attribute__((naked, noinline)) static void dot3x2_half(UNUSED const int32_t *s
     "stm    r3!, {r4-r9}\n\t"
 
 /* The whole 3-pixel product of a TINYML_FULL_RELU layer in one asm routine: for every pair of output channels,
- * the biases, the depth loop (twelve groups of 4 depth values per pass: 1 KB of code, longer passes would cost
- * flash for under 0.01 cycles/MAC), the requantization and the six stores: no call, push or pop per pair and no
+ * the biases, the depth loop (up to 31 groups of 4 depth values per pass after the first group; 4 and 8 groups
+ * without a pass test), the requantization and the six stores: no call, push or pop per pair and no
  * accumulator round trip through memory. The routine copies this struct into its stack frame once (LDM, PUSH) and
  * keeps the weight stream in r1 across pairs (the pairs' weights follow each other). After the last pair of a
  * block it widens the next block of three vectors itself (as widen3; the caller widens the first), so a layer's
@@ -386,23 +386,17 @@ typedef struct {
 #define PW_JUMP "ldr    pc, [sp, #8]\n\t"
 #define PW_ENTER PW_JUMP ".p2align 2\n\t" /* (padding never runs: after the jump) */
 #define PW_NEXT "beq    6f\n\t" PW_GROUP0 PW_JUMP
-/* Any depth: the first group, then passes of twelve groups (1 KB of code), the first entered `skip` =
- * (12 - (groups - 1) % 12) % 12 late. */
+/* Any depth: the first group, then passes of 31 groups (2.7 KB of code), the first entered `skip` =
+ * 30 - (groups - 2) % 31 late (31 with no group after the first: straight to the pass test), so up to 32 groups
+ * (depth 128) in one pass: 4 est. M4 cycles per pair of channels for the pass test (LDR, CMP, BNE not taken), 6 more
+ * per extra pass (depth 256: 16 a pair, against no test for a fully unrolled 64 groups, 5.5 KB of code that the
+ * four-pixel routine's flash takes: person_detect +6 k est. M4 cycles at its 3x3x256 layer). */
+#define PW_GROUPS8 PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP
 __attribute__((naked, noinline)) static void pw3x2_relu(UNUSED const pw3x2_args_t *a, UNUSED const int8_t *w) {
-    PW3X2_ASM(PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP,
+    PW3X2_ASM(PW_GROUPS8 PW_GROUPS8 PW_GROUPS8 PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP,
               "ldr    r2, [sp]\n\t"             /* s_end: another pass? */
               "cmp    r0, r2\n\t"
               "bne    2b\n\t", PW_ENTER, PW_NEXT);
-}
-
-/* Up to 32 groups (depth 128): the first group, then one pass of 31 (2.7 KB of code), entered `skip` =
- * 31 - (groups - 1) late, so no pass test at all (4 est. M4 cycles per pair of channels, 6 more per extra pass of
- * the loop above). Deeper layers take pw3x2_relu (about 30 est. M4 cycles more per pair at depth 256: person_detect
- * +12 k at its 3x3x256 layer, for 2.8 KB of flash that the four-pixel routine takes). */
-#define PW_GROUPS8 PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP
-__attribute__((naked, noinline)) static void pw3x2_relu32(UNUSED const pw3x2_args_t *a, UNUSED const int8_t *w) {
-    PW3X2_ASM(PW_GROUPS8 PW_GROUPS8 PW_GROUPS8 PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP PW_GROUP, "", PW_ENTER,
-              PW_NEXT);
 }
 
 /* Exactly 4 or 8 groups (depth 16 or 32: the thin layers): the groups straight after the first, no entry jump,
@@ -427,15 +421,13 @@ __attribute__((naked, noinline)) static void pw3x2_relu8(UNUSED const pw3x2_args
 
 /* The routine for `groups` and the entry offset it takes. */
 static inline int32_t pw3x2_skip(int32_t groups) {
-    return groups <= 32 ? 32 - groups : (12 - (groups - 1) % 12) % 12;
+    return groups == 1 ? 31 : 30 - (groups - 2) % 31;
 }
 static inline void pw3x2_call(const pw3x2_args_t *a, const int8_t *w, int32_t groups) {
     if (groups == 4) {
         pw3x2_relu4(a, w);
     } else if (groups == 8) {
         pw3x2_relu8(a, w);
-    } else if (groups <= 32) {
-        pw3x2_relu32(a, w);
     } else {
         pw3x2_relu(a, w);
     }
