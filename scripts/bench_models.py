@@ -79,15 +79,22 @@ FLOORS_TEXT = """\
 counted from their instructions (every load pipelined as the code allows; no call, loop or border
 overhead):
 
-- pointwise 1x1 (`pw3x2_relu64`, `pw3x2_relu`; `pw3x2_relu4` / `pw3x2_relu8` for exactly 4 or 8 groups): a
-  group of 4 depth values x 2 output channels x 3 pixels is 24 MACs in 27 cycles: 8 words loaded in 11 (four
-  `LDR`s back to back 2+1+1+1, two `LDRD` 3 each), 4 `SXTB16` (the weights), 12 `SMLAD`: 1.125 cycles/MAC.
-  Per pair of channels 51 more (48 with 4 or 8 groups: no computed entry jump): biases 3, entry jump 5, six
-  requantizations (`SMMLAR`, `ASR`, `SSAT`) 18 with their parameters 7, pointers through the frame 8, six
-  `STRB` 6, end test 4; per block of 3 pixels the widening of the activations (`widen3`: 27 cycles per group,
-  shared by all channels): floor = (27 x depth/4 + 51) / (6 x depth) + 27 x depth/4 / (3 x depth x out_c):
-  1.21 at 128 -> 128, 1.29 at 64 -> 64, 1.45 at 32 -> 32, 1.70 at 16 -> 32. All 14 registers are taken (6
-  accumulators, 4 weight halves, 2 activation words, 2 pointers).
+- pointwise 1x1, four pixels (`pw4x2_relu`: stride 1, ReLU with out_zp -128, depth <= 128, blocks of four
+  pixels first): the block's widened activations sit in the routine's own stack frame, read as `[sp, #imm]`,
+  which frees the activation pointer's register for 8 accumulators; each group's weights are laid out
+  offline (same bytes) as c0d0 c1d0 c0d2 c1d2 | c0d1 c1d1 c0d3 c1d3, so one `SXTB16` gives both channels'
+  halves for one activation word. A group of 4 depth values x 2 output channels x 4 pixels is 32 MACs in 34
+  cycles: per half group 5 words loaded in 7 (four `LDR`s back to back 2+1+1+1, the fifth 2), 2 `SXTB16`, 8
+  `SMLAD` = 17: 0.31 loads, 0.125 `SXTB16` and 0.5 `SMLAD` per MAC, 1.0625 cycles/MAC. Per pair of channels
+  60 more (pointers and parameters 10, eight requantizations 24, output addresses and eight `STRB` 13, next
+  biases and end test 8, entry jump 5); per block of 4 pixels the widening, 34 a group: floor = (34 x
+  depth/4 + 60) / (8 x depth) + 34 x depth/4 / (4 x depth x out_c): 1.14 at 128 -> 128, 1.21 at 64 -> 64,
+  1.36 at 32 -> 32, 1.60 at 16 -> 32.
+- pointwise 1x1, three pixels (`pw3x2_relu`, `pw3x2_relu4` / `pw3x2_relu8` for exactly 4 or 8 groups: depth
+  over 128, the 9-pixel maps, remainders): a group of 4 depth values x 2 channels x 3 pixels is 24 MACs in 27
+  cycles (8 words loaded in 11, 4 `SXTB16`, 12 `SMLAD`: 1.125); per pair of channels 51 more (48 with 4 or 8
+  groups), per block of 3 pixels `widen3` 27 a group: floor = (27 x depth/4 + 51) / (6 x depth) + 27 x
+  depth/4 / (3 x depth x out_c): 1.17 at 256 -> 256 (3x3 map).
 - pointwise, depth 8 (`pw8x2_relu`; out_c a multiple of 8 dividing 64, ReLU with out_zp -128): two pixels'
   16 input values stay in registers as 8 int16-pair words and each output channel streams past them as one
   8-word record (doubled bias, weights widened and doubled, M, radd, rshift): per channel of two pixels (16
@@ -123,15 +130,17 @@ GAP_TEXT = """\
 ## What is left, and what would close it
 
 Even with every kernel at its design floor the models stay above 1.20 cycles/MAC (the line above each class
-table): the pointwise layers alone, at 1.31 cycles/MAC and 1.21 at their deepest, hold 73% of the cycles, so
-the targets need a pointwise loop below 1.125, not tuning:
+table): the pointwise layers, at their floors within a few per cent, hold about three quarters of the cycles,
+so the targets need a pointwise loop below 1.06 cycles/MAC, not tuning:
 
-- **Pointwise below its 1.125 floor.** Per MAC the block loads 0.33 words, widens 0.17 weight words
-  (`SXTB16`) and issues 0.5 `SMLAD`. Fewer loads per MAC need a bigger register block (4 pixels x 2
-  channels: 8 accumulators, 4 weight halves, 2 activations and 2 pointers are 16 of the 14 registers);
-  dropping the weight `SXTB16` needs int16 weights in flash, about +200 KB (over the +10% flash bound).
-  The thin layers' per-pair cost is gone at depth 8 (`pw8x2_relu`); at depth 16 a two-half variant reached
-  1.60 cycles/MAC but needs 1.2 KB more scratch where person_detect's `--patch auto` arena peaks.
+- **Pointwise below its 1.06 floor.** The four-pixel block loads 0.31 words, widens 0.125 weight words and
+  issues 0.5 `SMLAD` per MAC; with the 8 accumulators, 2 weight halves, 3 activation words and the weight
+  pointer all 14 registers are taken (the activations are addressed from SP), so its loads cannot run longer
+  than three. Dropping the weight `SXTB16` needs int16 weights in flash, about +200 KB (over the +10% flash
+  bound). Depth 256 (the 3x3x256 layers) would need a 2 KB buffer and about 7.7 KB more code for the
+  four-pixel block, and its 9 pixels split no better than 3+3+3. The thin layers' per-pair cost is gone at
+  depth 8 (`pw8x2_relu`); at depth 16 a two-half variant reached 1.60 cycles/MAC but needs 1.2 KB more
+  scratch where person_detect's `--patch auto` arena peaks.
 - **Depthwise stride 2** (4.1-5.4 cycles/MAC, about 0.66 M cycles a model): the pixel-pair window works there
   too (it ran bit-exact) but costs 2.5-4 KB of scratch on the layers where the arena peaks, and on the narrow
   layers its conversion (each input byte serves only 2.25 MACs) made it slower; closing it needs a stride-2
@@ -147,14 +156,16 @@ are X-CUBE-AI at 10.67 M cycles (1.42 cycles/MAC) and Plumerai at 11.85 M.
 
 
 def floor_per_mac(
-    kernel: str, macs_per_output: float, out_c: int = 0, stride_w: int = 1, align: int = 8, out_w: int = 0
+    kernel: str, macs_per_output: float, out_c: int = 0, stride_w: int = 1, align: int = 8, out_w: int = 0,
+    pixels: int = 0,
 ) -> float | None:
     """Design floor of a kernel: est. Cortex-M4 cycles per MAC its current loops cannot go below (CYCLES.md
     rules, every load pipelined as the code allows, no call or border overhead); None for kernels without one.
     d = MACs per output value (the dot product's depth: in_c for 1x1, the patch for im2col, 9 for 3x3);
     out_c: output channels (what per-pixel work is shared by); stride_w: depthwise stride-1 layers run the
     pixel-pair window; align: what im2col pads its patches to (4 under ReLU with out_zp -128, else 8); out_w:
-    output width (the window's passes of four pixels a row)."""
+    output width (the window's passes of four pixels a row); pixels: output pixels (1x1 layers run blocks of
+    four first, the rest in threes)."""
     d = macs_per_output
     if kernel == "conv2d_1x1_s8" and d == 8 and out_c and out_c % 8 == 0 and 64 % out_c == 0 and align == 4:
         # pw8x2_relu: two pixels' input in registers; per channel of two pixels 28.5 (LDMs of the record,
@@ -162,6 +173,14 @@ def floor_per_mac(
         return 28.5 / 16 + 27 / (16 * out_c)
     if kernel == "conv2d_im2col_s8" and d == 27 and align == 4 and out_c and out_c % 2 == 0:
         return _first_floor(14, 27, 47, out_c)  # 3x3 RGB through the first-layer engine
+    four = 4 * _blocks4(pixels) if kernel == "conv2d_1x1_s8" and d <= 128 and d % 8 == 0 and align == 4 else 0
+    if four and stride_w == 1 and out_c % 2 == 0:
+        # pw4x2_relu: a group of 4 depth values x 2 channels x 4 pixels = 32 MACs in 34 cycles (per half group
+        # 5 loads 7, 2 SXTB16, 8 SMLAD); per pair of channels 60; per block of 4 pixels the widening, 34 a group
+        groups = d // 4
+        fl4 = (34 * groups + 60) / (8 * d) + 34 * groups / (4 * d * out_c)
+        fl3 = floor_per_mac(kernel, d, out_c, stride_w, align)
+        return (four * fl4 + (pixels - four) * (fl3 or fl4)) / pixels
     if kernel in ("conv2d_1x1_s8", "conv2d_im2col_s8"):
         # pw3x2_relu: a group of 4 depth values x 2 channels x 3 pixels = 24 MACs in 27 cycles (4 LDRs back
         # to back 5, 2 LDRD 6, 4 SXTB16, 12 SMLAD); per pair of channels 51 (48 with exactly 4 or 8 groups: no
@@ -180,6 +199,12 @@ def floor_per_mac(
     if kernel == "conv2d_3x3_1ch_s8":
         return _first_floor(5, 9, 21, out_c or 8)  # grayscale through the first-layer engine
     return None
+
+
+def _blocks4(n: int) -> int:
+    """conv2d_1x1_s8's blocks of four pixels for n pixels (remainders of 9, 6 or 3 go in threes)."""
+    r = n % 4
+    return max(n // 4 - (2 if r == 1 else 1 if r == 2 else 0), 0)
 
 
 def _first_floor(k: int, d: int, widen: int, out_c: int) -> float:
@@ -249,7 +274,8 @@ def layer_info(c: Any) -> dict[int, dict[str, Any]]:
             "shape": la.summary.split(";")[0],
             "macs_per_output": d,
             "floor_per_mac": floor_per_mac(
-                la.kernel, d, la.out_shape[-1], prm.get("stride_w", 1), align, la.out_shape[-2]
+                la.kernel, d, la.out_shape[-1], prm.get("stride_w", 1), align, la.out_shape[-2],
+                outputs // la.out_shape[-1],
             )
             if la.macs
             else None,

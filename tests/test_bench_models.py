@@ -28,6 +28,12 @@ def test_design_floors_follow_the_inner_loops(bm):
         (27 * 32 + 51) / (6 * 128) + 27 * 32 / (3 * 128 * 128))
     assert bm.floor_per_mac("conv2d_1x1_s8", 16, 32, align=4) == pytest.approx(
         (27 * 4 + 48) / (6 * 16) + 27 * 4 / (3 * 16 * 32))
+    # stride 1, ReLU with out_zp -128, depth <= 128: blocks of four pixels (34 cycles per 32 MACs, 60 a pair
+    # of channels, the widening 34 a group per block) first; 36 pixels are nine blocks, 9 stay in threes
+    assert bm.floor_per_mac("conv2d_1x1_s8", 128, 128, align=4, pixels=36) == pytest.approx(
+        (34 * 32 + 60) / (8 * 128) + 34 * 32 / (4 * 128 * 128))
+    assert bm.floor_per_mac("conv2d_1x1_s8", 128, 256, align=4, pixels=9) == pytest.approx(
+        bm.floor_per_mac("conv2d_1x1_s8", 128, 256, align=4))
     # depth 8 under ReLU with out_zp -128: the thin kernel (28.5 per channel of two pixels, 27 per pixel pair)
     assert bm.floor_per_mac("conv2d_1x1_s8", 8, 16, align=4) == pytest.approx(28.5 / 16 + 27 / 256)
     assert bm.floor_per_mac("conv2d_1x1_s8", 8, 16) == pytest.approx((27 * 2 + 51) / 48 + 54 / 384)
