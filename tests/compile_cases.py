@@ -126,6 +126,10 @@ CASES: tuple[Case, ...] = (
         expect_ops=("DEPTHWISE_CONV_2D",),
     ),
     Case("dw3x3_s2_same_odd", (13, 11, 5), _dw(3, 2, "same"), lo=0.0, hi=1.0),
+    # stride 2, ReLU: border pixels with only the window's right column or bottom row outside (edge_run; the
+    # bottom row in one call), the corner through the tap table; in_c % 4 != 0: the last channels plain
+    Case("dw3x3_s2_relu_even_c8", (10, 8, 8), _dw(3, 2, "same", act="relu"), lo=0.0, hi=1.0),
+    Case("dw3x3_s2_relu_odd_c6", (9, 12, 6), _dw(3, 2, "same", act="relu"), lo=-0.2, hi=1.0),
     Case("dw3x3_relu_c10", (7, 6, 10), _dw(3, 1, "same", act="relu"), lo=0.0, hi=1.0),  # border patches
     # stride 1, in_c % 4 == 0, ReLU: width 7, a quad and three pixels through a quad into scratch (window_s1)
     Case("dw3x3_relu_c12_pairs", (6, 7, 12), _dw(3, 1, "same", act="relu"), lo=0.0, hi=1.0),

@@ -137,6 +137,102 @@ static void interior_full(const int8_t *x, int32_t c, int32_t row, const tinyml_
     }
 }
 
+/* Taps in the padding read in_zp: their doubled weights summed by lanes (SADD16; at most 5 x 254, no overflow),
+ * times the in_zp pair z (ZW: an "m" operand) into the four accumulators. 3 taps: loads 5 + 3 + 2, 4 SADD16,
+ * 4 MACs = 18 cycles (the pointer table: 36). */
+#define DW_PAD_SUM(w, then)                            \
+    "ldr    %[v], [%[g], #" w "]\n\t"                  \
+    "ldr    %[vo], [%[g], #" w " + 4]\n\t"             \
+    then                                               \
+    "sadd16 %[we], %[we], %[v]\n\t"                    \
+    "sadd16 %[wo], %[wo], %[vo]\n\t"
+#define DW_PAD_MAC                                     \
+    "ldr    %[v], %[z]\n\t"                             \
+    "smlabb %[a0], %[v], %[we], %[a0]\n\t"             \
+    "smlatt %[a2], %[v], %[we], %[a2]\n\t"             \
+    "smlabb %[a1], %[v], %[wo], %[a1]\n\t"             \
+    "smlatt %[a3], %[v], %[wo], %[a3]\n\t"
+#define DW_PAD_FIRST(w) "ldr    %[we], [%[g], #" w "]\n\t" "ldr    %[wo], [%[g], #" w " + 4]\n\t"
+#define DW_EDGE(TAPS)                                                                                           \
+    __asm__ volatile(                                                                                           \
+        "ldr    %[a0], [%[g]]\n\t"                                                                              \
+        "ldr    %[a1], [%[g], #4]\n\t"                                                                          \
+        "ldr    %[a2], [%[g], #8]\n\t"                                                                          \
+        "ldr    %[a3], [%[g], #12]\n\t"                                                                         \
+        TAPS DW_PAD_MAC                                                                                         \
+        DW_RQ("%[a0]", "16", "24", "[%[out]], #4", TINYML_RQ_MUL_RELU)                                          \
+        DW_RQ("%[a1]", "28", "36", "[%[out], #-3]", TINYML_RQ_MUL_RELU)                                         \
+        DW_RQ("%[a2]", "40", "48", "[%[out], #-2]", TINYML_RQ_MUL_RELU)                                         \
+        DW_RQ("%[a3]", "52", "60", "[%[out], #-1]", TINYML_RQ_MUL_RELU)                                         \
+        : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [v] "=&r"(v), [vo] "=&r"(vo),         \
+          [we] "=&r"(we), [wo] "=&r"(wo), [x] "+r"(x), [out] "+r"(out)                                          \
+        : [c] "r"(c), [row] "r"(row), [g] "r"(g), [z] "m"(z)                                                    \
+        : "memory")
+/* The window's right column in the padding (taps 2, 5, 8), 6 taps read at x. */
+#define DW_RIGHT                                                                                                \
+    DW_TAP("[%[x]]", "64", "") DW_TAP("[%[x], %[c]]", "72", DW_NEXT_ROW)                                         \
+    DW_TAP("[%[x]]", "88", "") DW_TAP("[%[x], %[c]]", "96", DW_NEXT_ROW)                                         \
+    DW_TAP("[%[x]]", "112", "") DW_TAP("[%[x], %[c]]", "120", "sub    %[x], %[x], %[row], lsl #1\n\t")           \
+    DW_PAD_FIRST("80") DW_PAD_SUM("104", "") DW_PAD_SUM("128", "")
+/* The window's bottom row in the padding (taps 6, 7, 8), 6 taps read at x. */
+#define DW_BOTTOM                                                                                               \
+    DW_TAP("[%[x]]", "64", "") DW_TAP("[%[x], %[c]]", "72", "")                                                  \
+    DW_TAP("[%[x], %[c], lsl #1]", "80", DW_NEXT_ROW)                                                           \
+    DW_TAP("[%[x]]", "88", "") DW_TAP("[%[x], %[c]]", "96", "")                                                  \
+    DW_TAP("[%[x], %[c], lsl #1]", "104", "sub    %[x], %[x], %[row]\n\t")                                     \
+    DW_PAD_FIRST("112") DW_PAD_SUM("120", "") DW_PAD_SUM("128", "")
+
+/* n border pixels (TINYML_FULL_RELU, in_c >= 4) whose windows start at x, step bytes apart, with the window's
+ * right column (right != 0) or its bottom row in the padding and every other tap inside: the inside taps as
+ * interior_full's, the padding's through DW_PAD_SUM, no table of tap pointers. Groups of four channels
+ * (in_c / 4; the rest is the caller's); z: in_zp in both int16 halves. */
+static void edge_full(const int8_t *x, int32_t c, int32_t row, const tinyml_dw_group_t *first, int32_t groups,
+                      int8_t *out, int32_t n, int32_t step, int32_t z, int right) {
+    int32_t a0, a1, a2, a3, v, vo, we, wo;
+    const tinyml_dw_group_t *const end = first + groups;
+    for (; n > 0; --n, x += step - 4 * groups, out += c - 4 * groups) {
+        if (right) {
+            for (const tinyml_dw_group_t *g = first; g < end; ++g, x += 4) {
+                DW_EDGE(DW_RIGHT);
+            }
+        } else {
+            for (const tinyml_dw_group_t *g = first; g < end; ++g, x += 4) {
+                DW_EDGE(DW_BOTTOM);
+            }
+        }
+    }
+}
+
+/* The pixel at (iy0, ix0) and those after it along the row (left of them: left), when only its window's right
+ * column or its bottom row lies outside the image (a bottom row: the run up to the row's last such pixel, in one
+ * call); channels past the last group of four by pixel_plain. Returns the pixels done, 0 for another border. */
+__attribute__((noinline)) static int32_t edge_run(const depthwise_conv2d_params_t *p,
+                                                  const tinyml_dw_group_t *groups, const int8_t *input, int32_t iy0,
+                                                  int32_t ix0, int32_t left, int8_t *output) {
+    const int32_t c = p->in_c, in_w = p->in_w, in_h = p->in_h;
+    const int right = iy0 + 3 <= in_h, bottom = ix0 + 3 <= in_w;
+    if (iy0 < 0 || ix0 < 0 || right == bottom || iy0 + 2 > in_h || ix0 + 2 > in_w) {
+        return 0;
+    }
+    int32_t n = 1;
+    if (bottom) {
+        n = (in_w - 3 - ix0) / p->stride_w + 1;
+        n = n < left ? n : left;
+    }
+    const int32_t z = (int32_t)(((uint32_t)p->q.in_zp & 0xffffu) | ((uint32_t)p->q.in_zp << 16));
+    edge_full(input + (iy0 * in_w + ix0) * c, c, in_w * c, groups, c / 4, output, n, p->stride_w * c, z, right);
+    for (int32_t i = 0; c % 4 && i < n; ++i) {
+        pixel_plain(p, groups, input, iy0, ix0 + i * p->stride_w, c & ~3, output + i * c);
+    }
+    return n;
+}
+
+#undef DW_BOTTOM
+#undef DW_RIGHT
+#undef DW_EDGE
+#undef DW_PAD_FIRST
+#undef DW_PAD_MAC
+#undef DW_PAD_SUM
 #undef DW_GROUP
 
 /* Stride 1 (TINYML_FULL_RELU, in_c % 4 == 0): a window of the three input rows an output row needs, kept in
@@ -568,7 +664,7 @@ static void fill_zp(int8_t *slot, uint32_t z, int32_t np, int32_t cps, int32_t p
 
 /* The whole layer, stride 1. Scratch: records (40 x in_c), a row of in_zp (in_c), four pixels' outputs
  * (4 x in_c: a row's last 1 or 3 pixels go there first), the window: per channel pair 3 row slots of np words. */
-static void window_s1(const depthwise_conv2d_params_t *p, const int8_t *input, int8_t *output) {
+__attribute__((noinline)) static void window_s1(const depthwise_conv2d_params_t *p, const int8_t *input, int8_t *output) {
     const int32_t c = p->in_c, ow = p->out_w, np = (ow + 1) / 2 + 1, ss = 4 * np, cps = 3 * ss;
     const dw_ch_t *ch = unpack_records(p, (dw_ch_t *)p->scratch);
     int8_t *zp = (int8_t *)(ch + c), *tmp = zp + c, *win = tmp + 4 * c;
@@ -702,6 +798,7 @@ TINYML_KERNEL void depthwise_conv2d_3x3_s8(const depthwise_conv2d_params_t *p, c
             const int32_t ix0 = ox * p->stride_w - p->pad_left;
             int32_t c0 = 0;
 #if defined(__ARM_FEATURE_DSP)
+            int32_t edge;
             const int interior = iy0 >= 0 && iy0 + 3 <= p->in_h && ix0 >= 0 && ix0 + 3 <= p->in_w;
             if (interior && relu && c % 4 == 0) { /* the run of interior pixels from here, in one call */
                 int32_t n = (p->in_w - 3 - ix0) / p->stride_w + 1;
@@ -715,6 +812,10 @@ TINYML_KERNEL void depthwise_conv2d_3x3_s8(const depthwise_conv2d_params_t *p, c
             if (interior && relu) {
                 interior_full(input + (iy0 * p->in_w + ix0) * c, c, row, groups, c / 4, output, 1, 0);
                 c0 = c & ~3;
+            } else if (relu && c >= 4 && (edge = edge_run(p, groups, input, iy0, ix0, p->out_w - ox, output)) > 0) {
+                ox += edge - 1; /* a run of pixels with only the window's right column or bottom row outside */
+                output += (edge - 1) * c;
+                continue;
             } else if (relu && c >= 4) {
                 /* border pixel: the groups of four channels read their taps through a table of 9 pointers, the
                  * row of in_zp bytes for taps in the padding */
