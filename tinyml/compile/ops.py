@@ -369,9 +369,9 @@ def _conv_layer(
     quad_block = 0  # blocks of 4 pixels the DSP cores' deep pointwise kernel takes (tinyml_mat4_run_s8)
     if fast and ic == 1 and (kh, kw, dh, dw) == (3, 3, 1, 1):
         kernel, depth, scratch, block = "conv2d_3x3_1ch_s8", 0, 0, 1
-        if oc % 2 == 0:  # DSP cores: tinyml_first_s8.c's records, 8 blocks of 3 widened patches, a last block
-            # (the in-place gap stays per pixel: a chunk's windows are all in scratch before it writes)
-            scratch = _first_scratch(oc, 5, 8)
+        if oc % 2 == 0:  # DSP cores: tinyml_first_s8.c's records, 16 blocks of 3 widened patches, a last
+            # block (the in-place gap stays per pixel: a chunk's windows are all in scratch before it writes)
+            scratch = _first_scratch(oc, 5, 16)
         rows = spec.w_rows.reshape(oc, 3, 3).astype(np.int64) * 2  # doubled: the kernel accumulates 2 * acc
         pairs = np.stack([rows[:, :, 0], rows[:, :, 2], rows[:, :, 1], np.zeros_like(rows[:, :, 0])], axis=2)
         weights16 = ConstArray(
@@ -399,8 +399,8 @@ def _conv_layer(
         kernel, depth = "conv2d_im2col_s8", (kh * kw * ic + align - 1) // align * align
         scratch = 9 * depth if block == 3 else 6 * depth
         if (kh, kw, ic, dh, dw) == (3, 3, 3, 1, 1) and oc % 2 == 0:
-            # DSP cores, 3x3 RGB: tinyml_first_s8.c's records, 4 blocks of 3 widened patches, a last block
-            scratch = max(scratch, _first_scratch(oc, 14, 4))
+            # DSP cores, 3x3 RGB: tinyml_first_s8.c's records, 16 blocks of 3 widened patches, a last block
+            scratch = max(scratch, _first_scratch(oc, 14, 16))
     if fast:
         scratch = max(scratch + 16 * oc, thin_scratch)  # the channel table, unpacked from flash at the start
     else:

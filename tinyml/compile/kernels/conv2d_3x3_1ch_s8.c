@@ -71,21 +71,37 @@ __attribute__((noinline)) static void channels_full(int32_t e0, int32_t o0, int3
 #undef CH_LOOP
 
 /* The 3x4 window at (iy0, ix0) as three words, taps outside the image reading in_zp (border pixels): rows
- * outside are in_zp in every byte. */
+ * outside are in_zp in every byte, rows whose 4 bytes are inside one word load, rows with their first 2 bytes
+ * inside (the right edge) a halfword load over in_zp. */
 static void window_border(const conv2d_params_t *p, const int8_t *input, int32_t iy0, int32_t ix0, int32_t v[3]) {
     const int8_t zp = (int8_t)p->q.in_zp;
+    const uint32_t zp4 = (uint8_t)zp * 0x01010101u;
+    const int32_t in_w = p->in_w;
     for (int32_t ky = 0; ky < 3; ++ky) {
         const int32_t iy = iy0 + ky;
-        int8_t row[4] = {zp, zp, zp, zp};
+        uint32_t word = zp4;
         if ((uint32_t)iy < (uint32_t)p->in_h) {
-            const int8_t *const r = input + iy * p->in_w;
+            const int8_t *const r = input + iy * in_w;
+            if (ix0 >= 0 && ix0 + 4 <= in_w) {
+                word = (uint32_t)tinyml_load32(r + ix0);
+            } else if (ix0 >= 0 && ix0 + 2 <= in_w) {
+                uint16_t lo;
+                memcpy(&lo, r + ix0, sizeof lo);
+                word = (zp4 & 0xFFFF0000u) | lo;
+                if (ix0 + 3 <= in_w) {
+                    word = (word & 0xFF00FFFFu) | (uint32_t)(uint8_t)r[ix0 + 2] << 16;
+                }
+            } else {
+                int8_t row[4] = {zp, zp, zp, zp};
 #pragma GCC unroll 4
-            for (int32_t kx = 0; kx < 4; ++kx) {
-                const int32_t ix = ix0 + kx;
-                row[kx] = (uint32_t)ix < (uint32_t)p->in_w ? r[ix] : zp;
+                for (int32_t kx = 0; kx < 4; ++kx) {
+                    const int32_t ix = ix0 + kx;
+                    row[kx] = (uint32_t)ix < (uint32_t)in_w ? r[ix] : zp;
+                }
+                word = (uint32_t)tinyml_load32(row);
             }
         }
-        v[ky] = tinyml_load32(row);
+        v[ky] = (int32_t)word;
     }
 }
 #endif
@@ -99,7 +115,7 @@ void tinyml_conv3x3_1ch_v6m(const conv2d_params_t *p, const tinyml_channel_t *ch
 /* The first-layer engine's form (tinyml_first_s8.c, K = 5 words): (x00, x02), (x10, x12), (x20, x22),
  * (x01, x11), (x21, x23 meeting a zero weight), from the window's three row words; taps in ky * 3 + kx. */
 #define C1_K 5
-#define C1_BLOCKS 8 /* blocks of 3 pixels widened per engine call (ops.py sizes the scratch for them) */
+#define C1_BLOCKS 16 /* blocks of 3 pixels widened per engine call, an output row of 48 (ops.py sizes the scratch) */
 static const int8_t c1_pairs[C1_K][2] = {{0, 2}, {3, 5}, {6, 8}, {1, 4}, {7, -1}};
 
 /* `count` windows `step` bytes apart into d, C1_K words each, from their rows' words (x, x + w, x + 2w).

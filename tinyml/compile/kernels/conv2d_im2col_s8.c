@@ -128,7 +128,7 @@ static inline int gather3_words3(const conv2d_params_t *p, const int8_t *input, 
  * r, its bytes 0-3 and 4-7 as two words, SXTB16 each: (x0, x2), (x1, x3), (x4, x6), (x5, x7); the rows' bytes 8
  * as (x8 row 0, x8 row 1) and (x8 row 2, its sign meeting a zero weight). */
 #define RGB_K 14
-#define RGB_BLOCKS 4 /* blocks of 3 pixels widened per engine call (ops.py sizes the scratch for them) */
+#define RGB_BLOCKS 16 /* blocks of 3 pixels widened per engine call, an output row of 48 (ops.py sizes the scratch) */
 static const int8_t rgb_pairs[RGB_K][2] = {{0, 2},   {1, 3},   {4, 6},   {5, 7},   {9, 11},  {10, 12}, {13, 15},
                                            {14, 16}, {18, 20}, {19, 21}, {22, 24}, {23, 25}, {8, 17},  {26, -1}};
 
@@ -176,19 +176,23 @@ static inline void rgb_widen_run(const int8_t *x, int32_t rs, int32_t step, int3
 #undef RGB_ROW
 }
 
-/* tinyml_first_border_t: the window's taps of 3 bytes copied, or in_zp outside the image. */
+/* tinyml_first_border_t: the window's rows copied whole where inside the image, else its taps of 3 bytes
+ * copied, or in_zp outside the image. */
 static inline void rgb_border(const conv2d_params_t *p, const int8_t *input, int32_t iy0, int32_t ix0, int32_t *d) {
     const int8_t zp[3] = {(int8_t)p->q.in_zp, (int8_t)p->q.in_zp, (int8_t)p->q.in_zp};
+    const int cols_inside = ix0 >= 0 && ix0 + 3 <= p->in_w;
     int8_t win[27], *dst = win;
-    for (int32_t iy = iy0; iy < iy0 + 3; ++iy) {
+    for (int32_t iy = iy0; iy < iy0 + 3; ++iy, dst += 9) {
         const int row_inside = (uint32_t)iy < (uint32_t)p->in_h;
+        if (row_inside && cols_inside) {
+            memcpy(dst, input + (iy * p->in_w + ix0) * 3, 9);
+            continue;
+        }
 #pragma GCC unroll 3
-        for (int32_t ix = ix0; ix < ix0 + 3; ++ix, dst += 3) {
+        for (int32_t ix = ix0; ix < ix0 + 3; ++ix) {
             const int8_t *src =
                 row_inside && (uint32_t)ix < (uint32_t)p->in_w ? input + (iy * p->in_w + ix) * 3 : zp;
-            dst[0] = src[0];
-            dst[1] = src[1];
-            dst[2] = src[2];
+            memcpy(dst + 3 * (ix - ix0), src, 3);
         }
     }
     rgb_widen_run(win, 9, 0, 1, d);
