@@ -43,16 +43,19 @@ static const tinyml_dw_group_t *unpack_groups(const depthwise_conv2d_params_t *p
             g->rq[j][1] = t[j].rshift;
             g->rq[j][2] = t[j].radd;
         }
-        for (int32_t tap = 0; tap < 9; ++tap, w += c) {
 #if defined(__ARM_FEATURE_DSP)
-            if (full) { /* lanes 0, 2 and 1, 3 of the word, doubled: as SXTB16 gives them */
+        if (full) { /* lanes 0, 2 and 1, 3 of the word, doubled: as SXTB16 gives them (a loop of its own: the
+                     * test of full out of it) */
+            for (int32_t tap = 0; tap < 9; ++tap, w += c) {
                 const int32_t v = tinyml_load32(w), e = __sxtb16(v), o = tinyml_sxtb16_hi(v);
                 const int32_t we = __sadd16(e, e), wo = __sadd16(o, o);
                 memcpy(&g->w[tap][0], &we, 4);
                 memcpy(&g->w[tap][2], &wo, 4);
-                continue;
             }
+            continue;
+        }
 #endif
+        for (int32_t tap = 0; tap < 9; ++tap, w += c) {
             for (int32_t j = 0; j < 4; ++j) {
                 g->w[tap][lane[j]] = (int16_t)(c0 + j < c ? 2 * w[j] : 0);
             }
