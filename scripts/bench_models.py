@@ -114,8 +114,10 @@ overhead):
   3 (`dw_four_relu`: one pass, a lane unused) 3.24.
   Stride 2 (`interior_full`, one pixel): per tap of 4 channels 3 `LDR`s (4 cycles), 2 `SXTB16`, 4 single
   MACs (`SMLABB`/`SMLATT`) = 10 cycles for 4 MACs; per output 8 (3 parameter loads, `SMMLAR`, `ASR`,
-  `SSAT`, `STRB`) over 9 MACs; biases 4 per group: 126 cycles per 36 MACs = 3.50. Its border pixels read each
-  tap through a table of 9 pointers: 12 cycles a tap of 4 channels.
+  `SSAT`, `STRB`) over 9 MACs; biases 4 per group: 126 cycles per 36 MACs = 3.50. A border pixel with only
+  its window's right column or bottom row in the padding (`edge_run`: SAME on even maps) runs the six inside
+  taps the same way and the three padding taps as one multiply of in_zp by their summed weights (`SADD16`):
+  121 cycles per 36 MACs, 3.36; corners read their taps through a table of 9 pointers (12 cycles a tap).
 - first layer (`tinyml_first5_relu` / `tinyml_first14_relu`: the engine of `conv2d_3x3_1ch_s8`, grayscale,
   and of `conv2d_im2col_s8`'s 3x3 RGB path): each pixel's patch is widened once into K words of int16 pairs
   (K = 5 grayscale, 14 RGB) shared by all output channels; a pass of 3 pixels x 2 channels costs per word 3
@@ -141,10 +143,12 @@ so the targets need a pointwise loop below 1.06 cycles/MAC, not tuning:
   four-pixel block, and its 9 pixels split no better than 3+3+3. The thin layers' per-pair cost is gone at
   depth 8 (`pw8x2_relu`); at depth 16 a two-half variant reached 1.60 cycles/MAC but needs 1.2 KB more
   scratch where person_detect's `--patch auto` arena peaks.
-- **Depthwise stride 2** (4.1-5.4 cycles/MAC, about 0.66 M cycles a model): the pixel-pair window works there
+- **Depthwise stride 2** (3.9-4.9 cycles/MAC, about 0.62 M cycles a model): the pixel-pair window works there
   too (it ran bit-exact) but costs 2.5-4 KB of scratch on the layers where the arena peaks, and on the narrow
-  layers its conversion (each input byte serves only 2.25 MACs) made it slower; closing it needs a stride-2
-  loop that pairs taps without converting the input.
+  layers its conversion (each input byte serves only 2.25 MACs) made it slower. Pairing taps in registers
+  (`PKHBT`/`PKHTB` of two columns' words) counts at about 3% better: its 9 loads a window row need 9 free
+  registers and 7 are free. Building the per-channel records when a layer starts costs about 20 k cycles a
+  model (1.0 cycles/MAC on the 6x6x128 layer).
 - **Small maps.** The 3x3x256 stride-1 layer (4.49) uses 3 of a pass's 4 pixel lanes and unpacks 56 cycles of
   records a channel for 9 pixels; the 6x6 layers are at 2.97 against 2.60.
 - **First layer.** Grayscale: requantizing and storing are 40 of a pass's 102 cycles, and 3 pixels x 2
