@@ -91,6 +91,9 @@ CASES: tuple[Case, ...] = (
     # stride 1 and 2 VALID, 6 and 2 channels, pixel counts ending in a block of 2 or 1
     Case("conv3x3_rgb_linear_s1_valid", (9, 10, 3), _conv(3, 1, "valid", 6)),
     Case("conv3x3_rgb_relu6_s2_valid_c2", (12, 11, 3), _conv(3, 2, "valid", 2, "relu6"), lo=0.0, hi=2.0),
+    # exactly 8 channels with ReLU (tinyml_first14_relu8 / tinyml_first5_relu8: two pairs a loop, fixed output
+    # offsets): 80 pixels, a call of 48 then 10 blocks and a last block of 2; 49, a last block of 1
+    Case("conv3x3_rgb_relu_s1_valid_c8", (10, 12, 3), _conv(3, 1, "valid", 8, "relu"), lo=0.0, hi=1.0),
     Case("conv3x3_dil2_same", (13, 12, 3), _conv(3, 1, "same", 4, d=2)),
     Case("conv1x1_pointwise", (9, 7, 10), _conv(1, 1, "valid", 13, "relu6"), lo=-0.2, hi=3.0),
     Case("conv1x1_s2", (9, 9, 6), _conv(1, 2, "same", 5)),
@@ -146,6 +149,7 @@ CASES: tuple[Case, ...] = (
     # loads stopping one pixel early
     Case("conv3x3_1ch_relu_s1", (9, 11, 1), _conv(3, 1, "same", 6, "relu"), lo=0.0, hi=1.0),
     Case("conv3x3_1ch_linear_s2_valid", (10, 12, 1), _conv(3, 2, "valid", 4)),
+    Case("conv3x3_1ch_relu_s2_c8", (13, 14, 1), _conv(3, 2, "same", 8, "relu"), lo=0.0, hi=1.0),
     Case("dw3x3_1ch_dm2_s1", (7, 8, 1), _dw(3, 1, "same", dm=2)),
     Case("dw3x3_dil2", (12, 12, 4), _dw(3, 1, "same", d=2)),
     Case(

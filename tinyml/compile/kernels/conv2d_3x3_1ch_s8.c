@@ -174,7 +174,8 @@ static void c1_engine(const conv2d_params_t *p, const tinyml_channel_t *chans, c
         tinyml_first_weights(rec, c, C1_K, taps, c1_pairs);
     }
     tinyml_first_conv(p, input, output, C1_K, C1_BLOCKS, rec, c1_widen,
-                      mode == TINYML_FULL_RELU ? tinyml_first5_relu : tinyml_first5_sign);
+                      mode != TINYML_FULL_RELU ? tinyml_first5_sign
+                      : out_c == 8 ? tinyml_first5_relu8 : tinyml_first5_relu);
 }
 #endif
 

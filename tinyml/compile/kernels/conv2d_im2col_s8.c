@@ -219,7 +219,8 @@ static void rgb_engine(const conv2d_params_t *p, const tinyml_channel_t *chans, 
         tinyml_first_weights(rec, c, RGB_K, taps, rgb_pairs);
     }
     tinyml_first_conv(p, input, output, RGB_K, RGB_BLOCKS, rec, rgb_widen,
-                      mode == TINYML_FULL_RELU ? tinyml_first14_relu : tinyml_first14_sign);
+                      mode != TINYML_FULL_RELU ? tinyml_first14_sign
+                      : out_c == 8 ? tinyml_first14_relu8 : tinyml_first14_relu);
 }
 #endif
 

@@ -247,6 +247,8 @@ void tinyml_first5_relu(const tinyml_first_run_t *r);  /* K = 5, TINYML_FULL_REL
 void tinyml_first5_sign(const tinyml_first_run_t *r);  /* K = 5, TINYML_FULL */
 void tinyml_first14_relu(const tinyml_first_run_t *r);
 void tinyml_first14_sign(const tinyml_first_run_t *r);
+void tinyml_first5_relu8(const tinyml_first_run_t *r);  /* out_c 8 exactly, TINYML_FULL_RELU */
+void tinyml_first14_relu8(const tinyml_first_run_t *r);
 /* Every output pixel of p through `engine`, max_blocks blocks of 3 pixels a call; rec: the records, then scratch
  * for the widened patches of max_blocks blocks and 3 * out_c bytes. Inlined where widen and engine are known
  * (the firmware's stack check follows no call through a pointer it cannot resolve). */
