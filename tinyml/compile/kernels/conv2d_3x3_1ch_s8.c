@@ -177,11 +177,19 @@ static inline void c1_border(const conv2d_params_t *p, const int8_t *input, int3
     c1_widen_one((const int8_t *)v, 4, d);
 }
 
+/* tinyml_first_edge_t: column 2 is the high half of words 0-2. */
+static void c1_edge(int32_t *d, int32_t zp) {
+    const int16_t z = (int16_t)zp;
+    for (int32_t j = 0; j < 3; ++j) {
+        memcpy((int16_t *)(d + j) + 1, &z, sizeof z);
+    }
+}
+
 /* tinyml_first_widen_t: interior windows read in place (their 4-byte row loads, 1 byte past the window, inside
  * the input), others gathered. */
 __attribute__((noinline)) static void c1_widen(const conv2d_params_t *p, const int8_t *input, int32_t oy, int32_t ox,
                                                int32_t count, int32_t *d) {
-    tinyml_first_widen3x3(p, input, oy, ox, count, d, C1_K, 1, c1_widen_run, c1_border);
+    tinyml_first_widen3x3(p, input, oy, ox, count, d, C1_K, 1, c1_widen_run, c1_border, c1_edge);
 }
 
 /* Every pixel through the engine (out_c even, mode not TINYML_CLAMP). scratch after the channel table: the

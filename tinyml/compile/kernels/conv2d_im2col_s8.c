@@ -229,10 +229,21 @@ static inline void rgb_border(const conv2d_params_t *p, const int8_t *input, int
     rgb_widen_one(win, 9, d);
 }
 
+/* tinyml_first_edge_t: column 2 (bytes 6-8 of each row) is the high half of words 4r + 2 and 4r + 3, and words
+ * 12 and 13. */
+static void rgb_edge(int32_t *d, int32_t zp) {
+    const int16_t z = (int16_t)zp;
+    for (int32_t r = 0; r < 3; ++r) {
+        memcpy((int16_t *)(d + 4 * r + 2) + 1, &z, sizeof z);
+        memcpy((int16_t *)(d + 4 * r + 3) + 1, &z, sizeof z);
+    }
+    d[12] = d[13] = (int32_t)(((uint32_t)(uint16_t)z << 16) | (uint16_t)z);
+}
+
 /* tinyml_first_widen_t: windows inside the input read in place, others gathered. */
 __attribute__((noinline)) static void rgb_widen(const conv2d_params_t *p, const int8_t *input, int32_t oy, int32_t ox,
                                                 int32_t count, int32_t *d) {
-    tinyml_first_widen3x3(p, input, oy, ox, count, d, RGB_K, 0, rgb_widen_run, rgb_border);
+    tinyml_first_widen3x3(p, input, oy, ox, count, d, RGB_K, 0, rgb_widen_run, rgb_border, rgb_edge);
 }
 
 /* The engine path; scratch after the channel table: the records, then tinyml_first_conv's. */

@@ -213,21 +213,25 @@ void tinyml_first_weights(int32_t *rec, int32_t c, int32_t k, const int16_t *tap
 typedef void (*tinyml_first_widen_t)(const conv2d_params_t *p, const int8_t *input, int32_t oy, int32_t ox,
                                      int32_t count, int32_t *act);
 /* A kernel's pieces of a widen: `count` windows inside the input, `step` bytes apart from x (rows rs bytes apart),
- * into d; one border window at (iy0, ix0) into d, in_zp for the padding. */
+ * into d; one border window at (iy0, ix0) into d, in_zp for the padding; a right-edge window (its column 2 just
+ * past the row) widened by `interior` from the bytes that follow, its column 2 then set to zp in d. */
 typedef void (*tinyml_first_interior_t)(const int8_t *x, int32_t rs, int32_t step, int32_t count, int32_t *d);
 typedef void (*tinyml_first_border_t)(const conv2d_params_t *p, const int8_t *input, int32_t iy0, int32_t ix0,
                                       int32_t *d);
+typedef void (*tinyml_first_edge_t)(int32_t *d, int32_t zp);
 
 /* The body of a 3x3 kernel's tinyml_first_widen_t: runs of interior windows, border windows one at a time.
- * `over`: bytes the interior loads read past a window row (allowed but on the input's last row). */
+ * `over`: bytes the interior loads read past a window row (allowed but on the input's last row). A run whose
+ * rows are not the input's last takes the right-edge window too (ix0 = in_w - 2: its loads read at most
+ * 1 + over pixels into the next row), then `edge` fixes its column 2. */
 __attribute__((always_inline)) static inline void
 tinyml_first_widen3x3(const conv2d_params_t *p, const int8_t *input, int32_t oy, int32_t ox, int32_t count,
                       int32_t *d, int32_t k, int32_t over, tinyml_first_interior_t interior,
-                      tinyml_first_border_t border) {
+                      tinyml_first_border_t border, tinyml_first_edge_t edge) {
     const int32_t in_w = p->in_w, in_h = p->in_h, c = p->in_c, sw = p->stride_w;
     const int32_t iy0 = oy * p->stride_h - p->pad_top;
     /* interior columns: 0 <= ix0 < end */
-    const int32_t end = iy0 >= 0 && iy0 + 3 <= in_h ? (iy0 + 3 < in_h ? in_w - 2 : in_w - 2 - over) : 0;
+    const int32_t end = iy0 >= 0 && iy0 + 3 <= in_h ? (iy0 + 3 < in_h ? in_w - 1 : in_w - 2 - over) : 0;
     int32_t ix0 = ox * sw - p->pad_left;
     while (count > 0) {
         int32_t run = 1;
@@ -235,6 +239,9 @@ tinyml_first_widen3x3(const conv2d_params_t *p, const int8_t *input, int32_t oy,
             run = (end - 1 - ix0) / sw + 1;
             run = run < count ? run : count;
             interior(input + (iy0 * in_w + ix0) * c, in_w * c, sw * c, run, d);
+            if (ix0 + (run - 1) * sw == in_w - 2) {
+                edge(d + (run - 1) * k, p->q.in_zp);
+            }
         } else {
             border(p, input, iy0, ix0, d);
         }
