@@ -118,13 +118,14 @@ overhead):
   its window's right column or bottom row in the padding (`edge_run`: SAME on even maps) runs the six inside
   taps the same way and the three padding taps as one multiply of in_zp by their summed weights (`SADD16`):
   121 cycles per 36 MACs, 3.36; corners read their taps through a table of 9 pointers (12 cycles a tap).
-- first layer (`tinyml_first5_relu` / `tinyml_first14_relu`: the engine of `conv2d_3x3_1ch_s8`, grayscale,
-  and of `conv2d_im2col_s8`'s 3x3 RGB path): each pixel's patch is widened once into K words of int16 pairs
-  (K = 5 grayscale, 14 RGB) shared by all output channels; a pass of 3 pixels x 2 channels costs per word 3
-  activation and 2 weight `LDR`s back to back 6 and 6 `SMLAD` (12 cycles for 12 MAC slots), per pass 42 more
-  (parameters 10, pointers 2, 6 x `SMMLAR`/`ASR`/`SSAT` 18, 6 `STRB`, loop 4); widening a pixel 21 cycles
-  (grayscale) / 47 (RGB), per block of 3 pixels 12: with 8 output channels 2.24 cycles/MAC grayscale, 1.53
-  RGB.
+- first layer (`tinyml_first5_relu8` / `tinyml_first14_relu8` for exactly 8 output channels, else
+  `tinyml_first5_relu` / `tinyml_first14_relu`: the engine of `conv2d_3x3_1ch_s8`, grayscale, and of
+  `conv2d_im2col_s8`'s 3x3 RGB path): each pixel's patch is widened once into K words of int16 pairs (K = 5
+  grayscale, 14 RGB) shared by all output channels; per pair of channels of a block of 3 pixels, each word is 3
+  activation and 2 weight `LDR`s back to back 6 and 6 `SMLAD` (12 cycles for 12 MAC slots), plus 36.5 (per
+  two pairs: 4 runs of 3 parameter `LDR`s 16, the record end 1, 4 x `SMMLAR`/`ASR`/`SSAT` on 3 outputs 36, 12
+  `STRB` at fixed offsets 12, loop 4); widening 19 cycles a grayscale window, 44 an RGB one, 11 per block of 3
+  pixels: with 8 output channels 2.10 cycles/MAC grayscale, 1.48 RGB.
 """
 
 
@@ -176,7 +177,7 @@ def floor_per_mac(
         # 8 SMLAD, 2 requantized stores, the loop test per 8 channels), per pair of pixels 27 (load, widen)
         return 28.5 / 16 + 27 / (16 * out_c)
     if kernel == "conv2d_im2col_s8" and d == 27 and align == 4 and out_c and out_c % 2 == 0:
-        return _first_floor(14, 27, 47, out_c)  # 3x3 RGB through the first-layer engine
+        return _first_floor(14, 27, 44, out_c)  # 3x3 RGB through the first-layer engine
     four = 4 * _blocks4(pixels) if kernel == "conv2d_1x1_s8" and d <= 128 and d % 8 == 0 and align == 4 else 0
     if four and stride_w == 1 and out_c % 2 == 0:
         # pw4x2_relu: a group of 4 depth values x 2 channels x 4 pixels = 32 MACs in 34 cycles (per half group
@@ -201,7 +202,7 @@ def floor_per_mac(
         # 4 outputs x 8 (3 LDRs 4, SMMLAR, ASR, SSAT, STRB) = 126 cycles for 36 MACs
         return 126 / 36
     if kernel == "conv2d_3x3_1ch_s8":
-        return _first_floor(5, 9, 21, out_c or 8)  # grayscale through the first-layer engine
+        return _first_floor(5, 9, 19, out_c or 8)  # grayscale through the first-layer engine
     return None
 
 
@@ -214,8 +215,11 @@ def _blocks4(n: int) -> int:
 def _first_floor(k: int, d: int, widen: int, out_c: int) -> float:
     """The first-layer engine (tinyml_first_s8.c): a pass of 3 pixels x 2 channels over K words of int16 pairs
     is 12 K + 42 cycles (per word 5 LDRs 6 and 6 SMLAD; per pass the parameters, 6 requantized stores, the
-    loop); per pixel the widening of its patch (`widen` cycles) and per block of 3 pixels 12, shared by out_c
-    channels."""
+    loop); with exactly 8 output channels (the relu8 engine: two pairs a loop, stores at fixed offsets) 12 K +
+    36.5 and 11 a block. Per pixel the widening of its patch (`widen` cycles) and per block of 3 pixels 12,
+    shared by out_c channels."""
+    if out_c == 8:
+        return (4 * (12 * k + 36.5) + 3 * widen + 11) / (3 * 8 * d)
     return (12 * k + 42) / (6 * d) + widen / (d * out_c) + 12 / (3 * d * out_c)
 
 

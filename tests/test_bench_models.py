@@ -41,8 +41,10 @@ def test_design_floors_follow_the_inner_loops(bm):
     # and the grayscale layer take the first-layer engine (12 K + 42 a pass of 3 pixels x 2 channels)
     assert bm.floor_per_mac("conv2d_im2col_s8", 27) == pytest.approx((27 * 8 + 51) / (6 * 27))
     assert bm.floor_per_mac("conv2d_im2col_s8", 27, 8, align=4) == pytest.approx(
-        210 / 162 + 47 / 216 + 12 / 648)
-    assert bm.floor_per_mac("conv2d_3x3_1ch_s8", 9, 8) == pytest.approx(102 / 54 + 21 / 72 + 12 / 216)
+        (4 * (12 * 14 + 36.5) + 3 * 44 + 11) / 648)  # exactly 8 channels: the relu8 engine
+    assert bm.floor_per_mac("conv2d_im2col_s8", 27, 6, align=4) == pytest.approx(
+        210 / 162 + 44 / 162 + 12 / 486)
+    assert bm.floor_per_mac("conv2d_3x3_1ch_s8", 9, 8) == pytest.approx((4 * 96.5 + 3 * 19 + 11) / 216)
     # depthwise: stride 2 one pixel at a time; stride 1 the pixel-pair window's four-pixel passes
     assert bm.floor_per_mac("depthwise_conv2d_3x3_s8", 9, 8, 2) == pytest.approx(3.5)
     assert bm.floor_per_mac("depthwise_conv2d_3x3_s8", 9, 8, 1, out_w=48) == pytest.approx(
