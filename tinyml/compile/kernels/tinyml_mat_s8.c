@@ -112,6 +112,7 @@ __attribute__((always_inline)) static inline void mat2(const int8_t *xa, const i
     for (; oc + 1 < out_c; oc += 2, ch += 2) {
         int32_t a0 = 0, a1 = 0, b0 = 0, b1 = 0;
         for (int32_t g = 0; g < depth; g += 4, w += 8) {
+#pragma GCC unroll 4 /* constant byte offsets: the pair-blocked order costs no address arithmetic */
             for (int32_t j = 0; j < 4; ++j) {
                 const int32_t u = xa[g + j], v = xb[g + j], w0 = w[tinyml_pw_byte(0, j)];
                 const int32_t w1 = w[tinyml_pw_byte(1, j)];
@@ -794,6 +795,7 @@ TINYML_KERNEL void tinyml_mat3_s8(const int8_t *xa, const int8_t *xb, const int8
     for (int32_t oc = 0; oc < out_c; oc += 2, weights += 2 * depth) {
         int32_t a0 = 0, a1 = 0, b0 = 0, b1 = 0, c0 = 0, c1 = 0;
         for (int32_t g = 0; g < depth; g += 4) {
+#pragma GCC unroll 4 /* constant byte offsets (as in tinyml_mat2_s8) */
             for (int32_t j = 0; j < 4; ++j) {
                 const int32_t u = xa[g + j], v = xb[g + j], x = xc[g + j];
                 const int32_t w0 = weights[2 * g + tinyml_pw_byte(0, j)];
