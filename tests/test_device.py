@@ -115,7 +115,9 @@ def test_person_detect_instruction_count_is_exact_and_below_tflm(person, refdata
     assert again.flash_bytes == person.flash_bytes and 200_000 < person.flash_bytes < 382_508
     # one RAM figure, the linked one: the arena (input and output inside it) + the derived stack + the runtime
     assert person.arena_bytes + person.stack_bytes < person.ram_bytes <= 32_768  # issue 17: --patch auto
-    assert 0 < person.stack_peak_bytes < person.stack_bytes < 2048
+    # derived, not configured: about 1.4 KB used (1 KB of it pw4x2_relu's block of four widened pixels, kept
+    # in its frame) under a reservation of a few KB (it was a configured 16 KiB)
+    assert 0 < person.stack_peak_bytes < person.stack_bytes < 3072
 
 
 @pytest.mark.slow
