@@ -237,7 +237,7 @@ static void rgb_edge(int32_t *d, int32_t zp) {
         memcpy((int16_t *)(d + 4 * r + 2) + 1, &z, sizeof z);
         memcpy((int16_t *)(d + 4 * r + 3) + 1, &z, sizeof z);
     }
-    d[12] = d[13] = (int32_t)(((uint32_t)(uint16_t)z << 16) | (uint16_t)z);
+    d[12] = d[13] = tinyml_pack16(z, z);
 }
 
 /* tinyml_first_widen_t: windows inside the input read in place, others gathered. */

@@ -247,8 +247,8 @@ __attribute__((noinline)) static int32_t edge_run(const depthwise_conv2d_params_
  * row the window no longer needs: the output may overwrite input rows already converted (the planner's in-place
  * gap for pixel pairs is more than enough). One record per channel (dw_ch_t). */
 typedef struct {
-    int32_t bias, mult, rshift, radd; /* offsets 0, 4, 8, 12: 2 x folded bias, requantization */
-    int32_t w[3][2];                  /* offset 16 + 8 x row: doubled int16 pairs (w0, w1), (w1, w2) */
+    tinyml_channel_t q; /* offsets 0, 4, 8, 12: 2 x folded bias, M, rshift, radd */
+    int32_t w[3][2];    /* offset 16 + 8 x row: doubled int16 pairs (w0, w1), (w1, w2) */
 } dw_ch_t;
 
 /* What the row functions take (r0): the registers' starting values, then their frame, pushed as it is. */
@@ -499,14 +499,8 @@ static inline uint32_t pack_hi(uint32_t a, uint32_t b) {
  * int16 pairs (a, b), (b, c) of each. */
 static const dw_ch_t *unpack_records(const depthwise_conv2d_params_t *p, dw_ch_t *ch) {
     const int32_t c = p->in_c;
-    const uint32_t zp = (uint32_t)p->q.out_zp;
     for (int32_t j = 0; j < c; ++j) {
-        const int32_t b = p->pack.bm[2 * j], m = p->pack.bm[2 * j + 1], k = p->pack.rshift[j];
-        dw_ch_t *r = &ch[j];
-        r->bias = m ? b : 0; /* a constant channel (M = 0): t = 0, output radd >> 1 */
-        r->mult = m;
-        r->rshift = m ? k : 1;
-        r->radd = m ? (int32_t)((1u << (k - 1)) + zp * (1u << k)) : b;
+        tinyml_channel(&p->pack, j, p->q.out_zp, &ch[j].q);
     }
     for (int32_t c0 = 0; c0 < c; c0 += 4) {
         const int8_t *w = p->weights + c0;

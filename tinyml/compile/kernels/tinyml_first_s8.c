@@ -28,7 +28,7 @@ void tinyml_first_weights(int32_t *rec, int32_t c, int32_t k, const int16_t *tap
     int32_t *w = rec + (c / 2) * TINYML_FIRST_REC(k) + 2 + (c & 1);
     for (int32_t j = 0; j < k; ++j) {
         const int32_t lo = taps[pairs[j][0]], hi = pairs[j][1] < 0 ? 0 : taps[pairs[j][1]];
-        w[2 * j] = (int32_t)(((uint32_t)hi << 16) | ((uint32_t)lo & 0xFFFFu));
+        w[2 * j] = tinyml_pack16(lo, hi);
     }
 }
 

@@ -433,6 +433,11 @@ __attribute__((always_inline)) static inline int8_t tinyml_out8(int32_t acc2, co
     return (int8_t)tinyml_clamp(y, lo, hi);
 }
 
+/* int16 lanes (lo, hi) as one word, as SMLAD reads them. */
+static inline int32_t tinyml_pack16(int32_t lo, int32_t hi) {
+    return (int32_t)(((uint32_t)hi << 16) | ((uint32_t)lo & 0xFFFFu));
+}
+
 /* Channel c of a fast kernel's table from its packed form (see tinyml_chpack_t). */
 static inline void tinyml_channel(const tinyml_chpack_t *pk, int32_t c, int32_t out_zp, tinyml_channel_t *t) {
     const int32_t b = pk->bm[2 * c], m = pk->bm[2 * c + 1], k = pk->rshift[c];

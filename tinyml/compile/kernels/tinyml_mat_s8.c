@@ -854,13 +854,6 @@ TINYML_KERNEL int32_t tinyml_mat4_run_s8(const int8_t *x, int32_t blocks, int32_
     return 0;
 }
 
-#if defined(__ARM_FEATURE_DSP)
-/* int16 lanes (lo, hi) as one word */
-static inline int32_t pack16(int32_t lo, int32_t hi) {
-    return (int32_t)(((uint32_t)hi << 16) | ((uint32_t)lo & 0xFFFFu));
-}
-#endif
-
 TINYML_KERNEL int32_t tinyml_thin_run_s8(const int8_t *x, int32_t n, int32_t depth, const int8_t *weights,
                                          int32_t out_c, const tinyml_chpack_t *pk, const tinyml_requant_t *q,
                                          void *scratch, int8_t *y) {
@@ -875,10 +868,10 @@ TINYML_KERNEL int32_t tinyml_thin_run_s8(const int8_t *x, int32_t n, int32_t dep
             tinyml_channel_t ch;
             tinyml_channel(pk, c, q->out_zp, &ch);
             rec[0] = ch.bias;
-            rec[1] = pack16(2 * w[tinyml_pw_byte(h, 0)], 2 * w[tinyml_pw_byte(h, 2)]);
-            rec[2] = pack16(2 * w[tinyml_pw_byte(h, 1)], 2 * w[tinyml_pw_byte(h, 3)]);
-            rec[3] = pack16(2 * w[8 + tinyml_pw_byte(h, 0)], 2 * w[8 + tinyml_pw_byte(h, 2)]);
-            rec[4] = pack16(2 * w[8 + tinyml_pw_byte(h, 1)], 2 * w[8 + tinyml_pw_byte(h, 3)]);
+            rec[1] = tinyml_pack16(2 * w[tinyml_pw_byte(h, 0)], 2 * w[tinyml_pw_byte(h, 2)]);
+            rec[2] = tinyml_pack16(2 * w[tinyml_pw_byte(h, 1)], 2 * w[tinyml_pw_byte(h, 3)]);
+            rec[3] = tinyml_pack16(2 * w[8 + tinyml_pw_byte(h, 0)], 2 * w[8 + tinyml_pw_byte(h, 2)]);
+            rec[4] = tinyml_pack16(2 * w[8 + tinyml_pw_byte(h, 1)], 2 * w[8 + tinyml_pw_byte(h, 3)]);
             rec[5] = ch.mult;
             rec[6] = ch.radd;
             rec[7] = ch.rshift | (c % 8 == 7 && c + 1 < out_c ? 256 : 0);
