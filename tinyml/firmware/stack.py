@@ -14,6 +14,7 @@ or with recursion, or a dynamically sized frame, the derivation refuses rather t
 
 from __future__ import annotations
 
+import bisect
 import re
 import subprocess
 from dataclasses import dataclass
@@ -150,9 +151,10 @@ def parse_elf(elf: Path) -> dict[str, _Func]:
                 cur.indirect = True
         elif (mnem == "bx" and ops != "lr") or (re.match(r"(ldr|mov)(\.w)?$", mnem) and ops[:3] == "pc,"):
             cur.jumps = True
-    ends = sorted(f.start for f in funcs.values())
+    starts = sorted(f.start for f in funcs.values())
     for f in funcs.values():
-        end = next((a for a in ends if a > f.start), None)
+        i = bisect.bisect_right(starts, f.start)  # the next function's start ends this one
+        end = starts[i] if i < len(starts) else None
         f.local_adr = any(f.start <= a and (end is None or a < end) for a in f.adr_targets)
     return funcs
 
